@@ -1,0 +1,86 @@
+// Email over SMTP (nodemailer, pooled connections). One message per delivery, with a text part and
+// an HTML part (the body escaped, line breaks kept). The Message-ID is ours, derived from the
+// delivery id, and recorded as the provider message id.
+// Outcome: SMTP 2xx success; 4xx replies and connection errors retryable; 5xx replies permanent.
+
+import nodemailer, { type Transporter } from 'nodemailer';
+import { PermanentError, RetryableError, type Channel, type DeliveryJob, type DeliveryResult } from './channel.ts';
+
+export interface EmailOptions {
+  smtpUrl: URL;
+  from: string;
+  timeoutMs: number;
+  maxConnections: number;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+export function renderEmailHtml(title: string, body: string): string {
+  const paragraphs = body
+    .split(/\n{2,}/)
+    .map((p) => `<p>${escapeHtml(p).replace(/\n/g, '<br>')}</p>`)
+    .join('\n');
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
+<body style="font-family: system-ui, sans-serif; line-height: 1.5; max-width: 640px; margin: 0 auto; padding: 16px">
+${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${paragraphs}
+</body></html>`;
+}
+
+export class EmailChannel implements Channel {
+  readonly name = 'email' as const;
+  readonly #transport: Transporter;
+  readonly #from: string;
+  readonly #domain: string;
+
+  constructor(opts: EmailOptions) {
+    this.#transport = nodemailer.createTransport({
+      url: opts.smtpUrl.href,
+      pool: true,
+      maxConnections: opts.maxConnections,
+      connectionTimeout: opts.timeoutMs,
+      greetingTimeout: opts.timeoutMs,
+      socketTimeout: opts.timeoutMs,
+    } as never);
+    this.#from = opts.from;
+    this.#domain = /@([^>\s]+)>?$/.exec(opts.from)?.[1] ?? 'herald.local';
+  }
+
+  canReach(recipient: { email: string | null }): boolean {
+    return !!recipient.email;
+  }
+
+  async deliver(job: DeliveryJob): Promise<DeliveryResult> {
+    const { email, name } = job.recipient;
+    if (!email) throw new PermanentError('no_address', 'recipient has no email address');
+    const messageId = `<${job.deliveryId}@${this.#domain}>`;
+    const { title, body } = job.notification;
+    try {
+      const info = await this.#transport.sendMail({
+        from: this.#from,
+        to: name ? { name, address: email } : email,
+        subject: title || body.slice(0, 78),
+        text: body,
+        html: renderEmailHtml(title, body),
+        messageId,
+        headers: { 'X-Herald-Notification': job.notificationId },
+      });
+      return { providerMessageId: info.messageId ?? messageId, smtpReply: String(info.response ?? '').slice(0, 500) };
+    } catch (err) {
+      const e = err as { responseCode?: number; response?: string; code?: string; message: string };
+      const smtpReply = e.response?.slice(0, 500);
+      if (e.responseCode !== undefined) {
+        if (e.responseCode >= 500) throw new PermanentError(`smtp_${e.responseCode}`, e.message, { smtpReply });
+        throw new RetryableError(`smtp_${e.responseCode}`, e.message, { smtpReply });
+      }
+      if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') throw new PermanentError('smtp_envelope', e.message, { smtpReply });
+      throw new RetryableError(e.code === 'ETIMEDOUT' ? 'timeout' : 'network', `${e.code ?? 'error'}: ${e.message}`, { smtpReply });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#transport.close();
+  }
+}

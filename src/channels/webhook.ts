@@ -1,0 +1,84 @@
+// Signed outgoing webhooks (Standard Webhooks). One POST per delivery to the recipient's URL:
+//   body    {type: "notification", id, delivery_id, recipient, kind, title, body, data, created_at}
+//   headers webhook-id (= delivery id, stable across retries so receivers can de-duplicate),
+//           webhook-timestamp (unix seconds of this attempt), webhook-signature ("v1,<base64>")
+// Outcome: 2xx success; 408, 429, 5xx and network errors retryable (Retry-After honoured);
+// 3xx (redirects are not followed) and other 4xx permanent; a refused destination permanent.
+
+import { signWebhook } from '../domain/webhook-signature.ts';
+import { parseRetryAfter } from '../domain/retry.ts';
+import { isBlockedDestination, type SafeHttp } from '../net/safe-http.ts';
+import {
+  PermanentError,
+  RateLimitedError,
+  RetryableError,
+  type Channel,
+  type DeliveryJob,
+  type DeliveryResult,
+} from './channel.ts';
+
+export function webhookPayload(job: DeliveryJob): string {
+  return JSON.stringify({
+    type: 'notification',
+    id: job.notificationId,
+    delivery_id: job.deliveryId,
+    recipient: job.recipient.id,
+    kind: job.notification.kind,
+    title: job.notification.title,
+    body: job.notification.body,
+    data: job.notification.data ?? null,
+    created_at: new Date(job.notification.createdAt).toISOString(),
+  });
+}
+
+export class WebhookChannel implements Channel {
+  readonly name = 'webhook' as const;
+  readonly #http: SafeHttp;
+
+  constructor(http: SafeHttp) {
+    this.#http = http;
+  }
+
+  canReach(recipient: { webhookUrl: string | null }): boolean {
+    return !!recipient.webhookUrl;
+  }
+
+  async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
+    const { webhookUrl, webhookSecret } = job.recipient;
+    if (!webhookUrl || !webhookSecret) throw new PermanentError('no_address', 'recipient has no webhook');
+    const body = webhookPayload(job);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'Herald-Webhooks/1',
+      'webhook-id': job.deliveryId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(webhookSecret, job.deliveryId, timestamp, body),
+    };
+    let res;
+    try {
+      res = await this.#http.post(webhookUrl, headers, body, signal);
+    } catch (err) {
+      if (isBlockedDestination(err)) throw new PermanentError('destination_refused', (err as Error).message);
+      const e = err as { name?: string; code?: string; message: string };
+      const timeout = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
+      if (timeout) throw new RetryableError('timeout', `timed out: ${e.message}`);
+      throw new RetryableError('network', `${e.code ?? e.name ?? 'error'}: ${e.message}`);
+    }
+    const detail = { httpStatus: res.status, response: res.excerpt };
+    if (res.status >= 200 && res.status < 300) return detail;
+    const retryAfter = parseRetryAfter(headerValue(res.headers['retry-after']));
+    if (res.status === 429) throw new RateLimitedError('receiver answered 429', retryAfter, detail);
+    if (res.status === 408 || res.status >= 500) throw new RetryableError(`http_${res.status}`, `receiver answered ${res.status}`, detail, retryAfter);
+    if (res.status >= 300 && res.status < 400) throw new PermanentError('http_redirect', `receiver answered ${res.status} (redirects are not followed)`, detail);
+    throw new PermanentError(`http_${res.status}`, `receiver answered ${res.status}`, detail);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,188 @@
+// The `herald` command.
+//   herald serve [--role api,worker]          run the server (default: every role)
+//   herald migrate                            apply database migrations and exit
+//   herald keys create --scope S --name N     create an API key and print it (once)
+//   herald keys list                          list API keys (never the keys themselves)
+//   herald send --to ID --title T --body B    send a notification through a running server
+//   herald config                             print the resolved configuration, secrets masked
+
+import { parseArgs } from 'node:util';
+import { createApiKey, SCOPES, type Scope } from '../auth/api-keys.ts';
+import { ConfigError, describeConfig, loadConfig, type Config } from '../config.ts';
+import { createHerald, createLogger, VERSION } from '../app.ts';
+import { ROLES, type Role } from '../services.ts';
+import { listApiKeys } from '../store/api-keys.ts';
+import { openStore } from '../store/index.ts';
+import { ensureDefaultWorkspace } from '../store/workspaces.ts';
+
+const USAGE = `herald ${VERSION}: self-hosted notification hub
+
+Usage:
+  herald serve [--role api,worker]
+  herald migrate
+  herald keys create --scope send|read|admin [--scope …] --name NAME
+  herald keys list
+  herald send --to ID [--to ID …] --title TITLE --body BODY [--channel webhook|email] [--url URL] [--key KEY]
+  herald config
+
+Configuration comes from the environment; see docs/configuration.md or run \`herald config\`.`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'migrate':
+      return migrate();
+    case 'keys':
+      return keys(rest);
+    case 'send':
+      return send(rest);
+    case 'config':
+      return printConfig();
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    case '--version':
+    case 'version':
+      console.log(VERSION);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function config(): Config {
+  return loadConfig(process.env);
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { role: { type: 'string' } }, strict: true });
+  const roles = (values.role ?? ROLES.join(',')).split(',').map((r) => r.trim()).filter(Boolean);
+  for (const r of roles) if (!(ROLES as readonly string[]).includes(r)) throw new UsageError(`unknown role "${r}" (expected ${ROLES.join(', ')})`);
+  const cfg = config();
+  const log = createLogger(cfg);
+  const herald = await createHerald(cfg, { roles: roles as Role[], log });
+  await herald.start();
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      herald.stop().then(resolve, (err) => {
+        log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  return 0;
+}
+
+async function migrate(): Promise<number> {
+  const store = await openStore(config());
+  try {
+    await store.migrate();
+    await ensureDefaultWorkspace(store.db);
+    console.log(`migrated (${store.dialect}) to ${await store.appliedMigration()}`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
+async function keys(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const store = await openStore(config());
+  try {
+    await store.migrate();
+    await ensureDefaultWorkspace(store.db);
+    if (sub === 'create') {
+      const { values } = parseArgs({ args: rest, options: { scope: { type: 'string', multiple: true }, name: { type: 'string' } }, strict: true });
+      const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+      if (scopes.length === 0) throw new UsageError('--scope is required (send, read or admin)');
+      for (const s of scopes) if (!(SCOPES as readonly string[]).includes(s)) throw new UsageError(`unknown scope "${s}" (expected ${SCOPES.join(', ')})`);
+      if (!values.name) throw new UsageError('--name is required');
+      const created = await createApiKey(store.db, { name: values.name, scopes: scopes as Scope[] });
+      console.error(`created key ${created.id} (${scopes.join(' ')}); it is shown only once:`);
+      console.log(created.key);
+      return 0;
+    }
+    if (sub === 'list') {
+      for (const k of await listApiKeys(store.db, 'ws_default')) {
+        console.log([k.id, k.prefix + '…', k.scopes, k.name, k.revoked_at ? 'revoked' : 'active'].join('\t'));
+      }
+      return 0;
+    }
+    throw new UsageError('expected `keys create` or `keys list`');
+  } finally {
+    await store.close();
+  }
+}
+
+async function send(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      to: { type: 'string', multiple: true },
+      title: { type: 'string' },
+      body: { type: 'string' },
+      kind: { type: 'string' },
+      channel: { type: 'string', multiple: true },
+      url: { type: 'string' },
+      key: { type: 'string' },
+      'idempotency-key': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.to?.length) throw new UsageError('--to is required');
+  const key = values.key ?? process.env.HERALD_API_KEY ?? process.env.HERALD_ADMIN_KEY;
+  if (!key) throw new UsageError('give an API key with --key or HERALD_API_KEY');
+  const base = values.url ?? process.env.HERALD_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`;
+  const body = {
+    to: values.to.length === 1 ? values.to[0] : values.to,
+    ...(values.title !== undefined && { title: values.title }),
+    ...(values.body !== undefined && { body: values.body }),
+    ...(values.kind !== undefined && { kind: values.kind }),
+    ...(values.channel && { channels: values.channel }),
+  };
+  const res = await fetch(new URL('/v1/notifications', base), {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${key}`,
+      'content-type': 'application/json',
+      ...(values['idempotency-key'] && { 'idempotency-key': values['idempotency-key'] }),
+    },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  console.log(text);
+  if (!res.ok) {
+    console.error(`herald send: ${res.status} ${res.statusText}`);
+    return 1;
+  }
+  return 0;
+}
+
+function printConfig(): number {
+  const rows = describeConfig(config());
+  const width = Math.max(...rows.map((r) => r.variable.length));
+  for (const r of rows) console.log(`${r.variable.padEnd(width)}  ${r.value}`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(`herald: configuration error: ${err.message}`);
+    else if (err instanceof UsageError) console.error(`herald: ${err.message}\n\n${USAGE}`);
+    else console.error('herald:', err);
+    process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,180 @@
+// Herald's configuration: one schema, read from the environment once at boot, validated, frozen.
+// Every variable is declared here with its default and documentation; docs/configuration.md is
+// checked against this table by test/config.test.ts.
+
+import { isAbsolute, resolve } from 'node:path';
+import { parseDuration } from './domain/duration.ts';
+import { parseCidrList, type Cidr } from './net/address-policy.ts';
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.variable = variable;
+  }
+}
+
+type Parser<T> = (raw: string) => T;
+
+interface Setting<T> {
+  env: string;
+  doc: string;
+  default: string | undefined;
+  parse: Parser<T>;
+  secret?: boolean;
+}
+
+function setting<T>(env: string, def: string | undefined, parse: Parser<T>, doc: string, secret = false): Setting<T> {
+  return { env, default: def, parse, doc, secret };
+}
+
+const str: Parser<string> = (s) => s;
+const optionalStr: Parser<string | undefined> = (s) => (s === '' ? undefined : s);
+
+function int(min: number, max: number): Parser<number> {
+  return (s) => {
+    if (!/^-?\d+$/.test(s.trim())) throw new Error(`expected an integer, got "${s}"`);
+    const n = Number(s);
+    if (n < min || n > max) throw new Error(`expected an integer from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function duration(minMs: number, maxMs: number): Parser<number> {
+  return (s) => {
+    const ms = parseDuration(s);
+    if (ms < minMs || ms > maxMs) throw new Error(`expected a duration from ${minMs}ms to ${maxMs}ms, got "${s}"`);
+    return ms;
+  };
+}
+
+const durationList: Parser<number[]> = (s) => {
+  const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+  if (parts.length === 0) throw new Error('expected a comma-separated list of durations, e.g. 5s,5m,30m');
+  if (parts.length > 50) throw new Error('at most 50 retries');
+  return parts.map((p) => duration(0, 30 * 86_400_000)(p));
+};
+
+function url(protocols: string[]): Parser<URL | undefined> {
+  return (s) => {
+    if (s === '') return undefined;
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new Error(`not a valid URL: "${s}"`);
+    }
+    if (!protocols.includes(u.protocol)) throw new Error(`expected a ${protocols.join(' or ')} URL`);
+    return u;
+  };
+}
+
+const logLevel: Parser<string> = (s) => {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(s)) throw new Error(`expected one of ${levels.join(', ')}`);
+  return s;
+};
+
+const emailAddress: Parser<string> = (s) => {
+  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(s) && !/^[^<>]*<[^\s@<>]+@[^\s@<>]+>$/.test(s)) {
+    throw new Error(`expected an email address such as "Herald <herald@example.com>", got "${s}"`);
+  }
+  return s;
+};
+
+const concurrency: Parser<Record<string, number>> = (s) => {
+  const out: Record<string, number> = {};
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([a-z_]+)\s*[:=]\s*(\d+)$/.exec(part);
+    if (!m) throw new Error(`expected channel:number pairs such as "webhook:64,email:8", got "${part}"`);
+    const n = Number(m[2]);
+    if (n < 1 || n > 4096) throw new Error(`concurrency for ${m[1]} must be from 1 to 4096`);
+    out[m[1]!] = n;
+  }
+  return out;
+};
+
+/** The schema. Order here is the order `herald config` prints. */
+export const settings = {
+  host: setting('HOST', '0.0.0.0', str, 'Address the HTTP server binds to.'),
+  port: setting('PORT', '8080', int(0, 65535), 'HTTP port (0 picks a free port).'),
+  dataDir: setting('HERALD_DATA_DIR', './data', str, 'Directory for the SQLite database and the generated secret key.'),
+  databaseUrl: setting('DATABASE_URL', '', url(['postgres:', 'postgresql:']), 'PostgreSQL connection URL. Empty: embedded SQLite in the data dir.', true),
+  adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing).', true),
+  secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
+  allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),
+  smtpUrl: setting('HERALD_SMTP_URL', '', url(['smtp:', 'smtps:']), 'SMTP server for the email channel, e.g. smtp://user:pass@host:587 or smtps://host:465. Empty: email disabled.', true),
+  emailFrom: setting('HERALD_EMAIL_FROM', 'Herald <herald@localhost>', emailAddress, 'From address of email notifications.'),
+  retrySchedule: setting('HERALD_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h', durationList, 'Delays between attempts after the first one; its length is the number of retries.'),
+  bodyLimit: setting('HERALD_BODY_LIMIT', '262144', int(1024, 64 * 1024 * 1024), 'Largest accepted request body in bytes (larger: 413).'),
+  webhookTimeout: setting('HERALD_WEBHOOK_TIMEOUT', '15s', duration(100, 120_000), 'Timeout of one outgoing webhook attempt.'),
+  smtpTimeout: setting('HERALD_SMTP_TIMEOUT', '30s', duration(100, 300_000), 'Timeout of one SMTP attempt.'),
+  concurrency: setting('HERALD_CONCURRENCY', 'webhook:128,email:8', concurrency, 'Concurrent attempts per channel, as channel:number pairs.'),
+  leaseTime: setting('HERALD_LEASE_TIME', '60s', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
+  pollInterval: setting('HERALD_POLL_INTERVAL', '1s', duration(10, 60_000), 'How often idle workers look for due deliveries (wake-ups make it faster).'),
+  shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),
+  idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '24h', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
+  logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
+} as const;
+
+type Settings = typeof settings;
+export type Config = Readonly<{ [K in keyof Settings]: ReturnType<Settings[K]['parse']> }> & {
+  /** Resolved absolute data directory. */
+  readonly dataPath: string;
+};
+
+/**
+ * Reads and validates every setting. Throws ConfigError naming the first bad variable.
+ * `overrides` take precedence over `env` (used by tests and the CLI).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, string>> = {}): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(settings) as [string, Setting<unknown>][]) {
+    const raw = overrides[s.env] ?? env[s.env] ?? s.default ?? '';
+    try {
+      out[key] = s.parse(raw.trim());
+    } catch (err) {
+      throw new ConfigError(s.env, (err as Error).message);
+    }
+  }
+  const dataDir = out.dataDir as string;
+  out.dataPath = isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir);
+  return deepFreeze(out) as Config;
+}
+
+/** The resolved configuration for display: environment names, secrets masked. */
+export function describeConfig(config: Config): { variable: string; value: string; doc: string }[] {
+  return (Object.entries(settings) as [keyof Settings, Setting<unknown>][]).map(([key, s]) => {
+    const value = config[key];
+    return { variable: s.env, value: s.secret ? maskSecret(value) : display(value), doc: s.doc };
+  });
+}
+
+function maskSecret(value: unknown): string {
+  if (value === undefined || value === '') return '(unset)';
+  if (value instanceof URL) {
+    const u = new URL(value.href);
+    if (u.password) u.password = '****';
+    return u.href;
+  }
+  return '****';
+}
+
+function display(value: unknown): string {
+  if (value === undefined) return '(unset)';
+  if (Array.isArray(value)) return value.map(display).join(',');
+  if (value instanceof URL) return value.href;
+  if (typeof value === 'object' && value !== null) {
+    if ('text' in value) return String((value as { text: string }).text);
+    return Object.entries(value).map(([k, v]) => `${k}:${display(v)}`).join(',');
+  }
+  return String(value);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !(o instanceof URL)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,66 @@
+// Identifiers: a type prefix and a ULID (48-bit millisecond time + 80 random bits, Crockford base32).
+// Ids of one kind sort by creation time, so `ORDER BY id` is creation order and keyset cursors need
+// no second column. Within one millisecond the random part is incremented, so ids made by one
+// process are strictly increasing.
+
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+let lastTime = -1;
+const lastRandom = new Uint8Array(10);
+
+function encode(time: number, random: Uint8Array): string {
+  let out = '';
+  let t = time;
+  for (let i = 9; i >= 0; i--) {
+    out = ALPHABET[t % 32]! + out;
+    t = Math.floor(t / 32);
+  }
+  // 80 random bits -> 16 base32 characters, 5 bits at a time.
+  let bits = 0;
+  let acc = 0;
+  for (const byte of random) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += ALPHABET[(acc >> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return out;
+}
+
+export function ulid(now = Date.now()): string {
+  if (now <= lastTime) {
+    // Same (or earlier, if the clock stepped back) millisecond: increment the random part.
+    for (let i = lastRandom.length - 1; i >= 0; i--) {
+      if (lastRandom[i]! < 255) {
+        lastRandom[i]!++;
+        break;
+      }
+      lastRandom[i] = 0;
+    }
+    return encode(lastTime, lastRandom);
+  }
+  lastTime = now;
+  lastRandom.set(randomBytes(10));
+  lastRandom[0]! &= 0x7f; // leave room to increment without overflowing within a millisecond
+  return encode(now, lastRandom);
+}
+
+export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job';
+
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${ulid()}`;
+}
+
+/** The creation time encoded in an id made by newId, or undefined if it is not one. */
+export function idTime(id: string): number | undefined {
+  const m = /^[a-z]+_([0-9A-HJKMNP-TV-Z]{26})$/.exec(id);
+  if (!m) return undefined;
+  let t = 0;
+  for (const c of m[1]!.slice(0, 10)) t = t * 32 + ALPHABET.indexOf(c);
+  return t;
+}

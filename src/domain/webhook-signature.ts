@@ -1,0 +1,27 @@
+// Standard Webhooks signing (https://www.standardwebhooks.com), symmetric scheme:
+//   signed content = `${webhookId}.${timestampSeconds}.${body}`
+//   key            = base64-decode(secret without its "whsec_" prefix)
+//   signature      = "v1," + base64(HMAC-SHA256(key, signed content))
+
+import { createHmac, randomBytes } from 'node:crypto';
+
+const PREFIX = 'whsec_';
+
+export function generateWebhookSecret(): string {
+  return PREFIX + randomBytes(24).toString('base64');
+}
+
+/** True when `secret` is a `whsec_` secret whose key is 24 to 64 bytes. */
+export function isValidWebhookSecret(secret: string): boolean {
+  if (!secret.startsWith(PREFIX)) return false;
+  const b64 = secret.slice(PREFIX.length);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return false;
+  const len = Buffer.from(b64, 'base64').length;
+  return len >= 24 && len <= 64;
+}
+
+export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+  const key = Buffer.from(secret.startsWith(PREFIX) ? secret.slice(PREFIX.length) : secret, 'base64');
+  const mac = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
+  return `v1,${mac}`;
+}

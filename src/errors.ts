@@ -1,0 +1,67 @@
+// The registry of problem codes. Every error response is RFC 9457 application/problem+json:
+//   {type, title, status, code, detail?, instance?, errors?: [{path, message}], ...extensions}
+// `code` is stable and documented in docs/api.md; `type` is a URN derived from it.
+
+export const PROBLEMS = {
+  malformed_json: { status: 400, title: 'The request body is not valid JSON' },
+  invalid_cursor: { status: 400, title: 'The cursor is not valid' },
+  unauthorized: { status: 401, title: 'A valid API key is required' },
+  forbidden: { status: 403, title: 'The API key lacks the scope this needs' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  idempotency_in_flight: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },
+  conflict: { status: 409, title: 'The resource is not in a state that allows this' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  validation_failed: { status: 422, title: 'The request is not valid' },
+  idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used with a different request' },
+  unknown_recipients: { status: 422, title: 'Some recipients do not exist' },
+  no_channel: { status: 422, title: 'Some recipients cannot be reached on any requested channel' },
+  empty_content: { status: 422, title: 'A notification needs a title or a body' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  internal: { status: 500, title: 'Internal server error' },
+  unavailable: { status: 503, title: 'Service temporarily unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class Problem extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly errors: FieldError[] | undefined;
+  readonly extensions: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ProblemCode,
+    detail?: string,
+    opts: { errors?: FieldError[]; extensions?: Record<string, unknown>; headers?: Record<string, string> } = {},
+  ) {
+    super(detail ?? PROBLEMS[code].title);
+    this.code = code;
+    this.status = PROBLEMS[code].status;
+    this.detail = detail;
+    this.errors = opts.errors;
+    this.extensions = opts.extensions ?? {};
+    this.headers = opts.headers ?? {};
+  }
+
+  toJSON(instance?: string): Record<string, unknown> {
+    return {
+      type: `urn:herald:problem:${this.code}`,
+      title: PROBLEMS[this.code].title,
+      status: this.status,
+      code: this.code,
+      ...(this.detail !== undefined && { detail: this.detail }),
+      ...(instance !== undefined && { instance }),
+      ...(this.errors && { errors: this.errors }),
+      ...this.extensions,
+    };
+  }
+}

@@ -1,0 +1,70 @@
+// API keys (admin scope). The key itself is only ever shown in the response that creates it.
+//   POST   /v1/keys        {name, scopes}
+//   GET    /v1/keys
+//   DELETE /v1/keys/{id}   revoke
+
+import { Type } from 'typebox';
+import { createApiKey, SCOPES } from '../auth/api-keys.ts';
+import { Problem } from '../errors.ts';
+import { listApiKeys, revokeApiKey } from '../store/api-keys.ts';
+import { recordAudit } from '../store/audit.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { iso, problems } from './schemas.ts';
+
+const Scope = Type.Union(SCOPES.map((sc) => Type.Literal(sc)));
+const KeyView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  prefix: Type.String(),
+  created_at: Type.String(),
+  last_used_at: Type.Union([Type.String(), Type.Null()]),
+  revoked_at: Type.Union([Type.String(), Type.Null()]),
+});
+
+export function keyRoutes(app: Api, s: Services): void {
+  app.post(
+    '/keys',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'Create an API key (shown once)',
+        tags: ['keys'],
+        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), scopes: Type.Array(Scope, { minItems: 1, uniqueItems: true }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ id: Type.String(), key: Type.String(), prefix: Type.String(), scopes: Type.Array(Type.String()) }), ...problems(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const created = await createApiKey(s.store.db, { name: request.body.name, scopes: request.body.scopes, workspaceId: request.principal.workspaceId });
+      await recordAudit(s.store.db, { workspaceId: request.principal.workspaceId, actor: `key:${request.principal.keyId}`, action: 'key.create', target: created.id, details: { name: request.body.name, scopes: request.body.scopes } });
+      return reply.code(201).send({ ...created, scopes: request.body.scopes });
+    },
+  );
+
+  app.get(
+    '/keys',
+    { config: { scope: 'admin' }, schema: { summary: 'List API keys', tags: ['keys'], response: { 200: Type.Object({ data: Type.Array(KeyView) }), ...problems(401, 403) } } },
+    async (request) => {
+      const rows = await listApiKeys(s.store.db, request.principal.workspaceId);
+      return {
+        data: rows.map((k) => ({ id: k.id, name: k.name, scopes: k.scopes.split(' '), prefix: k.prefix, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), revoked_at: iso(k.revoked_at) })),
+      };
+    },
+  );
+
+  app.delete(
+    '/keys/:id',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Revoke an API key', tags: ['keys'], params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    },
+    async (request, reply) => {
+      const ok = await revokeApiKey(s.store.db, request.principal.workspaceId, request.params.id, Date.now());
+      if (!ok) throw new Problem('not_found', `No active key "${request.params.id}"`);
+      s.keys.invalidate();
+      await recordAudit(s.store.db, { workspaceId: request.principal.workspaceId, actor: `key:${request.principal.keyId}`, action: 'key.revoke', target: request.params.id });
+      return reply.code(204).send(null);
+    },
+  );
+}

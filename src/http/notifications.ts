@@ -1,0 +1,125 @@
+// Notifications.
+//   POST /v1/notifications        send (send scope): 202 once durably stored; Idempotency-Key honoured
+//   GET  /v1/notifications/{id}   the notification, each delivery's status and its attempt log (read)
+//   GET  /v1/notifications        newest first, filtered by recipient and status, keyset cursor (read)
+
+import { Type } from 'typebox';
+import { CHANNEL_NAMES } from '../channels/channel.ts';
+import { encodeCursor, decodeCursor } from '../domain/cursor.ts';
+import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
+import { Problem } from '../errors.ts';
+import { getNotification, listNotifications } from '../store/notifications.ts';
+import type { DeliveryAttemptsTable } from '../store/schema.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { Cursor, Limit, problems, RecipientId } from './schemas.ts';
+import { deliveryView, notificationView, NotificationView } from './views.ts';
+
+export const SendBody = Type.Object(
+  {
+    to: Type.Union([RecipientId, Type.Array(RecipientId, { minItems: 1, maxItems: 1000 })], { description: 'A recipient id or up to 1000 of them' }),
+    kind: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$', default: 'transactional' })),
+    title: Type.Optional(Type.String({ maxLength: 1000 })),
+    body: Type.Optional(Type.String({ maxLength: 100_000 })),
+    data: Type.Optional(Type.Unknown({ description: 'Any JSON, passed to channels that carry data (webhooks)' })),
+    channels: Type.Optional(Type.Array(Type.Union(CHANNEL_NAMES.map((c) => Type.Literal(c))), { minItems: 1, maxItems: CHANNEL_NAMES.length, uniqueItems: true })),
+    metadata: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+const Accepted = Type.Object({
+  id: Type.String(),
+  status: Type.Literal('accepted'),
+  deliveries: Type.Array(
+    Type.Object({ id: Type.String(), recipient: Type.String(), channel: Type.String(), status: Type.String(), reason: Type.Optional(Type.String()) }),
+  ),
+});
+
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
+});
+
+export function notificationRoutes(app: Api, s: Services): void {
+  app.post(
+    '/notifications',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Send a notification',
+        description: 'Answers 202 only once the notification and its deliveries are durably stored.',
+        tags: ['notifications'],
+        headers: IdempotencyHeaders,
+        body: SendBody,
+        response: { 202: Accepted, ...problems(400, 401, 403, 409, 413, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const result = await s.accepter.accept(request.principal.workspaceId, request.body, request.headers['idempotency-key']);
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).send(result.response);
+    },
+  );
+
+  app.get(
+    '/notifications/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'A notification with its deliveries and attempt log',
+        tags: ['notifications'],
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        response: { 200: NotificationView, ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const found = await getNotification(s.store.db, request.principal.workspaceId, request.params.id);
+      if (!found) throw new Problem('not_found', `No notification "${request.params.id}"`);
+      const byDelivery = new Map<string, DeliveryAttemptsTable[]>();
+      for (const a of found.attempts) {
+        const list = byDelivery.get(a.delivery_id) ?? [];
+        list.push(a);
+        byDelivery.set(a.delivery_id, list);
+      }
+      return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d, byDelivery.get(d.id) ?? [])));
+    },
+  );
+
+  app.get(
+    '/notifications',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'List notifications, newest first',
+        tags: ['notifications'],
+        querystring: Type.Object(
+          {
+            recipient: Type.Optional(RecipientId),
+            status: Type.Optional(Type.Union(NOTIFICATION_STATUSES.map((st) => Type.Literal(st)))),
+            limit: Type.Optional(Limit),
+            cursor: Type.Optional(Cursor),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ data: Type.Array(NotificationView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...problems(400, 401, 403, 422),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      let before: string | undefined;
+      if (q.cursor !== undefined) {
+        before = decodeCursor(q.cursor);
+        if (!before) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
+      }
+      const limit = q.limit ?? 50;
+      const page = await listNotifications(s.store.db, request.principal.workspaceId, { recipient: q.recipient, status: q.status, before, limit });
+      const byNotification = Map.groupBy(page.deliveries, (d) => d.notification_id);
+      const data = page.notifications.map((n) => notificationView(n, (byNotification.get(n.id) ?? []).map((d) => deliveryView(d))));
+      const last = page.notifications.at(-1);
+      return { data, next_cursor: page.notifications.length === limit && last ? encodeCursor(last.id) : null };
+    },
+  );
+}

@@ -1,0 +1,180 @@
+// Recipients: the people (or systems) notifications go to, with their addresses per channel.
+//   PUT    /v1/recipients/{id}   upsert (send scope). A webhook without a secret keeps its current
+//                                secret, or gets a generated whsec_ secret; the response shows it.
+//   GET    /v1/recipients/{id}   read (read scope); the webhook secret is masked.
+//   DELETE /v1/recipients/{id}   erase personal data (send scope); unsent deliveries are skipped.
+
+import { Type, type Static } from 'typebox';
+import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-signature.ts';
+import { Problem, type FieldError } from '../errors.ts';
+import { deleteRecipient, getRecipient, upsertRecipient } from '../store/recipients.ts';
+import type { RecipientsTable } from '../store/schema.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { iso, problems, RecipientId } from './schemas.ts';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+
+const WebhookInput = Type.Object(
+  {
+    url: Type.String({ maxLength: 2048, description: 'http(s) URL that receives signed POSTs' }),
+    secret: Type.Optional(Type.String({ maxLength: 200, description: 'Standard Webhooks secret (whsec_…); generated if omitted' })),
+  },
+  { additionalProperties: false },
+);
+
+const RecipientInput = Type.Object(
+  {
+    name: Nullable(Type.String({ maxLength: 200 })),
+    email: Nullable(Type.String({ format: 'email', maxLength: 254 })),
+    phone: Nullable(Type.String({ pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164' })),
+    locale: Nullable(Type.String({ maxLength: 35, description: 'BCP 47 language tag, e.g. ko-KR' })),
+    timezone: Nullable(Type.String({ maxLength: 64, description: 'IANA time zone, e.g. Asia/Seoul' })),
+    webhook: Nullable(WebhookInput),
+    metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+const Recipient = Type.Object({
+  id: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  email: Type.Union([Type.String(), Type.Null()]),
+  phone: Type.Union([Type.String(), Type.Null()]),
+  locale: Type.Union([Type.String(), Type.Null()]),
+  timezone: Type.Union([Type.String(), Type.Null()]),
+  webhook: Type.Union([Type.Object({ url: Type.String(), secret: Type.String() }), Type.Null()]),
+  metadata: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+});
+
+const Params = Type.Object({ id: RecipientId });
+
+export function recipientRoutes(app: Api, s: Services): void {
+  const view = (r: RecipientsTable, secret: 'full' | 'masked'): Static<typeof Recipient> => {
+    let webhook: { url: string; secret: string } | null = null;
+    if (r.webhook_url && r.webhook_secret) {
+      const plain = s.secrets.open(r.webhook_secret);
+      webhook = { url: r.webhook_url, secret: secret === 'full' ? plain : `${plain.slice(0, 10)}…` };
+    }
+    return {
+      id: r.id,
+      name: r.name,
+      email: r.email,
+      phone: r.phone,
+      locale: r.locale,
+      timezone: r.timezone,
+      webhook,
+      metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, unknown>) : null,
+      created_at: iso(r.created_at)!,
+      updated_at: iso(r.updated_at)!,
+    };
+  };
+
+  app.put(
+    '/recipients/:id',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Create or replace a recipient',
+        tags: ['recipients'],
+        params: Params,
+        body: RecipientInput,
+        response: { 200: Recipient, ...problems(401, 403, 422) },
+      },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const input = request.body;
+      checkRecipient(input);
+      const existing = await getRecipient(s.store.db, ws, request.params.id);
+      const now = Date.now();
+      let sealedSecret: string | null = null;
+      if (input.webhook) {
+        const secret = input.webhook.secret ?? (existing?.webhook_secret ? s.secrets.open(existing.webhook_secret) : generateWebhookSecret());
+        sealedSecret = s.secrets.seal(secret);
+      }
+      const row: RecipientsTable = {
+        workspace_id: ws,
+        id: request.params.id,
+        name: input.name ?? null,
+        email: input.email ?? null,
+        phone: input.phone ?? null,
+        locale: input.locale ? Intl.getCanonicalLocales(input.locale)[0]! : null,
+        timezone: input.timezone ?? null,
+        webhook_url: input.webhook?.url ?? null,
+        webhook_secret: sealedSecret,
+        metadata: input.metadata ? JSON.stringify(input.metadata) : null,
+        created_at: existing?.created_at ?? now,
+        updated_at: now,
+      };
+      await upsertRecipient(s.store.db, row);
+      return view(row, 'full');
+    },
+  );
+
+  app.get(
+    '/recipients/:id',
+    {
+      config: { scope: 'read' },
+      schema: { summary: 'Read a recipient', tags: ['recipients'], params: Params, response: { 200: Recipient, ...problems(401, 403, 404) } },
+    },
+    async (request) => {
+      const r = await getRecipient(s.store.db, request.principal.workspaceId, request.params.id);
+      if (!r) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      return view(r, 'masked');
+    },
+  );
+
+  app.delete(
+    '/recipients/:id',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Delete a recipient and erase its personal data',
+        tags: ['recipients'],
+        params: Params,
+        response: { 204: Type.Null(), ...problems(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const deleted = await deleteRecipient(s.store, request.principal.workspaceId, request.params.id);
+      if (!deleted) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+/** Checks what JSON Schema cannot: real time zones and locales, http(s) webhook URLs, secret format. */
+function checkRecipient(input: Static<typeof RecipientInput>): void {
+  const errors: FieldError[] = [];
+  if (input.timezone) {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: input.timezone });
+    } catch {
+      errors.push({ path: 'body.timezone', message: `"${input.timezone}" is not an IANA time zone` });
+    }
+  }
+  if (input.locale) {
+    try {
+      Intl.getCanonicalLocales(input.locale);
+    } catch {
+      errors.push({ path: 'body.locale', message: `"${input.locale}" is not a BCP 47 language tag` });
+    }
+  }
+  if (input.webhook) {
+    let url: URL | undefined;
+    try {
+      url = new URL(input.webhook.url);
+    } catch {
+      errors.push({ path: 'body.webhook.url', message: 'is not a URL' });
+    }
+    if (url && url.protocol !== 'https:' && url.protocol !== 'http:') errors.push({ path: 'body.webhook.url', message: 'must be an http or https URL' });
+    if (url && (url.username || url.password)) errors.push({ path: 'body.webhook.url', message: 'must not contain credentials' });
+    if (input.webhook.secret !== undefined && !isValidWebhookSecret(input.webhook.secret)) {
+      errors.push({ path: 'body.webhook.secret', message: 'must be "whsec_" followed by base64 of 24 to 64 bytes' });
+    }
+  }
+  if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+}

@@ -1,0 +1,102 @@
+// JSON views of stored rows, shared by the resources that show them, with their schemas.
+
+import { Type, type Static } from 'typebox';
+import type { DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from '../store/schema.ts';
+import { iso } from './schemas.ts';
+
+const Str = Type.String();
+const NullStr = Type.Union([Type.String(), Type.Null()]);
+const NullInt = Type.Union([Type.Integer(), Type.Null()]);
+
+export const AttemptView = Type.Object({
+  attempt: Type.Integer(),
+  started_at: Str,
+  duration_ms: Type.Integer(),
+  outcome: Str,
+  error_class: NullStr,
+  error: NullStr,
+  http_status: NullInt,
+  smtp_reply: NullStr,
+  response: NullStr,
+});
+
+export const DeliveryView = Type.Object({
+  id: Str,
+  notification_id: Str,
+  recipient: Str,
+  channel: Str,
+  status: Str,
+  reason: NullStr,
+  attempts: Type.Integer(),
+  next_attempt_at: NullStr,
+  error_class: NullStr,
+  last_error: NullStr,
+  provider_message_id: NullStr,
+  created_at: Str,
+  updated_at: Str,
+  completed_at: NullStr,
+  attempt_log: Type.Optional(Type.Array(AttemptView)),
+});
+
+export const NotificationView = Type.Object({
+  id: Str,
+  kind: Str,
+  title: Str,
+  body: Str,
+  data: Type.Unknown(),
+  metadata: Type.Unknown(),
+  status: Str,
+  idempotency_key: NullStr,
+  created_at: Str,
+  deliveries: Type.Array(DeliveryView),
+});
+
+export function attemptView(a: DeliveryAttemptsTable): Static<typeof AttemptView> {
+  return {
+    attempt: a.attempt,
+    started_at: iso(a.started_at)!,
+    duration_ms: a.duration_ms,
+    outcome: a.outcome,
+    error_class: a.error_class,
+    error: a.error,
+    http_status: a.http_status,
+    smtp_reply: a.smtp_reply,
+    response: a.response,
+  };
+}
+
+export function deliveryView(d: DeliveriesTable, attempts?: DeliveryAttemptsTable[]): Static<typeof DeliveryView> {
+  const waiting = d.status === 'pending' || d.status === 'failed';
+  return {
+    id: d.id,
+    notification_id: d.notification_id,
+    recipient: d.recipient_id,
+    channel: d.channel,
+    status: d.status,
+    reason: d.reason,
+    attempts: d.attempts,
+    next_attempt_at: waiting ? iso(d.run_at) : null,
+    error_class: d.error_class,
+    last_error: d.last_error,
+    provider_message_id: d.provider_message_id,
+    created_at: iso(d.created_at)!,
+    updated_at: iso(d.updated_at)!,
+    completed_at: iso(d.completed_at),
+    ...(attempts && { attempt_log: attempts.map(attemptView) }),
+  };
+}
+
+export function notificationView(n: NotificationsTable, deliveries: Static<typeof DeliveryView>[]): Static<typeof NotificationView> {
+  return {
+    id: n.id,
+    kind: n.kind,
+    title: n.title,
+    body: n.body,
+    data: n.data === null ? null : JSON.parse(n.data),
+    metadata: n.metadata === null ? null : JSON.parse(n.metadata),
+    status: n.status,
+    idempotency_key: n.idempotency_key,
+    created_at: iso(n.created_at)!,
+    deliveries,
+  };
+}

@@ -1,0 +1,46 @@
+// Prometheus metrics. One registry per Herald instance (not prom-client's global one), so several
+// instances in one process (tests) do not collide.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(opts: { version: string; role: string; workerId: string }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'herald_process_' });
+  const m = {
+    registry,
+    info: new Gauge({ name: 'herald_info', help: 'Herald build and node information', labelNames: ['version', 'role', 'worker_id'], registers: [registry] }),
+    httpDuration: new Histogram({
+      name: 'herald_http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    notificationsAccepted: new Counter({ name: 'herald_notifications_accepted_total', help: 'Notifications accepted (202)', registers: [registry] }),
+    deliveriesCreated: new Counter({ name: 'herald_deliveries_created_total', help: 'Deliveries created', labelNames: ['channel'], registers: [registry] }),
+    deliveryOutcomes: new Counter({
+      name: 'herald_delivery_attempts_total',
+      help: 'Delivery attempts by channel and outcome (success, retryable, rate_limited, permanent)',
+      labelNames: ['channel', 'outcome'],
+      registers: [registry],
+    }),
+    deliveriesFinished: new Counter({
+      name: 'herald_deliveries_finished_total',
+      help: 'Deliveries reaching a terminal or retry status, by channel and status',
+      labelNames: ['channel', 'status'],
+      registers: [registry],
+    }),
+    attemptDuration: new Histogram({
+      name: 'herald_delivery_attempt_duration_seconds',
+      help: 'Latency of one delivery attempt',
+      labelNames: ['channel'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({ name: 'herald_queue_depth', help: 'Deliveries by channel and status (sampled at scrape)', labelNames: ['channel', 'status'], registers: [registry] }),
+  };
+  m.info.set({ version: opts.version, role: opts.role, worker_id: opts.workerId }, 1);
+  return m;
+}

@@ -1,0 +1,110 @@
+// Outgoing HTTP for channels that post to user-supplied URLs, with SSRF protection.
+//
+// Contract: a request only ever connects to an address that address-policy allows. For host names
+// the check runs on every address DNS returns, inside the socket's own lookup, so the address
+// checked is the address connected to (no time-of-check/time-of-use gap with DNS rebinding);
+// literal IP hosts are checked before connecting. Redirects are never followed. Every request has a
+// timeout. A refused destination raises BlockedDestinationError before any byte is sent.
+
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import { Agent, buildConnector, request } from 'undici';
+import { checkAddress, type Cidr } from './address-policy.ts';
+
+export class BlockedDestinationError extends Error {
+  override name = 'BlockedDestinationError';
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The first `excerptBytes` of the response body, decoded as UTF-8. */
+  excerpt: string;
+}
+
+export interface SafeHttpOptions {
+  allow: readonly Cidr[];
+  timeoutMs: number;
+  /** Connections per origin. */
+  connections?: number;
+  excerptBytes?: number;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+export class SafeHttp {
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+  readonly #excerptBytes: number;
+
+  constructor(opts: SafeHttpOptions) {
+    const allow = opts.allow;
+    const guardedLookup = (hostname: string, options: { all?: boolean; family?: number }, cb: LookupCallback) => {
+      dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+        if (err) return cb(err, '');
+        const ok = addresses.filter((a) => checkAddress(a.address, allow).allowed);
+        if (ok.length === 0) {
+          const first = addresses[0];
+          const reason = first ? (checkAddress(first.address, allow) as { reason: string }).reason : 'no address';
+          return cb(new BlockedDestinationError(`destination ${hostname} refused: ${reason}`), '');
+        }
+        if (options.all) return cb(null, ok);
+        cb(null, ok[0]!.address, ok[0]!.family);
+      });
+    };
+    const connector = buildConnector({ lookup: guardedLookup, timeout: opts.timeoutMs } as never);
+    const connect: buildConnector.connector = (options, callback) => {
+      const host = options.hostname.replace(/^\[|\]$/g, '');
+      if (isIP(host)) {
+        const verdict = checkAddress(host, allow);
+        if (!verdict.allowed) {
+          callback(new BlockedDestinationError(`destination refused: ${verdict.reason}`), null);
+          return;
+        }
+      }
+      return connector(options, callback);
+    };
+    this.#agent = new Agent({
+      connect,
+      connections: opts.connections ?? 256,
+      keepAliveTimeout: 30_000,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    });
+    this.#timeoutMs = opts.timeoutMs;
+    this.#excerptBytes = opts.excerptBytes ?? 4096;
+  }
+
+  async post(url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<HttpResult> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const res = await request(url, {
+      dispatcher: this.#agent,
+      method: 'POST',
+      headers,
+      body,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    let excerpt = '';
+    let size = 0;
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      if (size < this.#excerptBytes) chunks.push(chunk.subarray(0, this.#excerptBytes - size));
+      size += chunk.length;
+      if (size >= this.#excerptBytes * 16) break; // stop reading a huge body; the socket is discarded
+    }
+    excerpt = Buffer.concat(chunks).toString('utf8');
+    return { status: res.statusCode, headers: res.headers, excerpt };
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}
+
+/** True when an error means the destination was refused by policy, wherever undici wrapped it. */
+export function isBlockedDestination(err: unknown): err is BlockedDestinationError {
+  for (let e = err as { cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as never, i++) {
+    if (e instanceof BlockedDestinationError) return true;
+  }
+  return false;
+}

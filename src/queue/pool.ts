@@ -1,0 +1,84 @@
+// The workers of one process: a ChannelWorker per configured channel, one settler shared by all
+// (outcomes of every channel are recorded in common group commits), and lease recovery.
+
+import type { Logger } from 'pino';
+import type { Channel } from '../channels/channel.ts';
+import type { SecretBox } from '../auth/secret-box.ts';
+import type { Metrics } from '../metrics.ts';
+import type { SettleItem, StoreAdapter } from '../store/adapter.ts';
+import { GroupCommitter } from '../store/group-commit.ts';
+import { ChannelWorker } from './worker.ts';
+import { hostname } from 'node:os';
+
+export interface PoolOptions {
+  store: StoreAdapter;
+  channels: Channel[];
+  owner: string;
+  concurrency: Readonly<Record<string, number>>;
+  leaseMs: number;
+  pollMs: number;
+  retrySchedule: readonly number[];
+  secrets: SecretBox;
+  metrics: Metrics;
+  log: Logger;
+}
+
+const DEFAULT_CONCURRENCY = 16;
+
+export class WorkerPool {
+  readonly #o: PoolOptions;
+  readonly #settler: GroupCommitter<SettleItem, void>;
+  readonly #workers = new Map<string, ChannelWorker>();
+
+  constructor(opts: PoolOptions) {
+    this.#o = opts;
+    this.#settler = new GroupCommitter<SettleItem, void>(async (items) => {
+      await opts.store.settle(items);
+      return items.map(() => undefined);
+    });
+    for (const channel of opts.channels) {
+      this.#workers.set(
+        channel.name,
+        new ChannelWorker({ ...opts, channel, concurrency: opts.concurrency[channel.name] ?? DEFAULT_CONCURRENCY, settler: this.#settler }),
+      );
+    }
+  }
+
+  /**
+   * Releases leases held by dead processes on this host (their pid no longer exists), so a crashed
+   * single-node deployment resumes at once instead of waiting for the leases to expire. Leases of
+   * other hosts are left to expire: we cannot tell whether those processes are alive.
+   */
+  async recoverOrphanedLeases(): Promise<number> {
+    const host = hostname();
+    const dead = (await this.#o.store.leaseOwners()).filter((owner) => {
+      const [h, pid] = owner.split(':');
+      if (h !== host || owner === this.#o.owner) return false;
+      try {
+        process.kill(Number(pid), 0);
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    });
+    const released = await this.#o.store.releaseLeases(dead, Date.now());
+    if (released > 0) this.#o.log.info({ released, owners: dead }, 'released leases of dead workers');
+    return released;
+  }
+
+  start(): void {
+    for (const w of this.#workers.values()) w.start();
+  }
+
+  /** A hint that these channels have new due work. */
+  wake(channels: Iterable<string>): void {
+    for (const c of channels) this.#workers.get(c)?.wake();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    await Promise.all([...this.#workers.values()].map((w) => w.stop(graceMs)));
+    await this.#settler.drain();
+    const released = await this.#o.store.releaseLeases([this.#o.owner], Date.now());
+    if (released > 0) this.#o.log.info({ released }, 'released leases of unfinished attempts');
+  }
+}

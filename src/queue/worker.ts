@@ -1,0 +1,231 @@
+// Delivery workers. Each channel has its own worker with its own concurrency, so a slow or failing
+// channel never holds up another.
+//
+// A worker loops: claim up to (free slots) due deliveries of its channel, start an attempt for each,
+// and when an attempt ends, hand its outcome to the shared settler (group commit). When a claim
+// comes back short there is no more due work: it sleeps until the poll interval passes, a wake-up
+// hint arrives (a commit made work for its channel), or a retry it scheduled itself falls due.
+// Wake-ups are hints only; polling always runs, so work made by another process is found too.
+//
+// Stop: no new claims; in-flight attempts get `graceMs` to finish and are settled normally; any
+// still running then are aborted and their leases released (the attempt is not counted).
+
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { DeliveryError, type Channel, type DeliveryJob } from '../channels/channel.ts';
+import { decideRetry } from '../domain/retry.ts';
+import type { SecretBox } from '../auth/secret-box.ts';
+import type { Metrics } from '../metrics.ts';
+import type { ClaimedDelivery, SettleItem, StoreAdapter } from '../store/adapter.ts';
+import { GroupCommitter } from '../store/group-commit.ts';
+
+/** This process's lease-owner id: host, pid and a random part (pids are reused). */
+export function makeWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
+export interface WorkerOptions {
+  store: StoreAdapter;
+  channel: Channel;
+  owner: string;
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  retrySchedule: readonly number[];
+  secrets: SecretBox;
+  metrics: Metrics;
+  log: Logger;
+  settler: GroupCommitter<SettleItem, void>;
+}
+
+export class ChannelWorker {
+  readonly #o: WorkerOptions;
+  readonly #abort = new AbortController();
+  #inFlight = 0;
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wakeUp: (() => void) | undefined;
+  #slotFreed: (() => void) | undefined;
+  #idle: Promise<void> | undefined;
+  #nextKnownDue = Infinity;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(opts: WorkerOptions) {
+    this.#o = opts;
+  }
+
+  get channel(): string {
+    return this.#o.channel.name;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** A hint that due work may exist now. */
+  wake(): void {
+    this.#wakeUp?.();
+  }
+
+  async #run(): Promise<void> {
+    const { store, channel, owner, leaseMs, log } = this.#o;
+    let failures = 0;
+    while (!this.#stopping) {
+      const free = this.#o.concurrency - this.#inFlight;
+      if (free <= 0) {
+        await new Promise<void>((r) => (this.#slotFreed = r));
+        continue;
+      }
+      let claimed: ClaimedDelivery[];
+      try {
+        claimed = await store.claim(channel.name, owner, free, Date.now(), leaseMs);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        const backoff = Math.min(this.#o.pollMs * 2 ** Math.min(failures, 6), 30_000);
+        log.error({ err, channel: channel.name, backoff }, 'claim failed; backing off');
+        await this.#sleep(backoff);
+        continue;
+      }
+      for (const row of claimed) {
+        const p = this.#attempt(row).finally(() => this.#running.delete(p));
+        this.#running.add(p);
+      }
+      if (claimed.length < free) {
+        const untilDue = this.#nextKnownDue - Date.now();
+        this.#nextKnownDue = Infinity;
+        await this.#sleep(Math.max(0, Math.min(this.#o.pollMs, untilDue)));
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    this.#idle = new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wakeUp = () => {
+        this.#wakeUp = undefined;
+        done();
+      };
+    });
+    return this.#idle;
+  }
+
+  async #attempt(row: ClaimedDelivery): Promise<void> {
+    const { channel, metrics, owner } = this.#o;
+    this.#inFlight++;
+    const startedAt = Date.now();
+    let item: SettleItem;
+    const base = { id: row.id, owner };
+    const attemptBase = { delivery_id: row.id, workspace_id: row.workspace_id, attempt: row.attempts, started_at: startedAt };
+    try {
+      if (row.recipient_exists === null) {
+        item = { ...base, status: 'skipped', reason: 'recipient_deleted', attempt: { ...attemptBase, duration_ms: 0, outcome: 'permanent', error_class: 'recipient_deleted', error: 'the recipient was deleted', http_status: null, smtp_reply: null, response: null } };
+      } else {
+        const result = await channel.deliver(this.#job(row), this.#abort.signal);
+        const duration = Date.now() - startedAt;
+        metrics.attemptDuration.observe({ channel: channel.name }, duration / 1000);
+        metrics.deliveryOutcomes.inc({ channel: channel.name, outcome: 'success' });
+        item = {
+          ...base,
+          status: 'sent',
+          providerMessageId: result.providerMessageId ?? null,
+          attempt: { ...attemptBase, duration_ms: duration, outcome: 'success', error_class: null, error: null, http_status: result.httpStatus ?? null, smtp_reply: result.smtpReply ?? null, response: result.response ?? null },
+        };
+      }
+    } catch (err) {
+      if (this.#abort.signal.aborted) {
+        // Shut down mid-attempt: not settled; the lease is released in stop().
+        this.#inFlight--;
+        return;
+      }
+      item = this.#failure(row, err, startedAt);
+    }
+    metrics.deliveriesFinished.inc({ channel: channel.name, status: item.status });
+    try {
+      await this.#o.settler.submit(item);
+    } catch (err) {
+      // The lease will expire and another attempt will follow: at-least-once.
+      this.#o.log.error({ err, delivery: row.id }, 'could not record delivery outcome');
+    }
+    this.#inFlight--;
+    this.#slotFreed?.();
+    this.#slotFreed = undefined;
+  }
+
+  #failure(row: ClaimedDelivery, err: unknown, startedAt: number): SettleItem {
+    const { channel, metrics, owner, retrySchedule } = this.#o;
+    const duration = Date.now() - startedAt;
+    const e = err instanceof DeliveryError ? err : undefined;
+    const kind = e?.kind ?? 'retryable';
+    const errorClass = e?.errorClass ?? 'internal';
+    const message = (err as Error)?.message?.slice(0, 1000) ?? String(err);
+    if (!e) this.#o.log.warn({ err, delivery: row.id, channel: channel.name }, 'channel threw an unclassified error; retrying');
+    metrics.attemptDuration.observe({ channel: channel.name }, duration / 1000);
+    metrics.deliveryOutcomes.inc({ channel: channel.name, outcome: kind });
+    const attempt = {
+      delivery_id: row.id,
+      workspace_id: row.workspace_id,
+      attempt: row.attempts,
+      started_at: startedAt,
+      duration_ms: duration,
+      outcome: kind,
+      error_class: errorClass,
+      error: message,
+      http_status: e?.detail.httpStatus ?? null,
+      smtp_reply: e?.detail.smtpReply ?? null,
+      response: e?.detail.response ?? null,
+    };
+    if (errorClass === 'no_address') {
+      return { id: row.id, owner, status: 'skipped', reason: 'no_address', errorClass, error: message, attempt };
+    }
+    const decision = decideRetry({ attempts: row.attempts, schedule: retrySchedule, kind, retryAfterMs: e?.retryAfterMs });
+    if (decision.outcome === 'exhausted') {
+      return { id: row.id, owner, status: 'exhausted', errorClass, error: message, attempt };
+    }
+    const runAt = Date.now() + decision.delayMs;
+    this.#nextKnownDue = Math.min(this.#nextKnownDue, runAt);
+    return { id: row.id, owner, status: 'failed', runAt, errorClass, error: message, attempt };
+  }
+
+  #job(row: ClaimedDelivery): DeliveryJob {
+    let data: unknown = null;
+    if (row.data !== null) data = JSON.parse(row.data);
+    return {
+      deliveryId: row.id,
+      notificationId: row.notification_id,
+      workspaceId: row.workspace_id,
+      attempt: row.attempts,
+      notification: { kind: row.kind, title: row.title, body: row.body, data, createdAt: row.notification_created_at },
+      recipient: {
+        id: row.recipient_id,
+        name: row.name,
+        email: row.email,
+        locale: row.locale,
+        webhookUrl: row.webhook_url,
+        webhookSecret: row.webhook_secret ? this.#o.secrets.open(row.webhook_secret) : null,
+      },
+    };
+  }
+
+  /** Stops claiming, lets in-flight attempts finish within `graceMs`, then aborts the rest. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#wakeUp?.();
+    this.#slotFreed?.();
+    await this.#loop;
+    const all = Promise.allSettled([...this.#running]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.#abort.abort();
+      await all;
+    }
+  }
+}

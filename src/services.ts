@@ -1,0 +1,31 @@
+// What the HTTP layer, the CLI and the workers share in one Herald process.
+
+import type { Logger } from 'pino';
+import type { KeyResolver } from './auth/api-keys.ts';
+import type { SecretBox } from './auth/secret-box.ts';
+import type { Channel, ChannelName } from './channels/channel.ts';
+import type { Config } from './config.ts';
+import type { Metrics } from './metrics.ts';
+import type { Accepter } from './queue/accept.ts';
+import type { StoreAdapter } from './store/adapter.ts';
+import type { DlqService } from './queue/dlq.ts';
+
+export const ROLES = ['api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Services {
+  readonly config: Config;
+  readonly version: string;
+  readonly roles: readonly Role[];
+  /** This process's lease-owner id. */
+  readonly workerId: string;
+  readonly log: Logger;
+  readonly store: StoreAdapter;
+  readonly secrets: SecretBox;
+  readonly keys: KeyResolver;
+  readonly metrics: Metrics;
+  readonly channels: ReadonlyMap<ChannelName, Channel>;
+  readonly accepter: Accepter;
+  readonly dlq: DlqService;
+  readonly state: { started: boolean; stopping: boolean };
+}

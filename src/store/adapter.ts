@@ -1,0 +1,113 @@
+// The storage adapter: everything that differs between SQLite and PostgreSQL lives behind this
+// interface (store/sqlite.ts, and store/postgres.ts). Plain CRUD goes through `db` (Kysely) in
+// dialect-neutral modules; the queue's hot path (accept, claim, settle) is hand-written SQL per
+// dialect, because it is where the time goes and where the locking semantics differ.
+
+import type { Kysely } from 'kysely';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable, RecipientsTable } from './schema.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface AcceptItem {
+  notification: NotificationsTable;
+  deliveries: DeliveriesTable[];
+  idempotency?: { key: string; requestHash: string; response: string; expiresAt: number };
+}
+
+/**
+ * `ok`: the notification, its deliveries and its idempotency record are committed.
+ * `idempotency_conflict`: another request committed the same idempotency key first (or it exists
+ * unexpired); nothing of this item was written.
+ */
+export type AcceptOutcome = 'ok' | 'idempotency_conflict';
+
+/** A claimed delivery with what a channel needs, joined from its notification and recipient. */
+export interface ClaimedDelivery {
+  id: string;
+  workspace_id: string;
+  notification_id: string;
+  recipient_id: string;
+  channel: string;
+  /** Attempts including the one this claim starts. */
+  attempts: number;
+  kind: string;
+  title: string;
+  body: string;
+  data: string | null;
+  notification_created_at: number;
+  /** Null when the recipient was deleted after the notification was accepted. */
+  recipient_exists: number | null;
+  name: string | null;
+  email: string | null;
+  locale: string | null;
+  webhook_url: string | null;
+  webhook_secret: string | null;
+}
+
+/** The outcome of one attempt, to be recorded by `settle`. */
+export interface SettleItem {
+  id: string;
+  /** The lease owner that claimed it; the write is ignored if the lease has moved on. */
+  owner: string;
+  status: 'sent' | 'failed' | 'exhausted' | 'skipped';
+  /** For `failed`: when the next attempt is due. */
+  runAt?: number;
+  reason?: string | null;
+  errorClass?: string | null;
+  error?: string | null;
+  providerMessageId?: string | null;
+  attempt: Omit<DeliveryAttemptsTable, 'id'>;
+}
+
+export interface StoreAdapter {
+  readonly dialect: Dialect;
+  readonly db: Kysely<Database>;
+
+  migrate(): Promise<void>;
+  /** The newest applied migration's name, or undefined when none is. */
+  appliedMigration(): Promise<string | undefined>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Runs `fn` in a transaction. On SQLite this also excludes the hot-path writes below, which
+   * share the one connection.
+   */
+  transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+
+  /** The recipients of a workspace among `ids` (hot path of every send). */
+  findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]>;
+
+  /**
+   * Writes accepted notifications in one durable transaction (group commit). Returns one outcome
+   * per item, in order. The promise resolves only after the commit is on stable storage.
+   */
+  acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]>;
+
+  /**
+   * Claims up to `limit` due deliveries of `channel` for `owner`, in run_at order: rows in
+   * pending/failed with run_at <= now, and rows in sending whose lease (run_at) has expired.
+   * Each claimed row becomes `sending`, attempts + 1, lease_owner = owner, run_at = now + leaseMs.
+   * One statement: two workers never claim the same row.
+   */
+  claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+
+  /**
+   * Records attempt outcomes in one transaction: moves each delivery (only if it is still
+   * `sending` under `owner`), appends its attempt log row, and refreshes the summarized status of
+   * the notifications touched. Returns how many deliveries were moved.
+   */
+  settle(items: SettleItem[]): Promise<number>;
+
+  /**
+   * Gives back deliveries leased by `owners` (still `sending`): status pending (or failed if an
+   * earlier attempt had failed), due now, the unfinished attempt not counted.
+   */
+  releaseLeases(owners: string[], now: number): Promise<number>;
+
+  /** Distinct owners of current leases. */
+  leaseOwners(): Promise<string[]>;
+
+  /** Recomputes notifications.status from their deliveries (after operator actions). */
+  refreshNotificationStatus(notificationIds: string[]): Promise<void>;
+}

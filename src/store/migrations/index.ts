@@ -1,0 +1,15 @@
+// Numbered migrations, applied in order by Kysely's Migrator (which takes a lock, so concurrent
+// start-ups migrate once). Add a file NNNN_name.ts and list it here; never edit an applied one.
+
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001_initial.ts';
+
+const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1)!;

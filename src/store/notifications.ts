@@ -1,0 +1,41 @@
+import type { Kysely } from 'kysely';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from './schema.ts';
+import type { NotificationStatus } from '../domain/delivery-status.ts';
+
+export interface NotificationRecord {
+  notification: NotificationsTable;
+  deliveries: DeliveriesTable[];
+  attempts: DeliveryAttemptsTable[];
+}
+
+export async function getNotification(db: Kysely<Database>, workspaceId: string, id: string): Promise<NotificationRecord | undefined> {
+  const notification = await db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+  if (!notification) return undefined;
+  const deliveries = await db.selectFrom('deliveries').selectAll().where('notification_id', '=', id).orderBy('id').execute();
+  const attempts = deliveries.length
+    ? await db.selectFrom('delivery_attempts').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('delivery_id').orderBy('attempt').orderBy('id').execute()
+    : [];
+  return { notification, deliveries, attempts };
+}
+
+/** One page, newest first, strictly after the cursor id (keyset pagination on the time-sorted id). */
+export async function listNotifications(
+  db: Kysely<Database>,
+  workspaceId: string,
+  q: { recipient?: string | undefined; status?: NotificationStatus | undefined; before?: string | undefined; limit: number },
+): Promise<{ notifications: NotificationsTable[]; deliveries: DeliveriesTable[] }> {
+  let query = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId);
+  if (q.status) query = query.where('status', '=', q.status);
+  if (q.before) query = query.where('id', '<', q.before);
+  if (q.recipient) {
+    const recipient = q.recipient;
+    query = query.where('id', 'in', (eb) =>
+      eb.selectFrom('deliveries').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipient),
+    );
+  }
+  const notifications = await query.orderBy('id', 'desc').limit(q.limit).execute();
+  const deliveries = notifications.length
+    ? await db.selectFrom('deliveries').selectAll().where('notification_id', 'in', notifications.map((n) => n.id)).orderBy('id').execute()
+    : [];
+  return { notifications, deliveries };
+}

@@ -1,0 +1,40 @@
+import type { Kysely } from 'kysely';
+import type { Database, RecipientsTable } from './schema.ts';
+import type { StoreAdapter } from './adapter.ts';
+
+export async function getRecipient(db: Kysely<Database>, workspaceId: string, id: string): Promise<RecipientsTable | undefined> {
+  return db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+}
+
+/** Inserts or replaces a recipient; returns whether it was created. */
+export async function upsertRecipient(db: Kysely<Database>, row: RecipientsTable): Promise<void> {
+  const { workspace_id: _w, id: _i, created_at: _c, ...changes } = row;
+  await db
+    .insertInto('recipients')
+    .values(row)
+    .onConflict((oc) => oc.columns(['workspace_id', 'id']).doUpdateSet(changes))
+    .execute();
+}
+
+/**
+ * Deletes a recipient and everything personal about it. Deliveries not yet sent are skipped
+ * (reason `recipient_deleted`); the notification history keeps only the recipient's id.
+ */
+export async function deleteRecipient(store: StoreAdapter, workspaceId: string, id: string): Promise<boolean> {
+  const { deleted, notificationIds } = await store.transaction(async (trx) => {
+    const r = await trx.deleteFrom('recipients').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+    if (Number(r.numDeletedRows) === 0) return { deleted: false, notificationIds: [] as string[] };
+    const now = Date.now();
+    const skipped = await trx
+      .updateTable('deliveries')
+      .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
+      .where('workspace_id', '=', workspaceId)
+      .where('recipient_id', '=', id)
+      .where('status', 'in', ['pending', 'failed'])
+      .returning('notification_id')
+      .execute();
+    return { deleted: true, notificationIds: [...new Set(skipped.map((s) => s.notification_id))] };
+  });
+  if (notificationIds.length > 0) await store.refreshNotificationStatus(notificationIds);
+  return deleted;
+}

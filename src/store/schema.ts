@@ -1,0 +1,141 @@
+// Table types for Kysely. Times are integer milliseconds since the epoch in both dialects
+// (BIGINT on PostgreSQL, parsed to number by the adapter). JSON is stored as text.
+
+import type { DeliveryStatus, NotificationStatus } from '../domain/delivery-status.ts';
+
+export interface WorkspacesTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  /** Space-separated scopes. */
+  scopes: string;
+  /** The first characters of the key, for recognising it in listings. */
+  prefix: string;
+  /** sha256 of the full key, hex. */
+  hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface RecipientsTable {
+  workspace_id: string;
+  id: string;
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+  locale: string | null;
+  timezone: string | null;
+  webhook_url: string | null;
+  /** Encrypted with the secret key (see auth/secret-box.ts). */
+  webhook_secret: string | null;
+  metadata: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface NotificationsTable {
+  id: string;
+  workspace_id: string;
+  kind: string;
+  title: string;
+  body: string;
+  data: string | null;
+  metadata: string | null;
+  status: NotificationStatus;
+  idempotency_key: string | null;
+  created_at: number;
+}
+
+export interface DeliveriesTable {
+  id: string;
+  workspace_id: string;
+  notification_id: string;
+  recipient_id: string;
+  channel: string;
+  status: DeliveryStatus;
+  /** Why a delivery is skipped or discarded. */
+  reason: string | null;
+  attempts: number;
+  /** When the delivery is next due; while `sending`, when its lease expires. */
+  run_at: number;
+  lease_owner: string | null;
+  error_class: string | null;
+  last_error: string | null;
+  provider_message_id: string | null;
+  created_at: number;
+  updated_at: number;
+  /** When it reached a terminal status (sent, exhausted, discarded, skipped). */
+  completed_at: number | null;
+}
+
+export interface DeliveryAttemptsTable {
+  id: string;
+  delivery_id: string;
+  workspace_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  outcome: 'success' | 'retryable' | 'permanent' | 'rate_limited';
+  error_class: string | null;
+  error: string | null;
+  http_status: number | null;
+  smtp_reply: string | null;
+  response: string | null;
+}
+
+export interface IdempotencyKeysTable {
+  workspace_id: string;
+  key: string;
+  request_hash: string;
+  notification_id: string;
+  /** The original response body (JSON). */
+  response: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface AuditLogTable {
+  id: string;
+  workspace_id: string;
+  /** Who: "key:<id>" or "system". */
+  actor: string;
+  action: string;
+  target: string | null;
+  reason: string | null;
+  details: string | null;
+  created_at: number;
+}
+
+export interface DlqJobsTable {
+  id: string;
+  workspace_id: string;
+  action: 'replay' | 'discard';
+  filters: string;
+  reason: string | null;
+  status: 'running' | 'completed' | 'failed';
+  total: number;
+  processed: number;
+  actor: string;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+export interface Database {
+  workspaces: WorkspacesTable;
+  api_keys: ApiKeysTable;
+  recipients: RecipientsTable;
+  notifications: NotificationsTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
+  idempotency_keys: IdempotencyKeysTable;
+  audit_log: AuditLogTable;
+  dlq_jobs: DlqJobsTable;
+}
