@@ -13,7 +13,7 @@ export async function getNotification(db: Kysely<Database>, workspaceId: string,
   if (!notification) return undefined;
   const deliveries = await db.selectFrom('deliveries').selectAll().where('notification_id', '=', id).orderBy('id').execute();
   const attempts = deliveries.length
-    ? await db.selectFrom('delivery_attempts').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('delivery_id').orderBy('attempt').orderBy('id').execute()
+    ? await db.selectFrom('delivery_attempts').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('id').execute()
     : [];
   return { notification, deliveries, attempts };
 }
