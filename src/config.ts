@@ -3,7 +3,7 @@
 // checked against this table by test/config.test.ts.
 
 import { isAbsolute, resolve } from 'node:path';
-import { parseDuration } from './domain/duration.ts';
+import { formatDuration, parseDuration } from './domain/duration.ts';
 import { parseCidrList, type Cidr } from './net/address-policy.ts';
 
 export class ConfigError extends Error {
@@ -14,7 +14,8 @@ export class ConfigError extends Error {
   }
 }
 
-type Parser<T> = (raw: string) => T;
+/** Parses one variable's text; `show` formats the parsed value for `herald config`. */
+type Parser<T> = ((raw: string) => T) & { show?: (value: T) => string };
 
 interface Setting<T> {
   env: string;
@@ -41,11 +42,13 @@ function int(min: number, max: number): Parser<number> {
 }
 
 function duration(minMs: number, maxMs: number): Parser<number> {
-  return (s) => {
+  const parse: Parser<number> = (s) => {
     const ms = parseDuration(s);
-    if (ms < minMs || ms > maxMs) throw new Error(`expected a duration from ${minMs}ms to ${maxMs}ms, got "${s}"`);
+    if (ms < minMs || ms > maxMs) throw new Error(`expected a duration from ${formatDuration(minMs)} to ${formatDuration(maxMs)}, got "${s}"`);
     return ms;
   };
+  parse.show = formatDuration;
+  return parse;
 }
 
 const durationList: Parser<number[]> = (s) => {
@@ -54,6 +57,7 @@ const durationList: Parser<number[]> = (s) => {
   if (parts.length > 50) throw new Error('at most 50 retries');
   return parts.map((p) => duration(0, 30 * 86_400_000)(p));
 };
+durationList.show = (v) => v.map(formatDuration).join(',');
 
 function url(protocols: string[]): Parser<URL | undefined> {
   return (s) => {
@@ -137,6 +141,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       throw new ConfigError(s.env, (err as Error).message);
     }
   }
+  // A lease must outlive the longest attempt, or a slow attempt's delivery would be claimed again
+  // while still in flight.
+  const longestAttempt = Math.max(out.webhookTimeout as number, out.smtpTimeout as number);
+  if ((out.leaseTime as number) < longestAttempt * 2) {
+    throw new ConfigError('HERALD_LEASE_TIME', `must be at least twice the longest attempt timeout (${longestAttempt}ms: HERALD_WEBHOOK_TIMEOUT / HERALD_SMTP_TIMEOUT)`);
+  }
   const dataDir = out.dataDir as string;
   out.dataPath = isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir);
   return deepFreeze(out) as Config;
@@ -146,7 +156,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 export function describeConfig(config: Config): { variable: string; value: string; doc: string }[] {
   return (Object.entries(settings) as [keyof Settings, Setting<unknown>][]).map(([key, s]) => {
     const value = config[key];
-    return { variable: s.env, value: s.secret ? maskSecret(value) : display(value), doc: s.doc };
+    const shown = s.secret ? maskSecret(value) : value !== undefined && s.parse.show ? s.parse.show(value) : display(value);
+    return { variable: s.env, value: shown, doc: s.doc };
   });
 }
 

@@ -78,6 +78,10 @@ export async function buildServer(services: Services): Promise<Api> {
     reply.code(404).type(PROBLEM_JSON).send(new Problem('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`).toJSON(request.url)),
   );
 
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
   app.addHook('onResponse', (request, reply, done) => {
     services.metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },

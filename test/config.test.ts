@@ -1,0 +1,75 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { ConfigError, describeConfig, loadConfig, settings } from '../src/config.ts';
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8080);
+    assert.equal(c.host, '0.0.0.0');
+    assert.deepEqual(c.retrySchedule, [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
+    assert.equal(c.bodyLimit, 256 * 1024);
+    assert.equal(c.smtpUrl, undefined);
+    assert.equal(c.databaseUrl, undefined);
+    assert.ok(c.dataPath.endsWith('/data'));
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({});
+    assert.throws(() => {
+      (c as { port: number }).port = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (c.retrySchedule as number[]).push(1);
+    }, TypeError);
+  });
+
+  for (const [variable, value] of [
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['HERALD_RETRY_SCHEDULE', 'soon'],
+    ['HERALD_RETRY_SCHEDULE', ','],
+    ['HERALD_ALLOW_NETWORKS', '10.0.0.0/8,bogus'],
+    ['HERALD_SMTP_URL', 'http://mail.example.com'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['HERALD_LOG_LEVEL', 'loud'],
+    ['HERALD_CONCURRENCY', 'webhook=lots'],
+    ['HERALD_EMAIL_FROM', 'not an address'],
+    ['HERALD_LEASE_TIME', '5s'],
+  ] as const) {
+    it(`rejects ${variable}=${value} with a message naming the variable`, () => {
+      assert.throws(
+        () => loadConfig({ [variable]: value }),
+        (err: unknown) => err instanceof ConfigError && err.variable === variable && err.message.startsWith(`${variable}: `),
+      );
+    });
+  }
+
+  it('parses lists and durations', () => {
+    const c = loadConfig({ HERALD_RETRY_SCHEDULE: '100ms, 1.5s,2m', HERALD_CONCURRENCY: 'webhook:4,email:2', HERALD_ALLOW_NETWORKS: '10.0.0.0/8, ::1' });
+    assert.deepEqual(c.retrySchedule, [100, 1500, 120_000]);
+    assert.deepEqual({ ...c.concurrency }, { webhook: 4, email: 2 });
+    assert.deepEqual(c.allowNetworks.map((n) => n.text), ['10.0.0.0/8', '::1']);
+  });
+
+  it('masks secrets when described', () => {
+    const c = loadConfig({
+      HERALD_ADMIN_KEY: 'hk_supersecret',
+      HERALD_SECRET_KEY: 'x'.repeat(40),
+      HERALD_SMTP_URL: 'smtp://user:hunter2@mail.example.com:587',
+      DATABASE_URL: 'postgres://herald:pgpass@db:5432/herald',
+    });
+    const text = describeConfig(c).map((r) => `${r.variable}=${r.value}`).join('\n');
+    for (const secret of ['hk_supersecret', 'xxxxxxxxxx', 'hunter2', 'pgpass']) assert.ok(!text.includes(secret), `${secret} leaked:\n${text}`);
+    assert.match(text, /HERALD_SMTP_URL=smtp:\/\/user:\*\*\*\*@mail\.example\.com:587/);
+    assert.match(text, /HERALD_ADMIN_KEY=\*\*\*\*/);
+    assert.match(text, /HERALD_RETRY_SCHEDULE=5s,5m,30m,2h,5h,10h,10h\n/);
+    assert.match(text, /HERALD_LEASE_TIME=1m\n/);
+  });
+
+  it('documents every variable in docs/configuration.md', () => {
+    const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    for (const s of Object.values(settings)) assert.ok(doc.includes(`| \`${s.env}\` |`), `${s.env} is not documented`);
+  });
+});
