@@ -5,6 +5,7 @@
 export const PROBLEMS = {
   malformed_json: { status: 400, title: 'The request body is not valid JSON' },
   invalid_cursor: { status: 400, title: 'The cursor is not valid' },
+  malformed_url: { status: 400, title: 'The request URL is not valid' },
   unauthorized: { status: 401, title: 'A valid API key is required' },
   forbidden: { status: 403, title: 'The API key lacks the scope this needs' },
   not_found: { status: 404, title: 'Not found' },
@@ -12,13 +13,13 @@ export const PROBLEMS = {
   idempotency_in_flight: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },
   conflict: { status: 409, title: 'The resource is not in a state that allows this' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
+  uri_too_long: { status: 414, title: 'The request URL is too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   validation_failed: { status: 422, title: 'The request is not valid' },
   idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used with a different request' },
   unknown_recipients: { status: 422, title: 'Some recipients do not exist' },
   no_channel: { status: 422, title: 'Some recipients cannot be reached on any requested channel' },
   empty_content: { status: 422, title: 'A notification needs a title or a body' },
-  rate_limited: { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;

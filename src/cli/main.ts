@@ -5,7 +5,11 @@
 //   herald keys list                          list API keys (never the keys themselves)
 //   herald send --to ID --title T --body B    send a notification through a running server
 //   herald config                             print the resolved configuration, secrets masked
+//   herald backup --to DIR                    online copy of the SQLite database and secret key
+//   herald restore --from DIR                 put a backup in place (Herald must be stopped)
 
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApiKey, SCOPES, type Scope } from '../auth/api-keys.ts';
 import { ConfigError, describeConfig, loadConfig, type Config } from '../config.ts';
@@ -24,6 +28,8 @@ Usage:
   herald keys list
   herald send --to ID [--to ID …] --title TITLE --body BODY [--channel webhook|email] [--url URL] [--key KEY]
   herald config
+  herald backup --to DIR
+  herald restore --from DIR
 
 Configuration comes from the environment; see docs/configuration.md or run \`herald config\`.`;
 
@@ -42,6 +48,10 @@ async function main(argv: string[]): Promise<number> {
       return send(rest);
     case 'config':
       return printConfig();
+    case 'backup':
+      return backup(rest);
+    case 'restore':
+      return restore(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -165,6 +175,44 @@ async function send(args: string[]): Promise<number> {
     console.error(`herald send: ${res.status} ${res.statusText}`);
     return 1;
   }
+  return 0;
+}
+
+const DB_FILE = 'herald.db';
+const KEY_FILE = 'secret.key';
+
+async function backup(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { to: { type: 'string' } }, strict: true });
+  if (!values.to) throw new UsageError('--to DIR is required');
+  const cfg = config();
+  const store = await openStore(cfg);
+  try {
+    if (!store.backup) throw new UsageError(`the ${store.dialect} store is backed up with its own tools (pg_dump); see docs/operations.md`);
+    if (existsSync(join(values.to, DB_FILE))) throw new UsageError(`${join(values.to, DB_FILE)} exists; choose an empty directory`);
+    mkdirSync(values.to, { recursive: true });
+    await store.backup(join(values.to, DB_FILE));
+    const keyFile = join(cfg.dataPath, KEY_FILE);
+    if (!cfg.secretKey && existsSync(keyFile)) copyFileSync(keyFile, join(values.to, KEY_FILE));
+    console.log(`backed up to ${values.to}${cfg.secretKey ? ' (HERALD_SECRET_KEY is set: keep it safe separately)' : ''}`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
+async function restore(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { from: { type: 'string' } }, strict: true });
+  if (!values.from) throw new UsageError('--from DIR is required');
+  const cfg = config();
+  if (cfg.databaseUrl) throw new UsageError('restore applies to the SQLite store; restore PostgreSQL with pg_restore');
+  const source = join(values.from, DB_FILE);
+  if (!existsSync(source)) throw new UsageError(`no ${DB_FILE} in ${values.from}`);
+  const target = join(cfg.dataPath, DB_FILE);
+  mkdirSync(cfg.dataPath, { recursive: true });
+  for (const suffix of ['-wal', '-shm']) rmSync(target + suffix, { force: true });
+  copyFileSync(source, target);
+  if (existsSync(join(values.from, KEY_FILE))) copyFileSync(join(values.from, KEY_FILE), join(cfg.dataPath, KEY_FILE));
+  console.log(`restored ${source} into ${cfg.dataPath}`);
   return 0;
 }
 

@@ -108,6 +108,22 @@ export interface StoreAdapter {
   /** Distinct owners of current leases. */
   leaseOwners(): Promise<string[]>;
 
+  /**
+   * Writes a consistent copy of the whole database to `path` while the store stays online
+   * (SQLite's backup API). Undefined where the database has its own tooling (PostgreSQL: pg_dump).
+   */
+  backup?(path: string): Promise<void>;
+
   /** Recomputes notifications.status from their deliveries (after operator actions). */
   refreshNotificationStatus(notificationIds: string[]): Promise<void>;
+
+  /**
+   * Subscribes to wake-ups: `onWake(channel)` when any process commits deliveries of `channel`
+   * that are due now. A hint only: wake-ups can be lost or spurious, so workers keep polling.
+   * Resolves once subscribed; the returned function unsubscribes. Absent where a store has no
+   * cross-process signal (SQLite: one process, woken in-process by the accept path).
+   * PostgreSQL: a dedicated connection doing LISTEN herald_deliveries, reconnecting with backoff
+   * if it drops.
+   */
+  listen?(onWake: (channel: string) => void): Promise<() => Promise<void>>;
 }

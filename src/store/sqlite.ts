@@ -52,6 +52,10 @@ export class SqliteAdapter implements StoreAdapter {
     }
   }
 
+  async backup(path: string): Promise<void> {
+    await this.#raw.backup(path);
+  }
+
   async ping(): Promise<void> {
     this.#raw.prepare('SELECT 1').get();
   }

@@ -11,9 +11,9 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const node = process.execPath;
 
 /** Async, so an in-process server can answer the CLI meanwhile. */
-async function heraldAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function heraldAsync(args: string[], env?: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await promisify(execFile)(node, ['bin/herald.js', ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+    const r = await promisify(execFile)(node, ['bin/herald.js', ...args], { cwd: root, encoding: 'utf8', timeout: 30_000, ...(env && { env: { PATH: process.env.PATH ?? '', ...env } }) });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -92,3 +92,46 @@ describe('herald CLI', () => {
     }
   });
 });
+
+describe('herald backup and restore', () => {
+  it('copies a live database and its generated secret key, and a restored copy serves the same data', async () => {
+    const dataDir = tempDir();
+    const backupDir = `${tempDir()}/backup`;
+    const restoredDir = tempDir();
+    const env = { HERALD_SECRET_KEY: '' }; // use the generated key file, which the backup must carry
+    try {
+      const h = await startHerald(env, { dataDir });
+      let id: string;
+      try {
+        const put = await h.api('PUT', '/v1/recipients/carol', { webhook: { url: 'http://127.0.0.1:9/carol' } });
+        assert.equal(put.status, 200);
+        const sent = await h.api('POST', '/v1/notifications', { to: 'carol', title: 'before backup' });
+        assert.equal(sent.status, 202);
+        id = sent.body.id;
+        const b = await heraldAsync(['backup', '--to', backupDir], { HERALD_DATA_DIR: dataDir, HERALD_LOG_LEVEL: 'silent' });
+        assert.equal(b.code, 0, b.stderr);
+      } finally {
+        await h.stop({ keepData: true });
+      }
+      const again = herald(['backup', '--to', backupDir], { HERALD_DATA_DIR: dataDir });
+      assert.equal(again.code, 2, 'refuses to overwrite a backup');
+
+      const r = herald(['restore', '--from', backupDir], { HERALD_DATA_DIR: restoredDir });
+      assert.equal(r.code, 0, r.stderr);
+      const h2 = await startHerald(env, { dataDir: restoredDir });
+      try {
+        const n = await h2.api('GET', `/v1/notifications/${id}`);
+        assert.equal(n.status, 200);
+        assert.equal(n.body.title, 'before backup');
+        const rec = await h2.api('GET', '/v1/recipients/carol');
+        assert.equal(rec.status, 200);
+        assert.match(rec.body.webhook.secret, /^whsec_/, 'the secret decrypts with the restored key');
+      } finally {
+        await h2.stop();
+      }
+    } finally {
+      for (const d of [dataDir, backupDir, restoredDir]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -20,7 +20,7 @@ describe('operations surface', () => {
     assert.equal(live.status, 200);
     const startup = await fetch(`${h.url}/healthz/startup`);
     assert.equal(startup.status, 200);
-    const ready = await (await fetch(`${h.url}/healthz/ready`)).json();
+    const ready = (await (await fetch(`${h.url}/healthz/ready`)).json()) as any;
     assert.equal(ready.status, 'ok');
     assert.equal(ready.migration, '0001_initial');
     assert.equal(ready.store, 'sqlite');
@@ -45,7 +45,7 @@ describe('operations surface', () => {
   });
 
   it('serves OpenAPI 3.1 generated from the route schemas, and interactive docs', async () => {
-    const spec = await (await fetch(`${h.url}/openapi.json`)).json();
+    const spec = (await (await fetch(`${h.url}/openapi.json`)).json()) as any;
     assert.equal(spec.openapi, '3.1.0');
     for (const path of ['/v1/notifications', '/v1/notifications/{id}', '/v1/recipients/{id}', '/v1/keys', '/healthz/ready']) {
       assert.ok(spec.paths[path], `${path} missing from the spec`);
