@@ -1,0 +1,512 @@
+// PostgreSQL adapter (pg Pool + Kysely's PostgresDialect). The store for more than one process.
+//
+// Plain CRUD goes through `db` (Kysely). The hot path is hand-written SQL sent through the same
+// pg Pool as named (server-side prepared) statements; batches travel as arrays and are expanded
+// with unnest(), so a batch costs the same number of round trips as a single item.
+//
+// Times are BIGINT (int8) milliseconds; this pool parses int8 to a JS number and refuses values
+// beyond Number.MAX_SAFE_INTEGER rather than rounding them. The parser is set per pool, not
+// globally, so other users of `pg` in the process are unaffected.
+//
+// Wake-ups: a commit that makes deliveries due sends `NOTIFY herald_deliveries, '<channel>'`
+// (delivered by PostgreSQL when the transaction commits); `listen()` subscribes to them. They are
+// hints: a notification can be lost (listener reconnecting), and NOTIFY is per database, so every
+// Herald sharing the database (in any schema) hears it. Workers poll regardless.
+
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
+import { newId } from '../domain/ids.ts';
+import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem, StoreAdapter } from './adapter.ts';
+import { migrationProvider } from './migrations/index.ts';
+import type { Database, RecipientsTable } from './schema.ts';
+
+/** The NOTIFY channel of delivery wake-ups; the payload is the delivery channel's name. */
+export const WAKE_CHANNEL = 'herald_deliveries';
+
+export interface PostgresOptions {
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  /**
+   * The schema Herald's tables live in: every connection runs with `search_path` set to it, and
+   * `migrate()` creates it if missing. Lowercase letters, digits and `_`. Default: the
+   * connection's own search_path (usually `public`).
+   */
+  schema?: string;
+}
+
+const INT8_OID = 20;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const LISTEN_BACKOFF_MIN_MS = 100;
+const LISTEN_BACKOFF_MAX_MS = 30_000;
+
+function parseInt8(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 value ${text} does not fit a JS number`);
+  return n;
+}
+
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+// Hot-path statements. Each states the contract it implements (see StoreAdapter in adapter.ts).
+
+/**
+ * Idempotency records of a batch, inserted before anything else of their items. A row comes back
+ * for each key that is now ours: new, or replacing an expired record. A key held by an unexpired
+ * record returns nothing, and that item is reported `idempotency_conflict` with nothing written.
+ * A concurrent transaction inserting the same key makes this one wait for its outcome, so across
+ * processes exactly one request wins a key. Callers sort the rows by (workspace_id, key) so that
+ * two batches lock keys in the same order and cannot deadlock.
+ */
+const INSERT_IDEMPOTENCY = {
+  name: 'herald_accept_idempotency',
+  text: `
+    INSERT INTO idempotency_keys (workspace_id, key, request_hash, notification_id, response, created_at, expires_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+    ON CONFLICT (workspace_id, key) DO UPDATE SET
+      request_hash = EXCLUDED.request_hash, notification_id = EXCLUDED.notification_id,
+      response = EXCLUDED.response, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
+    RETURNING workspace_id, key`,
+};
+
+/**
+ * The notifications and deliveries of a batch, as two multi-row inserts in one statement, then a
+ * wake-up NOTIFY per channel that got pending deliveries (sent by PostgreSQL on commit).
+ */
+const INSERT_NOTIFICATIONS = {
+  name: 'herald_accept_write',
+  text: `
+    WITH n AS (
+      INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                           $9::text[], $10::int8[])
+    ), d AS (
+      INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
+                              lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
+      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+                           $18::int4[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[],
+                           $25::int8[], $26::int8[])
+      RETURNING channel, status
+    )
+    SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
+};
+
+/**
+ * Claim, in one statement: lock up to $3 due rows of channel $1 (pending/failed with run_at <= now,
+ * or sending whose lease has expired), oldest run_at first, skipping rows another transaction has
+ * locked, so concurrent claimers never get the same row. A row another claimer committed after
+ * this statement's snapshot is re-checked against the WHERE once unlocked, and is dropped since
+ * its run_at is now a future lease expiry. Each claimed row becomes `sending`, attempts + 1,
+ * leased to $4 until $5. The result joins the notification and the recipient (recipient_exists is
+ * NULL when the recipient is gone), ordered by the run_at the rows were due at.
+ * `status IN (...)` repeats the predicate of the partial index deliveries_due so it is used.
+ */
+const CLAIM = {
+  name: 'herald_claim',
+  text: `
+    WITH due AS (
+      SELECT id, run_at FROM deliveries
+       WHERE channel = $1 AND status IN ('pending', 'failed', 'sending') AND run_at <= $2
+       ORDER BY run_at
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE deliveries d
+         SET status = 'sending', attempts = d.attempts + 1, lease_owner = $4, run_at = $5, updated_at = $2
+        FROM due
+       WHERE d.id = due.id
+      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts, due.run_at AS due_at
+    )
+    SELECT c.id, c.workspace_id, c.notification_id, c.recipient_id, c.channel, c.attempts,
+           n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at,
+           r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret
+      FROM claimed c
+      JOIN notifications n ON n.id = c.notification_id
+      LEFT JOIN recipients r ON r.workspace_id = c.workspace_id AND r.id = c.recipient_id
+     ORDER BY c.due_at, c.id`,
+};
+
+/**
+ * Settle, one statement for a batch: moves each delivery only while it is still `sending` under
+ * the owner that claimed it (a lease that expired and was claimed again belongs to the new owner;
+ * the old owner's write is ignored), and appends every item's attempt row (the attempt happened
+ * whether or not its outcome still applies). Returns the notification of each moved delivery.
+ * Each delivery id appears at most once in $1 (the caller keeps the first item per id).
+ */
+const SETTLE = {
+  name: 'herald_settle',
+  text: `
+    WITH moved AS (
+      UPDATE deliveries d
+         SET status = v.status, run_at = COALESCE(v.run_at, d.run_at), lease_owner = NULL, reason = v.reason,
+             error_class = v.error_class, last_error = v.error,
+             provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
+             updated_at = $10, completed_at = v.completed_at
+        FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                                   $8::text[], $9::int8[])
+                AS u(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at)) AS v
+       WHERE d.id = v.id AND d.status = 'sending' AND d.lease_owner = v.owner
+      RETURNING d.notification_id
+    ), logged AS (
+      INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
+                                     error_class, error, http_status, smtp_reply, response)
+      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::int4[], $15::int8[], $16::int4[], $17::text[],
+                           $18::text[], $19::text[], $20::int4[], $21::text[], $22::text[])
+    )
+    SELECT notification_id FROM moved`,
+};
+
+/**
+ * Locks the notifications whose status is about to be recomputed, in id order (so concurrent
+ * refreshers cannot deadlock). The status counts must be read by a later statement: under READ
+ * COMMITTED that statement's snapshot includes whatever the previous lock holder committed, so two
+ * transactions settling different deliveries of one notification cannot both miss each other.
+ */
+const LOCK_NOTIFICATIONS = {
+  name: 'herald_lock_notifications',
+  text: `SELECT id, status FROM notifications WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+};
+
+const STATUS_COUNTS = {
+  name: 'herald_status_counts',
+  text: `SELECT notification_id, status, count(*) AS n FROM deliveries WHERE notification_id = ANY($1::text[]) GROUP BY notification_id, status`,
+};
+
+const SET_NOTIFICATION_STATUS = {
+  name: 'herald_set_notification_status',
+  text: `
+    UPDATE notifications n SET status = v.status
+      FROM unnest($1::text[], $2::text[]) AS v(id, status)
+     WHERE n.id = v.id`,
+};
+
+/**
+ * Gives back the leases of owners $1 that are still `sending`: due now ($2), the unfinished attempt
+ * not counted (attempts - 1), `failed` if an earlier attempt had failed (attempts > 1 before the
+ * decrement) else `pending`; wakes the channels that got work back. Returns how many were released.
+ */
+const RELEASE = {
+  name: 'herald_release',
+  text: `
+    WITH released AS (
+      UPDATE deliveries
+         SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
+             attempts = attempts - 1, lease_owner = NULL, run_at = $2, updated_at = $2
+       WHERE status = 'sending' AND lease_owner = ANY($1::text[])
+      RETURNING channel
+    ), woken AS (
+      SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM released) AS c
+    )
+    SELECT (SELECT count(*) FROM released) AS n, (SELECT count(*) FROM woken) AS woken`,
+};
+
+const LEASE_OWNERS = {
+  name: 'herald_lease_owners',
+  text: `SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending' AND lease_owner IS NOT NULL`,
+};
+
+const FIND_RECIPIENTS = {
+  name: 'herald_find_recipients',
+  text: `SELECT * FROM recipients WHERE workspace_id = $1 AND id = ANY($2::text[])`,
+};
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export class PostgresAdapter implements StoreAdapter {
+  readonly dialect = 'postgres' as const;
+  readonly db: Kysely<Database>;
+  readonly #pool: pg.Pool;
+  readonly #clientConfig: pg.ClientConfig;
+  readonly #schema: string | undefined;
+  readonly #listeners = new Set<() => Promise<void>>();
+
+  constructor(connectionString: string, options: PostgresOptions = {}) {
+    const { poolSize = 10, schema } = options;
+    if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+      throw new Error(`invalid schema name "${schema}": use lowercase letters, digits and _ (at most 63), not starting with a digit`);
+    }
+    this.#schema = schema;
+    this.#clientConfig = { ...connectionConfig(connectionString, schema), types, application_name: 'herald' };
+    this.#pool = new pg.Pool({ ...this.#clientConfig, max: poolSize });
+    // An idle pooled connection that drops (server restart) is discarded by the pool; the error
+    // surfaces on the next query if the server is really gone. Without a listener it would crash
+    // the process.
+    this.#pool.on('error', () => undefined);
+    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.#pool }) });
+  }
+
+  /**
+   * Applies pending migrations. Kysely's migrator holds a PostgreSQL advisory lock while it
+   * migrates, so processes starting together migrate once; the others wait, then find nothing to
+   * do. The migration bookkeeping tables are placed in the adapter's schema explicitly: Kysely
+   * otherwise looks for them in every schema of the database and would take another schema's for
+   * its own.
+   */
+  async migrate(): Promise<void> {
+    let schema = this.#schema;
+    if (schema === undefined) {
+      const { rows } = await this.#pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+      schema = rows[0]?.schema ?? undefined;
+      if (schema === undefined) throw new Error('PostgreSQL: no schema of the search_path exists; create one or set a schema');
+    }
+    const { error } = await new Migrator({ db: this.db, provider: migrationProvider, migrationTableSchema: schema }).migrateToLatest();
+    if (error) throw error;
+  }
+
+  async appliedMigration(): Promise<string | undefined> {
+    try {
+      const { rows } = await this.#pool.query<{ name: string }>('SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1');
+      return rows[0]?.name;
+    } catch (err) {
+      if ((err as { code?: string }).code === '42P01') return undefined; // undefined_table: never migrated
+      throw err;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query('SELECT 1');
+  }
+
+  /** Stops every listener, then closes the pool. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#listeners].map((stop) => stop()));
+    await this.db.destroy();
+    // Kysely ends the pool only if it used it itself.
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+
+  transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]> {
+    if (ids.length === 0) return [];
+    return (await this.#pool.query<RecipientsTable>({ ...FIND_RECIPIENTS, values: [workspaceId, ids] })).rows;
+  }
+
+  /**
+   * One transaction per batch: idempotency records first (see INSERT_IDEMPOTENCY), then the
+   * notifications and deliveries of the items that got their key (or had none), then COMMIT, which
+   * with synchronous_commit on (PostgreSQL's default) returns once the commit is durable. A batch
+   * without idempotency keys is a single statement, its own transaction. Within one batch the first
+   * item with a given key wins; later ones are conflicts.
+   */
+  async acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {
+    if (items.length === 0) return [];
+    const keyed = new Map<string, number>(); // "workspace\0key" -> index of the first item with it
+    const outcomes: AcceptOutcome[] = items.map((item, i) => {
+      if (!item.idempotency) return 'ok';
+      const k = `${item.notification.workspace_id}\u0000${item.idempotency.key}`;
+      if (keyed.has(k)) return 'idempotency_conflict';
+      keyed.set(k, i);
+      return 'ok';
+    });
+    if (keyed.size === 0) {
+      await this.#writeAccepted(this.#pool, items);
+      return outcomes;
+    }
+    return this.#tx(async (c) => {
+      const rows = [...keyed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => items[i]!);
+      const won = await c.query<{ workspace_id: string; key: string }>({
+        ...INSERT_IDEMPOTENCY,
+        values: columns(rows, [
+          (it) => it.notification.workspace_id,
+          (it) => it.idempotency!.key,
+          (it) => it.idempotency!.requestHash,
+          (it) => it.notification.id,
+          (it) => it.idempotency!.response,
+          (it) => it.notification.created_at,
+          (it) => it.idempotency!.expiresAt,
+        ]),
+      });
+      const ours = new Set(won.rows.map((r) => `${r.workspace_id}\u0000${r.key}`));
+      for (const [k, i] of keyed) if (!ours.has(k)) outcomes[i] = 'idempotency_conflict';
+      const accepted = items.filter((_, i) => outcomes[i] === 'ok');
+      if (accepted.length > 0) await this.#writeAccepted(c, accepted);
+      return outcomes;
+    });
+  }
+
+  async #writeAccepted(q: Queryable, items: AcceptItem[]): Promise<void> {
+    const ns = items.map((it) => it.notification);
+    const ds = items.flatMap((it) => it.deliveries);
+    await q.query({
+      ...INSERT_NOTIFICATIONS,
+      values: [
+        ...columns(ns, [(n) => n.id, (n) => n.workspace_id, (n) => n.kind, (n) => n.title, (n) => n.body, (n) => n.data,
+          (n) => n.metadata, (n) => n.status, (n) => n.idempotency_key, (n) => n.created_at]),
+        ...columns(ds, [(d) => d.id, (d) => d.workspace_id, (d) => d.notification_id, (d) => d.recipient_id, (d) => d.channel,
+          (d) => d.status, (d) => d.reason, (d) => d.attempts, (d) => d.run_at, (d) => d.lease_owner, (d) => d.error_class,
+          (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at]),
+      ],
+    });
+  }
+
+  async claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    if (limit <= 0) return [];
+    return (await this.#pool.query<ClaimedDelivery>({ ...CLAIM, values: [channel, now, limit, owner, now + leaseMs] })).rows;
+  }
+
+  /** One transaction: SETTLE, then the status of the touched notifications (see #refresh). */
+  async settle(items: SettleItem[]): Promise<number> {
+    if (items.length === 0) return 0;
+    const now = Date.now();
+    const firstPerId = new Map<string, SettleItem>();
+    for (const it of items) if (!firstPerId.has(it.id)) firstPerId.set(it.id, it);
+    const moves = [...firstPerId.values()];
+    return this.#tx(async (c) => {
+      const { rows } = await c.query<{ notification_id: string }>({
+        ...SETTLE,
+        values: [
+          ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
+            (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
+          now,
+          ...columns(items, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
+            (it) => it.attempt.attempt, (it) => it.attempt.started_at, (it) => it.attempt.duration_ms, (it) => it.attempt.outcome,
+            (it) => it.attempt.error_class, (it) => it.attempt.error, (it) => it.attempt.http_status, (it) => it.attempt.smtp_reply,
+            (it) => it.attempt.response]),
+        ],
+      });
+      await this.#refresh(c, [...new Set(rows.map((r) => r.notification_id))]);
+      return rows.length;
+    });
+  }
+
+  /**
+   * Recomputes notifications.status of `ids` from their deliveries' status counts
+   * (summarizeNotification) inside the caller's transaction, writing only those that change.
+   */
+  async #refresh(c: pg.PoolClient, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const current = await c.query<{ id: string; status: NotificationStatus }>({ ...LOCK_NOTIFICATIONS, values: [ids] });
+    const counts = new Map<string, Partial<Record<DeliveryStatus, number>>>();
+    for (const r of (await c.query<{ notification_id: string; status: DeliveryStatus; n: number }>({ ...STATUS_COUNTS, values: [ids] })).rows) {
+      const m = counts.get(r.notification_id) ?? {};
+      m[r.status] = r.n;
+      counts.set(r.notification_id, m);
+    }
+    const changed = current.rows
+      .map((r) => ({ id: r.id, from: r.status, to: summarizeNotification(counts.get(r.id) ?? {}) }))
+      .filter((r) => r.from !== r.to);
+    if (changed.length === 0) return;
+    await c.query({ ...SET_NOTIFICATION_STATUS, values: [changed.map((r) => r.id), changed.map((r) => r.to)] });
+  }
+
+  async refreshNotificationStatus(notificationIds: string[]): Promise<void> {
+    if (notificationIds.length === 0) return;
+    await this.#tx((c) => this.#refresh(c, [...new Set(notificationIds)]));
+  }
+
+  async releaseLeases(owners: string[], now: number): Promise<number> {
+    if (owners.length === 0) return 0;
+    const { rows } = await this.#pool.query<{ n: number }>({ ...RELEASE, values: [owners, now] });
+    return rows[0]!.n;
+  }
+
+  async leaseOwners(): Promise<string[]> {
+    return (await this.#pool.query<{ lease_owner: string }>(LEASE_OWNERS)).rows.map((r) => r.lease_owner);
+  }
+
+  /**
+   * Subscribes to delivery wake-ups (hints only; see the top of this file) on a dedicated
+   * connection doing LISTEN herald_deliveries. Resolves once listening; rejects if that first
+   * connection fails. If the connection drops later it reconnects with exponential backoff
+   * (100ms doubling to 30s, reset by a successful LISTEN); notifications sent meanwhile are lost.
+   * The returned function stops listening; close() stops every listener still running.
+   */
+  async listen(onWake: (channel: string) => void): Promise<() => Promise<void>> {
+    let stopped = false;
+    let client: pg.Client | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let delay = LISTEN_BACKOFF_MIN_MS;
+
+    const open = async (): Promise<void> => {
+      const c = new pg.Client({ ...this.#clientConfig, application_name: 'herald-listen', keepAlive: true });
+      c.on('error', () => undefined); // a broken connection also ends, and 'end' reconnects
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${WAKE_CHANNEL}`);
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      if (stopped) {
+        await c.end().catch(() => undefined);
+        return;
+      }
+      c.on('notification', (m) => {
+        if (m.channel === WAKE_CHANNEL && m.payload) onWake(m.payload);
+      });
+      c.once('end', () => {
+        if (client !== c) return;
+        client = undefined;
+        if (!stopped) reconnect();
+      });
+      client = c;
+      delay = LISTEN_BACKOFF_MIN_MS;
+    };
+    const reconnect = (): void => {
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (stopped) return;
+        open().catch(() => {
+          delay = Math.min(delay * 2, LISTEN_BACKOFF_MAX_MS);
+          if (!stopped) reconnect();
+        });
+      }, delay);
+      timer.unref();
+    };
+
+    await open();
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      this.#listeners.delete(stop);
+      clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    };
+    this.#listeners.add(stop);
+    return stop;
+  }
+
+  /** Runs `fn` in a transaction on one pooled connection; a connection left unusable is discarded. */
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN');
+      const result = await fn(c);
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw err;
+    } finally {
+      c.release(broken);
+    }
+  }
+}
+
+/** The column arrays of `rows` for unnest(): one array per getter, undefined as NULL. */
+function columns<R>(rows: readonly R[], getters: ((row: R) => unknown)[]): unknown[][] {
+  return getters.map((get) => rows.map((r) => get(r) ?? null));
+}
+
+/**
+ * The pg connection settings for `connectionString`, with `search_path` set to `schema` if given.
+ * Options in the URL (`?options=...`) would replace a separate `options` setting, so the URL's
+ * options are moved into it and the search_path is appended to them.
+ */
+function connectionConfig(connectionString: string, schema: string | undefined): pg.ClientConfig {
+  if (schema === undefined) return { connectionString };
+  const url = new URL(connectionString);
+  const own = url.searchParams.get('options');
+  url.searchParams.delete('options');
+  return { connectionString: url.href, options: [own, `-c search_path=${schema}`].filter(Boolean).join(' ') };
+}
