@@ -103,6 +103,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const server = await buildServer(services);
 
   let purgeTimer: NodeJS.Timeout | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -112,16 +113,18 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       if (pool) {
         await pool.recoverOrphanedLeases();
         pool.start();
+        // Other processes' commits wake this node's workers (PostgreSQL LISTEN/NOTIFY); a hint only.
+        if (store.listen) {
+          unlisten = await store.listen((channel) => pool.wake([channel])).catch((err: unknown) => {
+            log.warn({ err }, 'wake-up subscription failed; workers rely on polling');
+            return undefined;
+          });
+        }
         await dlq.start();
       }
       purgeTimer = setInterval(() => void purgeExpiredIdempotency(store.db, Date.now()).catch((err) => log.warn({ err }, 'idempotency purge failed')), 3_600_000);
       purgeTimer.unref();
-      let url = '';
-      if (roles.includes('api')) {
-        url = await server.listen({ host: config.host, port: config.port });
-      } else {
-        await server.ready();
-      }
+      const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
       log.info({ url, roles, workerId, store: store.dialect, channels: [...channels.keys()], version: VERSION }, 'herald started');
       return url;
@@ -133,6 +136,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await server.close();
         await accepter.drain();
         await dlq.stop();
+        await unlisten?.();
         if (pool) await pool.stop(config.shutdownGrace);
         await Promise.all([...channels.values()].map((c) => c.close()));
         await http.close();
