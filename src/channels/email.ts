@@ -2,6 +2,7 @@
 // an HTML part (the body escaped, line breaks kept). The Message-ID is ours, derived from the
 // delivery id, and recorded as the provider message id.
 // Outcome: SMTP 2xx success; 4xx replies and connection errors retryable; 5xx replies permanent.
+// An abort (shutdown after the grace period) ends the attempt at once with the signal's reason.
 
 import nodemailer, { type Transporter } from 'nodemailer';
 import { PermanentError, RetryableError, type Channel, type DeliveryJob, type DeliveryResult } from './channel.ts';
@@ -52,23 +53,27 @@ export class EmailChannel implements Channel {
     return !!recipient.email;
   }
 
-  async deliver(job: DeliveryJob): Promise<DeliveryResult> {
+  async deliver(job: DeliveryJob, signal?: AbortSignal): Promise<DeliveryResult> {
     const { email, name } = job.recipient;
     if (!email) throw new PermanentError('no_address', 'recipient has no email address');
+    signal?.throwIfAborted();
     const messageId = `<${job.deliveryId}@${this.#domain}>`;
     const { title, body } = job.notification;
     try {
-      const info = await this.#transport.sendMail({
+      const sending = this.#transport.sendMail({
         from: this.#from,
         to: name ? { name, address: email } : email,
-        subject: title || body.slice(0, 78),
+        // Without a title, the start of the body; cut between characters, never inside a surrogate pair.
+        subject: title || Array.from(body).slice(0, 78).join(''),
         text: body,
         html: renderEmailHtml(title, body),
         messageId,
         headers: { 'X-Herald-Notification': job.notificationId },
       });
+      const info = await abortable(sending, signal);
       return { providerMessageId: info.messageId ?? messageId, smtpReply: String(info.response ?? '').slice(0, 500) };
     } catch (err) {
+      if (signal?.aborted && err === signal.reason) throw err;
       const e = err as { responseCode?: number; response?: string; code?: string; message: string };
       const smtpReply = e.response?.slice(0, 500);
       if (e.responseCode !== undefined) {
@@ -83,4 +88,18 @@ export class EmailChannel implements Channel {
   async close(): Promise<void> {
     this.#transport.close();
   }
+}
+
+/**
+ * Settles with `p`, or rejects with the signal's reason as soon as it aborts. nodemailer's sendMail
+ * takes no signal: without this an aborted attempt would hold shutdown until the SMTP timeout.
+ */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

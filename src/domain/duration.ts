@@ -1,20 +1,37 @@
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const UNITS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+/** Units from largest to smallest: a compound duration names each at most once, in this order. */
+const ORDER = ['d', 'h', 'm', 's', 'ms'];
 
-/** Parses "250ms", "5s", "5m", "2h", "1d", "1.5h" or "0" into milliseconds. Throws on anything else. */
+/**
+ * Parses "250ms", "5s", "5m", "2h", "1d", "1.5h", "0", or a compound of those from the largest unit
+ * down ("1h30m", "1m30s500ms", as formatDuration writes them) into milliseconds. Throws on anything else.
+ */
 export function parseDuration(input: string): number {
   const s = input.trim();
   if (s === '0') return 0;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(s);
-  if (!m) throw new Error(`expected a duration such as 500ms, 5s, 5m, 2h or 1d, got "${input}"`);
-  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+  const fail = () => new Error(`expected a duration such as 500ms, 5s, 5m, 2h, 1d or 1h30m, got "${input}"`);
+  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(s)) throw fail();
+  let total = 0;
+  let last = -1;
+  for (const [, n, unit] of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
+    const rank = ORDER.indexOf(unit!);
+    if (rank <= last) throw fail(); // "30m1h", "1h1h"
+    last = rank;
+    total += Number(n) * UNITS[unit!]!;
+  }
+  return Math.round(total);
 }
 
-/** Formats milliseconds compactly ("1h30m", "5s", "250ms"). */
+/**
+ * Formats milliseconds compactly and exactly ("1h30m", "5s", "1s500ms", "250ms"), so that
+ * parseDuration(formatDuration(ms)) === ms for every whole number of milliseconds.
+ */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  let rest = Math.round(ms / 1000);
+  let rest = Math.round(ms);
+  if (rest < 1000) return `${rest}ms`;
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+  for (const unit of ORDER) {
+    const size = UNITS[unit]!;
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;
