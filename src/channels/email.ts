@@ -1,7 +1,8 @@
 // Email over SMTP (nodemailer, pooled connections). One message per delivery, with a text part and
 // an HTML part (the body escaped, line breaks kept). The Message-ID is ours, derived from the
 // delivery id, and recorded as the provider message id.
-// Outcome: SMTP 2xx success; 4xx replies and connection errors retryable; 5xx replies permanent.
+// Outcome: SMTP 2xx success; 4xx replies and connection errors retryable; 5xx replies to RCPT TO
+// or DATA (about this message) permanent; other 5xx (greeting, AUTH, MAIL FROM) retryable.
 // An abort (shutdown after the grace period) ends the attempt at once with the signal's reason.
 
 import nodemailer, { type Transporter } from 'nodemailer';
@@ -74,13 +75,18 @@ export class EmailChannel implements Channel {
       return { providerMessageId: info.messageId ?? messageId, smtpReply: String(info.response ?? '').slice(0, 500) };
     } catch (err) {
       if (signal?.aborted && err === signal.reason) throw err;
-      const e = err as { responseCode?: number; response?: string; code?: string; message: string };
+      const e = err as { responseCode?: number; response?: string; code?: string; command?: string; message: string };
       const smtpReply = e.response?.slice(0, 500);
+      // A 5xx is permanent only when it judges this message (its recipient or its content). A 5xx
+      // to the greeting, AUTH or MAIL FROM is about the server or Herald's own settings (a wrong
+      // password, a refused sender): every message would fail alike, so it stays retryable while
+      // the operator fixes it, instead of sending every message to the dead-letter queue.
+      const aboutMessage = e.code === 'EENVELOPE' || e.code === 'EMESSAGE' || /^(RCPT|DATA)/i.test(e.command ?? '');
       if (e.responseCode !== undefined) {
-        if (e.responseCode >= 500) throw new PermanentError(`smtp_${e.responseCode}`, e.message, { smtpReply });
+        if (e.responseCode >= 500 && aboutMessage) throw new PermanentError(`smtp_${e.responseCode}`, e.message, { smtpReply });
         throw new RetryableError(`smtp_${e.responseCode}`, e.message, { smtpReply });
       }
-      if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') throw new PermanentError('smtp_envelope', e.message, { smtpReply });
+      if (aboutMessage) throw new PermanentError('smtp_envelope', e.message, { smtpReply });
       throw new RetryableError(e.code === 'ETIMEDOUT' ? 'timeout' : 'network', `${e.code ?? 'error'}: ${e.message}`, { smtpReply });
     }
   }

@@ -21,6 +21,7 @@ import { metricsRoutes } from './metrics.ts';
 import { recipientRoutes } from './recipients.ts';
 import { notificationRoutes } from './notifications.ts';
 import { dlqRoutes } from './dlq.ts';
+import { auditRoutes } from './audit.ts';
 import { keyRoutes } from './keys.ts';
 import { ProblemSchema } from './schemas.ts';
 
@@ -123,6 +124,7 @@ export async function buildServer(services: Services): Promise<Api> {
       recipientRoutes(api, services);
       notificationRoutes(api, services);
       dlqRoutes(api, services);
+      auditRoutes(api, services);
       keyRoutes(api, services);
     },
     { prefix: '/v1' },

@@ -1,27 +1,223 @@
-// The dead-letter queue: exhausted deliveries and the operator actions on them.
-// (Implementation in progress; see http/dlq.ts.)
+// The dead-letter queue: operator actions on exhausted deliveries, one at a time or in bulk jobs.
+//
+// Single actions (replay, discard) move one delivery and append its audit entry in one
+// transaction: 404 when the delivery is not in the workspace, 409 (conflict) when it is not
+// exhausted. After the commit the notification's summarized status is recomputed and, for a
+// replay, the workers of its channel are woken.
+//
+// Bulk jobs (see store/dlq.ts for the job's set and state machine) run in the background of the
+// process that created them, one chunk per transaction. stop() lets the chunk in progress commit
+// and leaves the job `running`; start() resumes every job left `running`, whichever process
+// created it. A chunk that keeps failing (MAX_FAILURES in a row) marks the job `failed`.
 
 import type { Logger } from 'pino';
+import { newId } from '../domain/ids.ts';
+import { Problem } from '../errors.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
+import { recordAudit } from '../store/audit.ts';
+import {
+  countDlq,
+  discardDeliveries,
+  dlqIds,
+  failJob,
+  findDelivery,
+  insertJob,
+  JobProgressConflict,
+  replayDeliveries,
+  runJobChunk,
+  runningJobIds,
+  type DlqAction,
+  type DlqFilter,
+  type MovedDelivery,
+} from '../store/dlq.ts';
+import type { DeliveriesTable, DlqJobsTable } from '../store/schema.ts';
+
+const DEFAULT_CHUNK = 500;
+const MAX_FAILURES = 5;
+const SAMPLE = 20;
+
+export interface DryRun {
+  count: number;
+  /** The newest matching delivery ids, at most 20. */
+  sample: string[];
+}
 
 export class DlqService {
   readonly #store: StoreAdapter;
   readonly #log: Logger;
   readonly #onReplayed: (channels: Set<string>) => void;
+  readonly #chunkSize: number;
+  /** Jobs this process is running, by id. */
+  readonly #running = new Map<string, Promise<void>>();
+  #stopping = false;
+  readonly #wakeSleepers = new Set<() => void>();
 
-  constructor(opts: { store: StoreAdapter; log: Logger; onReplayed: (channels: Set<string>) => void }) {
+  constructor(opts: { store: StoreAdapter; log: Logger; onReplayed: (channels: Set<string>) => void; chunkSize?: number }) {
     this.#store = opts.store;
     this.#log = opts.log;
     this.#onReplayed = opts.onReplayed;
+    this.#chunkSize = opts.chunkSize ?? DEFAULT_CHUNK;
   }
 
   /** Resumes bulk jobs left running by a previous process. */
   async start(): Promise<void> {
-    void this.#store;
-    void this.#log;
-    void this.#onReplayed;
+    this.#stopping = false;
+    const ids = await runningJobIds(this.#store.db);
+    if (ids.length > 0) this.#log.info({ jobs: ids }, 'resuming dlq jobs');
+    for (const id of ids) this.#launch(id);
   }
 
-  /** Stops running bulk jobs at a safe point. */
-  async stop(): Promise<void> {}
+  /** Stops running bulk jobs at a chunk boundary; they stay `running` for the next start(). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const wake of this.#wakeSleepers) wake();
+    await Promise.allSettled([...this.#running.values()]);
+  }
+
+  /** Puts an exhausted delivery back in the queue, due now, with a fresh retry budget. */
+  async replay(workspaceId: string, deliveryId: string, actor: string, reason: string | null): Promise<DeliveriesTable> {
+    const now = Date.now();
+    const moved = await this.#store.transaction(async (trx) => {
+      await this.#requireExhausted(trx, workspaceId, deliveryId, 'replayed');
+      const [m] = await replayDeliveries(trx, workspaceId, [deliveryId], now);
+      if (!m) throw notExhausted(deliveryId, 'replayed');
+      await recordAudit(trx, { workspaceId, actor, action: 'dlq.replay', target: deliveryId, reason });
+      return m;
+    });
+    await this.#afterMove([moved], 'replay');
+    return this.#reload(workspaceId, deliveryId);
+  }
+
+  /** Discards an exhausted delivery for good, keeping `reason` on it. */
+  async discard(workspaceId: string, deliveryId: string, actor: string, reason: string): Promise<DeliveriesTable> {
+    const now = Date.now();
+    const moved = await this.#store.transaction(async (trx) => {
+      await this.#requireExhausted(trx, workspaceId, deliveryId, 'discarded');
+      const [m] = await discardDeliveries(trx, workspaceId, [deliveryId], reason, now);
+      if (!m) throw notExhausted(deliveryId, 'discarded');
+      await recordAudit(trx, { workspaceId, actor, action: 'dlq.discard', target: deliveryId, reason });
+      return m;
+    });
+    await this.#afterMove([moved], 'discard');
+    return this.#reload(workspaceId, deliveryId);
+  }
+
+  /** What a bulk action with `filter` would act on now; changes nothing. */
+  async preview(workspaceId: string, filter: DlqFilter): Promise<DryRun> {
+    const [count, sample] = await Promise.all([countDlq(this.#store.db, workspaceId, filter), dlqIds(this.#store.db, workspaceId, filter, SAMPLE)]);
+    return { count, sample };
+  }
+
+  /**
+   * Creates a bulk job over the entries matching `filter` now, records the audit entry (filter and
+   * count) in the same transaction, and starts running it in the background.
+   */
+  async createJob(workspaceId: string, action: DlqAction, filter: DlqFilter, actor: string, reason: string | null): Promise<DlqJobsTable> {
+    const now = Date.now();
+    const job = await this.#store.transaction(async (trx) => {
+      const row = await insertJob(trx, { id: newId('job'), workspaceId, action, filter, reason, actor, now });
+      await recordAudit(trx, {
+        workspaceId,
+        actor,
+        action: action === 'replay' ? 'dlq.bulk_replay' : 'dlq.bulk_discard',
+        target: row.id,
+        reason,
+        details: { filters: filterDetails(filter), count: row.total },
+      });
+      return row;
+    });
+    if (!this.#stopping) this.#launch(job.id);
+    return job;
+  }
+
+  async #requireExhausted(trx: StoreAdapter['db'], workspaceId: string, deliveryId: string, verb: string): Promise<void> {
+    const d = await findDelivery(trx, workspaceId, deliveryId);
+    if (!d) throw new Problem('not_found', `No delivery "${deliveryId}"`);
+    if (d.status !== 'exhausted') throw notExhausted(deliveryId, verb, d.status);
+  }
+
+  async #reload(workspaceId: string, deliveryId: string): Promise<DeliveriesTable> {
+    const d = await findDelivery(this.#store.db, workspaceId, deliveryId);
+    if (!d) throw new Error(`delivery ${deliveryId} vanished`);
+    return d;
+  }
+
+  /**
+   * After a committed move: wake workers for replays, recompute notification statuses. A failed
+   * recomputation is logged, not thrown: the move stands, and a replayed delivery's next settle
+   * recomputes its notification anyway (a discard does not change the summary: exhausted and
+   * discarded count alike).
+   */
+  async #afterMove(moved: MovedDelivery[], action: DlqAction): Promise<void> {
+    if (moved.length === 0) return;
+    if (action === 'replay') this.#onReplayed(new Set(moved.map((m) => m.channel)));
+    const notifications = [...new Set(moved.map((m) => m.notification_id))];
+    try {
+      await this.#store.refreshNotificationStatus(notifications);
+    } catch (err) {
+      this.#log.warn({ err, notifications: notifications.length }, 'could not refresh notification statuses after a dlq action');
+    }
+  }
+
+  #launch(jobId: string): void {
+    if (this.#running.has(jobId)) return;
+    const run = this.#run(jobId)
+      .catch((err: unknown) => this.#log.error({ err, job: jobId }, 'dlq job crashed'))
+      .finally(() => this.#running.delete(jobId));
+    this.#running.set(jobId, run);
+  }
+
+  async #run(jobId: string): Promise<void> {
+    let failures = 0;
+    while (!this.#stopping) {
+      let result;
+      try {
+        result = await this.#store.transaction((trx) => runJobChunk(trx, jobId, this.#chunkSize, Date.now()));
+        failures = 0;
+      } catch (err) {
+        if (err instanceof JobProgressConflict) continue;
+        failures++;
+        if (failures >= MAX_FAILURES) {
+          this.#log.error({ err, job: jobId, failures }, 'dlq job failed');
+          await failJob(this.#store.db, jobId, Date.now());
+          return;
+        }
+        this.#log.warn({ err, job: jobId, failures }, 'dlq job chunk failed; retrying');
+        await this.#sleep(100 * 2 ** failures);
+        continue;
+      }
+      if (result.state === 'not_running') return;
+      await this.#afterMove(result.moved, result.action);
+      if (result.state === 'completed') {
+        this.#log.info({ job: jobId }, 'dlq job completed');
+        return;
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#wakeSleepers.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#wakeSleepers.add(done);
+    });
+  }
+}
+
+function notExhausted(deliveryId: string, verb: string, status?: string): Problem {
+  return new Problem('conflict', `Delivery "${deliveryId}" is ${status ? `"${status}"` : 'no longer exhausted'}; only exhausted deliveries can be ${verb}`);
+}
+
+/** The filter as recorded in audit details and job views: ISO times, API field names. */
+export function filterDetails(f: DlqFilter): Record<string, string> {
+  return {
+    ...(f.channel !== undefined && { channel: f.channel }),
+    ...(f.from !== undefined && { from: new Date(f.from).toISOString() }),
+    ...(f.to !== undefined && { to: new Date(f.to).toISOString() }),
+    ...(f.errorClass !== undefined && { error: f.errorClass }),
+  };
 }

@@ -311,6 +311,51 @@ describe('email channel with the SMTP server down', () => {
   });
 });
 
+describe('email channel with wrong SMTP credentials', () => {
+  let h: TestHerald;
+  let server: SMTPServer;
+  const received: string[] = [];
+  before(async () => {
+    server = new SMTPServer({
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onAuth(auth, _session, cb) {
+        if (auth.username === 'herald' && auth.password === 'right') return cb(null, { user: auth.username });
+        cb(new Error('Invalid username or password'));
+      },
+      onData(stream, _session, cb) {
+        stream.on('data', () => undefined);
+        stream.on('end', () => {
+          received.push('mail');
+          cb();
+        });
+      },
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.server.address() as AddressInfo).port;
+    h = await startHerald({ HERALD_SMTP_URL: `smtp://herald:wrong@127.0.0.1:${port}`, HERALD_EMAIL_FROM: FROM, HERALD_RETRY_SCHEDULE: '5s' });
+  });
+  after(async () => {
+    await h.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('an authentication failure (535) is retryable, not a permanent failure of the message', async () => {
+    const to = await putRecipient(h, { email: 'auth@example.org' });
+    const sent = await send(h, { to, title: 'Auth', body: 'x' });
+    const d = await waitFor(async () => {
+      const r = await h.api('GET', `/v1/notifications/${sent.id}`);
+      const dv = r.body.deliveries[0];
+      return dv.attempt_log.length >= 1 ? dv : undefined;
+    }, 5000, 'first attempt');
+    assert.equal(d.status, 'failed', 'a retry is scheduled');
+    assert.equal(d.attempt_log[0].outcome, 'retryable');
+    assert.equal(d.attempt_log[0].error_class, 'smtp_535');
+    assert.equal(received.length, 0);
+  });
+});
+
 describe('EmailChannel abort', () => {
   it('an aborted attempt ends at once, not at the SMTP timeout (shutdown must not wait for a stuck server)', async () => {
     let gotData = false;

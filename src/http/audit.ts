@@ -1,0 +1,72 @@
+// The audit log (admin scope): who did what to what, when and why.
+//   GET /v1/audit?action=&limit=&cursor=   newest first, keyset cursor
+
+import { Type, type Static } from 'typebox';
+import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
+import { Problem } from '../errors.ts';
+import { listAudit } from '../store/audit.ts';
+import type { AuditLogTable } from '../store/schema.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { Cursor, iso, Limit, problems } from './schemas.ts';
+
+const NullStr = Type.Union([Type.String(), Type.Null()]);
+
+export const AuditEntryView = Type.Object({
+  id: Type.String(),
+  actor: Type.String({ description: '"key:<key id>" or "system"' }),
+  action: Type.String(),
+  target: NullStr,
+  reason: NullStr,
+  details: Type.Unknown(),
+  created_at: Type.String(),
+});
+
+function auditView(a: AuditLogTable): Static<typeof AuditEntryView> {
+  return {
+    id: a.id,
+    actor: a.actor,
+    action: a.action,
+    target: a.target,
+    reason: a.reason,
+    details: a.details === null ? null : JSON.parse(a.details),
+    created_at: iso(a.created_at)!,
+  };
+}
+
+export function auditRoutes(app: Api, s: Services): void {
+  app.get(
+    '/audit',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'List the audit log, newest first',
+        tags: ['audit'],
+        querystring: Type.Object(
+          {
+            action: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only this action, e.g. dlq.replay' })),
+            limit: Type.Optional(Limit),
+            cursor: Type.Optional(Cursor),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ data: Type.Array(AuditEntryView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...problems(400, 401, 403, 422),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      let before: string | undefined;
+      if (q.cursor !== undefined) {
+        before = decodeCursor(q.cursor);
+        if (!before) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
+      }
+      const limit = q.limit ?? 50;
+      const rows = await listAudit(s.store.db, request.principal.workspaceId, { action: q.action, before, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { data: page.map(auditView), next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null };
+    },
+  );
+}
