@@ -26,6 +26,7 @@ import { purgeExpiredIdempotency } from './store/idempotency.ts';
 import { openStore } from './store/index.ts';
 import type { RecipientsTable } from './store/schema.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
+import { disableRecipientWebhook } from './store/recipients.ts';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -80,13 +81,19 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         secrets,
         metrics,
         log,
+        onAddressGone: async (delivery, err) => {
+          if (delivery.channel !== 'webhook') return;
+          await disableRecipientWebhook(store.db, delivery.workspace_id, delivery.recipient_id, err.message, Date.now());
+          log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
+        },
       })
     : undefined;
   const wake = (c: Set<string>) => pool?.wake(c);
 
   const reachable = (r: RecipientsTable) => {
     const out = new Set<ChannelName>();
-    for (const [name, ch] of channels) if (ch.canReach({ email: r.email, webhookUrl: r.webhook_url })) out.add(name);
+    const addresses = { email: r.email, webhookUrl: r.webhook_disabled_at === null ? r.webhook_url : null };
+    for (const [name, ch] of channels) if (ch.canReach(addresses)) out.add(name);
     return out;
   };
   const accepter = new Accepter({
@@ -120,8 +127,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
             return undefined;
           });
         }
-        await dlq.start();
       }
+      // Any node resumes DLQ bulk jobs a crashed process left running (they are database work).
+      await dlq.start();
       purgeTimer = setInterval(() => void purgeExpiredIdempotency(store.db, Date.now()).catch((err) => log.warn({ err }, 'idempotency purge failed')), 3_600_000);
       purgeTimer.unref();
       const url = await server.listen({ host: config.host, port: config.port });

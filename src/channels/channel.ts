@@ -31,13 +31,19 @@ export class DeliveryError extends Error {
   readonly retryAfterMs: number | undefined;
   /** A short machine-readable class for the attempt log and the DLQ (e.g. "http_5xx", "timeout"). */
   readonly errorClass: string;
+  /**
+   * The address itself is gone for good (a webhook answering 410 Gone, an unregistered device):
+   * the queue disables it so later notifications skip it instead of failing on it again.
+   */
+  readonly addressGone: boolean;
 
-  constructor(kind: FailureKind, errorClass: string, message: string, detail: AttemptDetail = {}, retryAfterMs?: number) {
+  constructor(kind: FailureKind, errorClass: string, message: string, detail: AttemptDetail = {}, retryAfterMs?: number, addressGone = false) {
     super(message);
     this.kind = kind;
     this.errorClass = errorClass;
     this.detail = detail;
     this.retryAfterMs = retryAfterMs;
+    this.addressGone = addressGone;
   }
 }
 
@@ -48,8 +54,8 @@ export class RetryableError extends DeliveryError {
 }
 
 export class PermanentError extends DeliveryError {
-  constructor(errorClass: string, message: string, detail?: AttemptDetail) {
-    super('permanent', errorClass, message, detail);
+  constructor(errorClass: string, message: string, detail?: AttemptDetail, opts: { addressGone?: boolean } = {}) {
+    super('permanent', errorClass, message, detail, undefined, opts.addressGone ?? false);
   }
 }
 

@@ -4,6 +4,7 @@
 //           webhook-timestamp (unix seconds of this attempt), webhook-signature ("v1,<base64>")
 // Outcome: 2xx success; 408, 429, 5xx and network errors retryable (Retry-After honoured);
 // 3xx (redirects are not followed) and other 4xx permanent; a refused destination permanent.
+// 410 Gone also disables the recipient's webhook (Standard Webhooks) until it is PUT again.
 
 import { signWebhook } from '../domain/webhook-signature.ts';
 import { parseRetryAfter } from '../domain/retry.ts';
@@ -71,6 +72,7 @@ export class WebhookChannel implements Channel {
     if (res.status === 429) throw new RateLimitedError('receiver answered 429', retryAfter, detail);
     if (res.status === 408 || res.status >= 500) throw new RetryableError(`http_${res.status}`, `receiver answered ${res.status}`, detail, retryAfter);
     if (res.status >= 300 && res.status < 400) throw new PermanentError('http_redirect', `receiver answered ${res.status} (redirects are not followed)`, detail);
+    if (res.status === 410) throw new PermanentError('http_410', 'receiver answered 410 Gone: the webhook is disabled', detail, { addressGone: true });
     throw new PermanentError(`http_${res.status}`, `receiver answered ${res.status}`, detail);
   }
 

@@ -43,7 +43,15 @@ const Recipient = Type.Object({
   phone: Type.Union([Type.String(), Type.Null()]),
   locale: Type.Union([Type.String(), Type.Null()]),
   timezone: Type.Union([Type.String(), Type.Null()]),
-  webhook: Type.Union([Type.Object({ url: Type.String(), secret: Type.String() }), Type.Null()]),
+  webhook: Type.Union([
+    Type.Object({
+      url: Type.String(),
+      secret: Type.String(),
+      disabled_at: Type.Union([Type.String(), Type.Null()], { description: 'Set when the receiver answered 410 Gone; PUT the webhook again to re-enable it' }),
+      disabled_reason: Type.Union([Type.String(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
   metadata: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   created_at: Type.String(),
   updated_at: Type.String(),
@@ -53,10 +61,15 @@ const Params = Type.Object({ id: RecipientId });
 
 export function recipientRoutes(app: Api, s: Services): void {
   const view = (r: RecipientsTable, secret: 'full' | 'masked'): Static<typeof Recipient> => {
-    let webhook: { url: string; secret: string } | null = null;
+    let webhook: Static<typeof Recipient>['webhook'] = null;
     if (r.webhook_url && r.webhook_secret) {
       const plain = s.secrets.open(r.webhook_secret);
-      webhook = { url: r.webhook_url, secret: secret === 'full' ? plain : `${plain.slice(0, 10)}…` };
+      webhook = {
+        url: r.webhook_url,
+        secret: secret === 'full' ? plain : `${plain.slice(0, 10)}…`,
+        disabled_at: iso(r.webhook_disabled_at),
+        disabled_reason: r.webhook_disabled_reason,
+      };
     }
     return {
       id: r.id,
@@ -105,6 +118,8 @@ export function recipientRoutes(app: Api, s: Services): void {
         timezone: input.timezone ?? null,
         webhook_url: input.webhook?.url ?? null,
         webhook_secret: sealedSecret,
+        webhook_disabled_at: null,
+        webhook_disabled_reason: null,
         metadata: input.metadata ? JSON.stringify(input.metadata) : null,
         created_at: existing?.created_at ?? now,
         updated_at: now,

@@ -7,7 +7,7 @@ import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { SettleItem, StoreAdapter } from '../store/adapter.ts';
 import { GroupCommitter } from '../store/group-commit.ts';
-import { ChannelWorker } from './worker.ts';
+import { ChannelWorker, type WorkerOptions } from './worker.ts';
 import { hostname } from 'node:os';
 
 export interface PoolOptions {
@@ -21,6 +21,7 @@ export interface PoolOptions {
   secrets: SecretBox;
   metrics: Metrics;
   log: Logger;
+  onAddressGone: WorkerOptions['onAddressGone'];
 }
 
 const DEFAULT_CONCURRENCY = 16;

@@ -37,6 +37,8 @@ export interface WorkerOptions {
   metrics: Metrics;
   log: Logger;
   settler: GroupCommitter<SettleItem, void>;
+  /** Disables an address a channel reported gone for good (DeliveryError.addressGone). */
+  onAddressGone: (delivery: ClaimedDelivery, err: DeliveryError) => Promise<void>;
 }
 
 export class ChannelWorker {
@@ -166,6 +168,9 @@ export class ChannelWorker {
     const errorClass = e?.errorClass ?? 'internal';
     const message = (err as Error)?.message?.slice(0, 1000) ?? String(err);
     if (!e) this.#o.log.warn({ err, delivery: row.id, channel: channel.name }, 'channel threw an unclassified error; retrying');
+    if (e?.addressGone) {
+      this.#o.onAddressGone(row, e).catch((err2: unknown) => this.#o.log.error({ err: err2, delivery: row.id }, 'could not disable a gone address'));
+    }
     metrics.attemptDuration.observe({ channel: channel.name }, duration / 1000);
     metrics.deliveryOutcomes.inc({ channel: channel.name, outcome: kind });
     const attempt = {
@@ -207,7 +212,7 @@ export class ChannelWorker {
         name: row.name,
         email: row.email,
         locale: row.locale,
-        webhookUrl: row.webhook_url,
+        webhookUrl: row.webhook_disabled_at === null ? row.webhook_url : null,
         webhookSecret: row.webhook_secret ? this.#o.secrets.open(row.webhook_secret) : null,
       },
     };

@@ -42,6 +42,7 @@ export interface ClaimedDelivery {
   locale: string | null;
   webhook_url: string | null;
   webhook_secret: string | null;
+  webhook_disabled_at: number | null;
 }
 
 /** The outcome of one attempt, to be recorded by `settle`. */
@@ -70,8 +71,9 @@ export interface StoreAdapter {
   close(): Promise<void>;
 
   /**
-   * Runs `fn` in a transaction. On SQLite this also excludes the hot-path writes below, which
-   * share the one connection.
+   * Runs `fn` in a transaction. On SQLite this also excludes the hot-path methods below, which
+   * share the one connection: calling any of them (or `transaction` again) inside `fn` waits for
+   * `fn` to finish, i.e. forever. Inside `fn` use only `trx`.
    */
   transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
 

@@ -123,7 +123,7 @@ const CLAIM = {
     )
     SELECT c.id, c.workspace_id, c.notification_id, c.recipient_id, c.channel, c.attempts,
            n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at,
-           r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret
+           r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
       FROM claimed c
       JOIN notifications n ON n.id = c.notification_id
       LEFT JOIN recipients r ON r.workspace_id = c.workspace_id AND r.id = c.recipient_id

@@ -38,3 +38,14 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
   if (notificationIds.length > 0) await store.refreshNotificationStatus(notificationIds);
   return deleted;
 }
+
+/** Disables a recipient's webhook (the receiver answered 410 Gone); a later PUT re-enables it. */
+export async function disableRecipientWebhook(db: Kysely<Database>, workspaceId: string, id: string, reason: string, now: number): Promise<void> {
+  await db
+    .updateTable('recipients')
+    .set({ webhook_disabled_at: now, webhook_disabled_reason: reason, updated_at: now })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .where('webhook_disabled_at', 'is', null)
+    .execute();
+}

@@ -35,6 +35,9 @@ export interface RecipientsTable {
   webhook_url: string | null;
   /** Encrypted with the secret key (see auth/secret-box.ts). */
   webhook_secret: string | null;
+  /** Set when the receiver answered 410 Gone; routing then treats the webhook as absent. */
+  webhook_disabled_at: number | null;
+  webhook_disabled_reason: string | null;
   metadata: string | null;
   created_at: number;
   updated_at: number;

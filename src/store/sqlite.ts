@@ -101,7 +101,7 @@ export class SqliteAdapter implements StoreAdapter {
       claimedJobs: p(`
         SELECT d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts,
                n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at,
-               r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret
+               r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
           FROM deliveries d
           JOIN notifications n ON n.id = d.notification_id
           LEFT JOIN recipients r ON r.workspace_id = d.workspace_id AND r.id = d.recipient_id

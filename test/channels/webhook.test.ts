@@ -204,6 +204,30 @@ describe('webhook channel', () => {
     });
   }
 
+  it('410 Gone also disables the webhook: later sends skip it until the webhook is PUT again', async () => {
+    let gone = true;
+    responders.set('/retired', () => (gone ? { status: 410 } : { status: 200 }));
+    const { id } = await t.recipient(`${rx.url}/retired`);
+    const { notificationId } = await t.send(id);
+    const { delivery } = await t.settled(notificationId);
+    assert.equal(delivery.status, 'exhausted');
+    const rec = await waitFor(async () => {
+      const r = await h.api('GET', `/v1/recipients/${id}`);
+      return r.body.webhook.disabled_at ? r : undefined;
+    }, 5000, 'webhook disabled');
+    assert.match(rec.body.webhook.disabled_reason, /410/);
+    const refused = await h.api('POST', '/v1/notifications', { to: id, title: 'again' });
+    assert.equal(refused.status, 422);
+    assert.equal(refused.body.code, 'no_channel');
+
+    gone = false;
+    const put = await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/retired` } });
+    assert.equal(put.body.webhook.disabled_at, null, 'PUT re-enables the webhook');
+    const again = await t.send(id);
+    assert.equal((await t.settled(again.notificationId)).delivery.status, 'sent');
+    assert.equal(byPath('/retired').length, 2, 'nothing was sent while the webhook was disabled');
+  });
+
   it('302 → exhausted: the redirect is not followed', async () => {
     responders.set('/moved', () => ({ status: 302, headers: { location: '/moved-target' } }));
     responders.set('/moved-target', () => ({ status: 200 }));

@@ -520,7 +520,7 @@ describe('DLQ jobs: chunks, stop and resume', () => {
   let rx: Receiver;
 
   before(async () => {
-    rx = await startReceiver((r) => ({ status: r.path === '/gone' ? 410 : 422 }));
+    rx = await startReceiver((r) => ({ status: r.path === '/gone' ? 403 : 422 }));
     h = await startHerald();
     await webhookRecipient(h, 'dead', `${rx.url}/dead`);
     await webhookRecipient(h, 'gone', `${rx.url}/gone`);
@@ -569,7 +569,7 @@ describe('DLQ jobs: chunks, stop and resume', () => {
     // As a crashed process would leave them:
     // A (http_422) was created when d3 was the newest match and had handled d3 (progress mark d3);
     //   d3 has since come back to the DLQ and must not be touched again, nor d4 (newer than d3).
-    // B (http_410) was created when e2 was the newest match and had not started; e3 is newer.
+    // B (http_403) was created when e2 was the newest match and had not started; e3 is newer.
     assert.equal((await h.api('POST', `/v1/dlq/${d3}/replay`, { reason: 'by hand' })).status, 200);
     await waitFor(async () => {
       const r = await h.api('GET', `/v1/dlq/${d3}`);
@@ -594,7 +594,7 @@ describe('DLQ jobs: chunks, stop and resume', () => {
     const jobB = 'job_01ARZ3NDEKTSV4RRFFQ69G5FA2';
     await h.herald.services.store.db
       .insertInto('dlq_jobs')
-      .values([job(jobA, { error: 'http_422', max_id: d3, below: d3 }, 3, 1), job(jobB, { error: 'http_410', max_id: e2 }, 2, 0)])
+      .values([job(jobA, { error: 'http_422', max_id: d3, below: d3 }, 3, 1), job(jobB, { error: 'http_403', max_id: e2 }, 2, 0)])
       .execute();
     const { dataDir, key } = h;
     await h.stop({ keepData: true });

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { LATEST_MIGRATION } from '../../src/store/migrations/index.ts';
 
 describe('operations surface', () => {
   let h: TestHerald;
@@ -22,7 +23,7 @@ describe('operations surface', () => {
     assert.equal(startup.status, 200);
     const ready = (await (await fetch(`${h.url}/healthz/ready`)).json()) as any;
     assert.equal(ready.status, 'ok');
-    assert.equal(ready.migration, '0001_initial');
+    assert.equal(ready.migration, LATEST_MIGRATION);
     assert.equal(ready.store, 'sqlite');
     assert.equal(ready.role, 'api,worker');
     assert.match(ready.worker_id, /:\d+:[0-9a-f]{8}$/);

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AcceptItem, SettleItem, StoreAdapter } from '../../src/store/adapter.ts';
 import { newId } from '../../src/domain/ids.ts';
-import { LATEST_MIGRATION } from '../../src/store/migrations/index.ts';
+import { LATEST_MIGRATION, MIGRATION_NAMES } from '../../src/store/migrations/index.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
 import type { DeliveriesTable, NotificationsTable, RecipientsTable } from '../../src/store/schema.ts';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
@@ -46,7 +46,7 @@ function recipient(id: string, over: Partial<RecipientsTable> = {}): RecipientsT
   const now = Date.now();
   return {
     workspace_id: WS, id, name: `Name of ${id}`, email: `${id}@example.com`, phone: null, locale: 'de-DE', timezone: null,
-    webhook_url: `https://example.com/${id}`, webhook_secret: `sealed-${id}`, metadata: null, created_at: now - 5000, updated_at: now - 5000,
+    webhook_url: `https://example.com/${id}`, webhook_secret: `sealed-${id}`, webhook_disabled_at: null, webhook_disabled_reason: null, metadata: null, created_at: now - 5000, updated_at: now - 5000,
     ...over,
   };
 }
@@ -255,6 +255,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, attempts: 1,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
         recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, locale: rr.locale, webhook_url: rr.webhook_url, webhook_secret: rr.webhook_secret,
+        webhook_disabled_at: null,
       });
       assert.equal(typeof got.recipient_exists, 'number');
 
@@ -520,8 +521,8 @@ describe('PostgreSQL specifics', () => {
     const stores = Array.from({ length: 6 }, () => new PostgresAdapter(s.baseUrl, { schema, poolSize: 2 }));
     try {
       await Promise.all(stores.map((st) => st.migrate()));
-      const { rows } = await withClient((c) => c.query(`SELECT name FROM ${schema}.kysely_migration`));
-      assert.deepEqual(rows, [{ name: LATEST_MIGRATION }]);
+      const { rows } = await withClient((c) => c.query(`SELECT name FROM ${schema}.kysely_migration ORDER BY name`));
+      assert.deepEqual(rows, MIGRATION_NAMES.map((name) => ({ name })), 'each migration recorded exactly once');
       for (const st of stores) assert.equal(await st.appliedMigration(), LATEST_MIGRATION);
       const tables = await withClient((c) => c.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema]));
       assert.ok(tables.rows.some((r) => r.table_name === 'deliveries'), JSON.stringify(tables.rows));
@@ -537,7 +538,7 @@ describe('PostgreSQL specifics', () => {
       await store.migrate();
       assert.equal(await store.appliedMigration(), LATEST_MIGRATION);
       const { rows } = await withClient((c) => c.query(`SELECT count(*)::int AS n FROM ${s.schema}.kysely_migration`));
-      assert.deepEqual(rows, [{ n: 1 }]);
+      assert.deepEqual(rows, [{ n: MIGRATION_NAMES.length }]);
     } finally {
       await store.close();
     }

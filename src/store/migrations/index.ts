@@ -3,13 +3,16 @@
 
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.ts';
+import * as m0002 from './0002_webhook_disabled.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_webhook_disabled': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,
 };
 
-export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1)!;
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations).sort();
+export const LATEST_MIGRATION = MIGRATION_NAMES.at(-1)!;
