@@ -1,0 +1,419 @@
+// Shared helpers of the benchmarks: child processes, the load generator (autocannon, run in the
+// orchestrator's process, never in a server's), CPU accounting from /proc, machine information and
+// small statistics. Everything here talks to 127.0.0.1 only.
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The pinned Node 24 from devDependencies; every server runs on it. */
+export const NODE = existsSync(join(ROOT, 'node_modules/.bin/node')) ? join(ROOT, 'node_modules/.bin/node') : process.execPath;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const wallMs = () => performance.timeOrigin + performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly proc: ChildProcess;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string | null>;
+  /** The first stdout line (already printed or still to come) for which `pred` returns a value. */
+  waitForLine<T>(pred: (line: string) => T | undefined, timeoutMs: number, what: string): Promise<T>;
+  /** The last lines of stderr and stdout, for error messages. */
+  tail(): string;
+  /** SIGTERM, then SIGKILL after `timeoutMs`. Resolves once exited; true if it exited by itself. */
+  stop(timeoutMs?: number): Promise<boolean>;
+}
+
+const children = new Set<Child>();
+
+export function spawnNode(name: string, script: string, opts: { args?: string[]; env: Record<string, string>; nodeArgs?: string[] }): Child {
+  // A minimal, explicit environment: nothing from the caller's HERALD_*, NODE_OPTIONS or PORT.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', TMPDIR: tmpdir(), ...opts.env };
+  const proc = spawn(NODE, [...(opts.nodeArgs ?? []), script, ...(opts.args ?? [])], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const errLines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  const split = (sink: string[], notify: boolean) => {
+    let buf = '';
+    return (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        sink.push(line);
+        if (sink.length > 200) sink.shift();
+        if (notify) for (const l of listeners) l(line);
+      }
+    };
+  };
+  proc.stdout!.on('data', split(lines, true));
+  proc.stderr!.on('data', split(errLines, false));
+  const exited = new Promise<number | string | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
+  const child: Child = {
+    name,
+    pid: proc.pid!,
+    proc,
+    exited,
+    waitForLine<T>(pred: (line: string) => T | undefined, timeoutMs: number, what: string) {
+      for (const l of lines) {
+        const v = pred(l);
+        if (v !== undefined) return Promise.resolve(v);
+      }
+      return new Promise<T>((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(onLine);
+        };
+        const onLine = (l: string) => {
+          const v = pred(l);
+          if (v !== undefined) {
+            done();
+            resolve(v);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what}\n${child.tail()}`));
+        }, timeoutMs);
+        listeners.add(onLine);
+        void exited.then((code) => {
+          done();
+          reject(new Error(`${name} exited (${code}) while waiting for ${what}\n${child.tail()}`));
+        });
+      });
+    },
+    tail: () => [...errLines.slice(-20), ...lines.slice(-10)].join('\n'),
+    async stop(timeoutMs = 15_000) {
+      children.delete(child);
+      if (proc.exitCode !== null || proc.signalCode !== null) return true;
+      proc.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const clean = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+      clearTimeout(timer);
+      if (!clean) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      return clean;
+    },
+  };
+  children.add(child);
+  return child;
+}
+
+/** Kills every child this process started and has not stopped yet (on error or interrupt). */
+export function killChildren(): void {
+  for (const c of children) {
+    try {
+      c.proc.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+}
+
+/** Parses a line of JSON, or undefined if it is not JSON. */
+export function jsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting: how much CPU each of our processes used during a phase, and how much the rest of
+// the machine (other people's tests, ...) used meanwhile. Linux /proc only; zeros elsewhere.
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used so far, or NaN if it is gone. */
+export function processCpuS(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15: utime, stime
+  } catch {
+    return NaN;
+  }
+}
+
+function systemCpu(): { busy: number; iowait: number; total: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const busy = user + nice + system + irq + softirq + steal;
+    return { busy: busy / CLK_TCK, iowait: iowait / CLK_TCK, total: (busy + idle + iowait) / CLK_TCK };
+  } catch {
+    return { busy: 0, iowait: 0, total: 0 };
+  }
+}
+
+export interface CpuReport {
+  wallS: number;
+  /** Cores busy machine-wide on average (of `cores`). */
+  machineBusyCores: number;
+  /** Cores busy with processes outside this benchmark: the noise. */
+  otherBusyCores: number;
+  iowaitCores: number;
+  /** Cores used by each of our processes; `loadgen` is this process (autocannon, polling). */
+  processes: Record<string, number>;
+}
+
+export function cpuMeter(procs: Child[]): { stop(): CpuReport } {
+  const t0 = performance.now();
+  const sys0 = systemCpu();
+  const self0 = process.cpuUsage();
+  const p0 = procs.map((c) => processCpuS(c.pid));
+  return {
+    stop() {
+      const wallS = (performance.now() - t0) / 1000;
+      const sys1 = systemCpu();
+      const self = process.cpuUsage(self0);
+      const processes: Record<string, number> = { loadgen: round((self.user + self.system) / 1e6 / wallS, 2) };
+      let ours = (self.user + self.system) / 1e6;
+      procs.forEach((c, i) => {
+        const used = processCpuS(c.pid) - p0[i]!;
+        if (Number.isFinite(used)) {
+          processes[c.name] = round(used / wallS, 2);
+          ours += used;
+        }
+      });
+      const busy = sys1.busy - sys0.busy;
+      return {
+        wallS: round(wallS, 2),
+        machineBusyCores: round(busy / wallS, 2),
+        otherBusyCores: round(Math.max(0, busy - ours) / wallS, 2),
+        iowaitCores: round((sys1.iowait - sys0.iowait) / wallS, 2),
+        processes,
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation (autocannon has no type declarations; this is the part of its API we use)
+
+interface AutocannonOptions {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  connections?: number;
+  pipelining?: number;
+  duration?: number;
+  amount?: number;
+  timeout?: number;
+}
+interface AutocannonResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  '2xx': number;
+  statusCodeStats: Record<string, { count: number }>;
+  latency: { p50: number; p99: number; average: number; max: number };
+  requests: { average: number; total: number; sent: number };
+}
+interface AutocannonInstance {
+  on(event: 'response', fn: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): void;
+  stop(): void;
+}
+type Autocannon = (opts: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void) => AutocannonInstance;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+export interface LoadOptions {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  connections: number;
+  /** Seconds; ignored when `amount` is set. */
+  duration?: number;
+  /** Stop after this many responses. */
+  amount?: number;
+  /** Stop after this many seconds even if `amount` has not been reached. */
+  maxDurationS?: number;
+}
+
+export interface LoadResult {
+  connections: number;
+  durationS: number;
+  /** Responses with a 2xx status. */
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  /** 2xx responses per second over the whole run. */
+  rps: number;
+  /** Latency of 2xx responses in ms, exact (from every response time, not autocannon's 1 ms histogram). */
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+}
+
+export function load(opts: LoadOptions): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const times: number[] = [];
+    const t0 = performance.now();
+    const instance = autocannon(
+      {
+        url: opts.url,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...opts.headers },
+        body: opts.body,
+        connections: opts.connections,
+        pipelining: 1,
+        timeout: 30,
+        ...(opts.amount !== undefined ? { amount: opts.amount } : { duration: opts.duration ?? 10 }),
+      },
+      (err, r) => {
+        clearTimeout(cap);
+        if (err) return reject(err);
+        const durationS = (performance.now() - t0) / 1000;
+        const statusCodes: Record<string, number> = {};
+        for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = s.count;
+        const sorted = Float64Array.from(times).sort();
+        resolve({
+          connections: opts.connections,
+          durationS: round(durationS, 3),
+          ok: r['2xx'],
+          non2xx: r.non2xx,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          statusCodes,
+          rps: round(r['2xx'] / durationS, 1),
+          latencyMs: {
+            p50: round(quantile(sorted, 0.5), 2),
+            p90: round(quantile(sorted, 0.9), 2),
+            p99: round(quantile(sorted, 0.99), 2),
+            p999: round(quantile(sorted, 0.999), 2),
+            max: round(sorted.at(-1) ?? NaN, 2),
+            mean: round(sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1), 2),
+          },
+        });
+      },
+    );
+    const cap = opts.maxDurationS === undefined ? undefined : setTimeout(() => instance.stop(), opts.maxDurationS * 1000);
+    instance.on('response', (_client, status, _bytes, responseTime) => {
+      if (status >= 200 && status < 300) times.push(responseTime);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers for set-up and polling
+
+export async function http<T = unknown>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text && (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text) as T };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine information
+
+const FS_TYPES: Record<number, string> = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x794c7630: 'overlayfs', 0x2fc12fc1: 'zfs' };
+
+export function machineInfo(dataRoot: string) {
+  let sqlite = 'unknown';
+  try {
+    const Database = createRequire(import.meta.url)('better-sqlite3') as new (p: string) => { prepare(s: string): { get(): { v: string } }; close(): void };
+    const db = new Database(':memory:');
+    sqlite = db.prepare('SELECT sqlite_version() AS v').get().v;
+    db.close();
+  } catch {
+    // leave unknown
+  }
+  let nodeVersion = process.version;
+  try {
+    nodeVersion = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // keep ours
+  }
+  let commit = 'unknown';
+  let uncommittedChanges: boolean | undefined;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    // Changes to what the servers run (src/, package files) that the commit does not contain.
+    uncommittedChanges = execFileSync('git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  } catch {
+    // not a checkout
+  }
+  let fsType = 'unknown';
+  try {
+    const t = statfsSync(dataRoot).type;
+    fsType = FS_TYPES[t] ?? `0x${t.toString(16)}`;
+  } catch {
+    // unknown
+  }
+  const c = cpus();
+  return {
+    cpuModel: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    platform: `${process.platform} ${release()}`,
+    node: nodeVersion,
+    sqlite,
+    dataDirFs: fsType,
+    loadavgAtStart: loadavg().map((x) => round(x, 2)),
+    commit,
+    uncommittedChanges,
+  };
+}
+
+/** Latency of a 4 KiB write + fdatasync in `dir`: what one durable commit costs at least. */
+export function fsyncProbe(dir: string, n = 100): { medianMs: number; p99Ms: number; samples: number } {
+  const probeDir = mkdtempSync(join(dir, 'fsync-probe-'));
+  const fd = openSync(join(probeDir, 'probe'), 'w');
+  const block = Buffer.alloc(4096, 1);
+  const t: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = performance.now();
+      writeSync(fd, block, 0, block.length, (i % 64) * 4096);
+      fdatasyncSync(fd);
+      t.push(performance.now() - s);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(probeDir, { recursive: true, force: true });
+  }
+  const sorted = Float64Array.from(t).sort();
+  return { medianMs: round(quantile(sorted, 0.5), 3), p99Ms: round(quantile(sorted, 0.99), 3), samples: n };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function round(x: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

@@ -1,0 +1,560 @@
+// Herald benchmarks, one run, every server a separate child process on the pinned Node 24; the load
+// generator (autocannon) runs here, in the orchestrator, so it never shares a server's event loop.
+//
+//   npm run bench                      the full run (about 2 minutes), writes bench/results/latest.json
+//   npm run bench -- --quick           a short smoke run (about 40 s), writes bench/results/quick.json
+//   npm run bench -- --profile         accept (--role api and api+worker) and e2e (webhook:64) with
+//                                      Herald under --cpu-prof; writes bench/results/herald-*.cpuprofile,
+//                                      prints a summary of each measurement window, writes profile.json
+//   other flags: --duration S --warmup S --connections C --n N --concurrency 16,64,256
+//                --mixed-concurrency C --only receiver,accept,e2e --out FILE --keep
+//
+// Phases (see docs/benchmarks.md for how to read them):
+//   receiver   the webhook receiver's own ceiling (autocannon straight at it)
+//   accept     POST /v1/notifications: bare Fastify vs Herald --role api vs Herald api+worker
+//              (the last also measures deliveries while accepting: the concurrent e2e mode)
+//   e2e        N notifications pre-loaded by Herald --role api, then a worker-only Herald on a copy
+//              of that data dir per webhook concurrency, timed until the receiver has counted N
+// All traffic goes to 127.0.0.1. Data dirs are temporary directories, removed at the end.
+
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { loadavg, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  cpuMeter,
+  fsyncProbe,
+  http,
+  jsonLine,
+  killChildren,
+  load,
+  machineInfo,
+  ROOT,
+  round,
+  sleep,
+  spawnNode,
+  wallMs,
+  type Child,
+  type CpuReport,
+  type LoadResult,
+} from './lib.ts';
+import { formatSummary, summarise, type ProfileSummary, type Window } from './profile-summary.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    n: { type: 'string' },
+    concurrency: { type: 'string' },
+    'mixed-concurrency': { type: 'string' },
+    'receiver-duration': { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const quick = flags.quick;
+const params = {
+  connections: Number(flags.connections ?? 50),
+  warmupS: Number(flags.warmup ?? (quick ? 1 : 2)),
+  durationS: Number(flags.duration ?? (quick ? 3 : 10)),
+  receiverDurationS: Number(flags['receiver-duration'] ?? (quick ? 2 : 5)),
+  e2eN: Number(flags.n ?? (quick ? 5000 : 30_000)),
+  e2eConcurrency: (flags.concurrency ?? (quick ? '64' : flags.profile ? '64' : '16,64,256')).split(',').map(Number),
+  mixedConcurrency: Number(flags['mixed-concurrency'] ?? 128),
+  // Time caps that keep a whole run under 3 minutes on a slow or busy machine. A capped pre-load
+  // delivers what it stored; a capped e2e run reports the rate it reached, marked incomplete.
+  preloadCapS: quick ? 15 : 25,
+  e2eCapS: quick ? 15 : 20,
+  drainCapS: quick ? 10 : 15,
+  phases: (flags.only ?? (flags.profile ? 'accept,e2e' : 'receiver,accept,e2e')).split(','),
+  profile: flags.profile,
+  // The request every accept measurement sends, to Herald and to the bare server alike.
+  body: JSON.stringify({
+    to: 'bench-1',
+    title: 'Benchmark notification',
+    body: 'Hello from the Herald benchmark. This body has the length of a typical short notification.',
+    data: { order: 12345, amount: '19.99', currency: 'EUR' },
+  }),
+  heraldEnv: {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    HERALD_ALLOW_NETWORKS: '127.0.0.0/8',
+    // info only adds the start/stop lines (the hot paths log nothing below warn); the orchestrator
+    // reads the "herald started" line for the URL and the moment the server is ready.
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_SHUTDOWN_GRACE: '2s',
+    HERALD_SECRET_KEY: 'bench-secret-key-bench-secret-key-0123456789',
+  },
+};
+for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !(v > 0)) throw new Error(`bad --${k}: ${v}`);
+if (params.e2eConcurrency.some((c) => !(c >= 1 && c <= 4096))) throw new Error('bad --concurrency');
+
+const ADMIN_KEY = 'hk_bench_0123456789abcdef0123456789';
+const AUTH = { authorization: `Bearer ${ADMIN_KEY}` };
+const RECIPIENT = 'bench-1';
+const RESULTS = join(ROOT, 'bench/results');
+// Profiles go next to the results, where .gitignore's bench/results/*.cpuprofile keeps them out of git.
+const PROFILES = RESULTS;
+const out = flags.out ?? join(RESULTS, flags.profile ? 'profile.json' : quick ? 'quick.json' : 'latest.json');
+
+/** Per profiled process: the measurement window, in ms after its spawn (~ after its profile starts). */
+const profileWindows = new Map<string, Window>();
+const markWindow = (h: HeraldProc, fromWall: number, toWall: number) => {
+  if (params.profile) profileWindows.set(h.child.name, { fromMs: Math.round(fromWall - h.spawnedAt), toMs: Math.round(toWall - h.spawnedAt) });
+};
+
+const tmpRoot = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const cleanup = () => {
+  killChildren();
+  if (!flags.keep) rmSync(tmpRoot, { recursive: true, force: true });
+};
+process.once('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+async function startPortServer(name: string, script: string): Promise<{ child: Child; url: string }> {
+  const child = spawnNode(name, script, { env: { PORT: '0' } });
+  const port = await child.waitForLine((l) => jsonLine(l)?.port as number | undefined, 20_000, 'its port');
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+interface HeraldProc {
+  child: Child;
+  url: string;
+  dataDir: string;
+  spawnedAt: number;
+  readyAt: number;
+}
+
+async function startHerald(name: string, o: { dataDir: string; role: 'api' | 'worker' | 'api,worker'; concurrency?: number; profile?: boolean }): Promise<HeraldProc> {
+  const spawnedAt = wallMs();
+  const nodeArgs = o.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${name}.cpuprofile`] : [];
+  const child = spawnNode(name, 'src/cli/main.ts', {
+    args: ['serve', '--role', o.role],
+    nodeArgs,
+    env: {
+      ...params.heraldEnv,
+      HERALD_DATA_DIR: o.dataDir,
+      HERALD_ADMIN_KEY: ADMIN_KEY,
+      ...(o.concurrency !== undefined && { HERALD_CONCURRENCY: `webhook:${o.concurrency}` }),
+    },
+  });
+  const started = await child.waitForLine((l) => {
+    const j = jsonLine(l);
+    return j?.msg === 'herald started' ? j : undefined;
+  }, 30_000, '"herald started"');
+  return { child, url: String(started.url ?? ''), dataDir: o.dataDir, spawnedAt, readyAt: wallMs() };
+}
+
+async function stopHerald(h: HeraldProc): Promise<void> {
+  const clean = await h.child.stop(20_000);
+  if (!clean) log(`warning: ${h.child.name} did not exit within 20 s of SIGTERM and was killed${params.profile ? ' (its profile is lost)' : ''}`);
+}
+
+async function putRecipient(h: HeraldProc, receiverUrl: string): Promise<void> {
+  const res = await http('PUT', `${h.url}/v1/recipients/${RECIPIENT}`, { name: 'Benchmark', webhook: { url: `${receiverUrl}/hook` } }, AUTH);
+  if (res.status !== 200) throw new Error(`PUT recipient: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
+/** Row counts of a stopped Herald's database: what was durably stored. */
+function dbCounts(dataDir: string): { notifications: number; deliveries: Record<string, number>; attempts: number } {
+  const Database = createRequire(import.meta.url)('better-sqlite3') as new (p: string, o: object) => {
+    prepare(s: string): { get(): unknown; all(): unknown[] };
+    close(): void;
+  };
+  const db = new Database(join(dataDir, 'herald.db'), { readonly: true, fileMustExist: true });
+  try {
+    const notifications = (db.prepare('SELECT COUNT(*) AS n FROM notifications').get() as { n: number }).n;
+    const deliveries = Object.fromEntries((db.prepare('SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status').all() as { status: string; n: number }[]).map((r) => [r.status, r.n]));
+    const attempts = (db.prepare('SELECT COUNT(*) AS n FROM delivery_attempts').get() as { n: number }).n;
+    return { notifications, deliveries, attempts };
+  } finally {
+    db.close();
+  }
+}
+
+interface ReceiverCount {
+  count: number;
+  bytes: number;
+  firstAt: number;
+  lastAt: number;
+}
+/** herald_notifications_accepted_total from GET /metrics. */
+async function acceptedTotal(url: string): Promise<number> {
+  const text = (await http<string>('GET', `${url}/metrics`)).body;
+  const m = /^herald_notifications_accepted_total (\d+)/m.exec(text);
+  if (!m) throw new Error('herald_notifications_accepted_total not found in /metrics');
+  return Number(m[1]);
+}
+
+const receiverCount = async (url: string) => (await http<ReceiverCount>('GET', `${url}/_count`)).body;
+const receiverReset = async (url: string) => void (await http('POST', `${url}/_reset`));
+
+/** Polls the receiver every 20 ms until it has counted `n`; resolves with the time it saw it. */
+async function waitForCount(url: string, n: number, timeoutS: number): Promise<{ reached: boolean; at: number; last: ReceiverCount }> {
+  const until = wallMs() + timeoutS * 1000;
+  for (;;) {
+    const c = await receiverCount(url);
+    if (c.count >= n) return { reached: true, at: wallMs(), last: c };
+    if (wallMs() > until) return { reached: false, at: wallMs(), last: c };
+    await sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases
+
+const loadOpts = (url: string) => ({ url: `${url}/v1/notifications`, body: params.body, headers: AUTH, connections: params.connections });
+
+interface AcceptRun {
+  label: string;
+  warmup: LoadResult;
+  measured: LoadResult;
+  cpu: CpuReport;
+}
+
+async function acceptRun(label: string, url: string, procs: Child[], herald?: HeraldProc): Promise<AcceptRun> {
+  const warmup = await load({ ...loadOpts(url), duration: params.warmupS });
+  const meter = cpuMeter(procs);
+  const t0 = wallMs();
+  const measured = await load({ ...loadOpts(url), duration: params.durationS });
+  if (herald) markWindow(herald, t0, wallMs());
+  const cpu = meter.stop();
+  checkLoad(label, measured);
+  log(`${label}: ${measured.rps} req/s, p50 ${measured.latencyMs.p50} ms, p99 ${measured.latencyMs.p99} ms (other load ${cpu.otherBusyCores} cores)`);
+  return { label, warmup, measured, cpu };
+}
+
+function checkLoad(label: string, r: LoadResult): void {
+  if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) {
+    log(`warning: ${label}: ${r.non2xx} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} errors, ${r.timeouts} timeouts`);
+  }
+}
+
+async function receiverCeiling(receiverUrl: string, receiver: Child) {
+  // A body and headers like one of Herald's webhook deliveries.
+  const payload = JSON.stringify({
+    type: 'notification',
+    id: 'ntf_01JBENCH0000000000000000000',
+    delivery_id: 'dlv_01JBENCH0000000000000000000',
+    recipient: RECIPIENT,
+    kind: 'transactional',
+    title: 'Benchmark notification',
+    body: 'Hello from the Herald benchmark. This body has the length of a typical short notification.',
+    data: { order: 12345, amount: '19.99', currency: 'EUR' },
+    created_at: new Date().toISOString(),
+  });
+  const headers = {
+    'user-agent': 'Herald-Webhooks/1',
+    'webhook-id': 'dlv_01JBENCH0000000000000000000',
+    'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+    'webhook-signature': 'v1,' + 'A'.repeat(44),
+  };
+  const o = { url: `${receiverUrl}/hook`, body: payload, headers, connections: params.connections };
+  await load({ ...o, duration: 1 });
+  const meter = cpuMeter([receiver]);
+  const measured = await load({ ...o, duration: params.receiverDurationS });
+  const cpu = meter.stop();
+  checkLoad('receiver', measured);
+  await receiverReset(receiverUrl);
+  log(`receiver ceiling: ${measured.rps} req/s (receiver ${cpu.processes.receiver} cores, load generator ${cpu.processes.loadgen} cores)`);
+  return { measured, cpu, note: 'autocannon straight at the receiver; the load generator shares the 2 cores, so this is a lower bound' };
+}
+
+async function acceptPhase(receiverUrl: string, receiver: Child) {
+  // 1. bare Fastify
+  const bare = await startPortServer('bare', 'bench/bare-server.ts');
+  const bareRun = await acceptRun('bare fastify', bare.url, [bare.child]);
+  await bare.child.stop();
+
+  // 2. Herald --role api (no worker: deliveries stay pending)
+  const apiDir = join(tmpRoot, 'accept-api');
+  const api = await startHerald('herald-accept-api', { dataDir: apiDir, role: 'api', profile: params.profile });
+  await putRecipient(api, receiverUrl);
+  const apiRun = await acceptRun('herald --role api', api.url, [api.child], api);
+  await stopHerald(api);
+  const apiDb = dbCounts(apiDir);
+  const apiStored = { ...apiDb, answered202: apiRun.warmup.ok + apiRun.measured.ok };
+  rmSync(apiDir, { recursive: true, force: true });
+
+  // 3. Herald api+worker: accepting while delivering (the concurrent e2e mode). Timed from the
+  // start of the warm-up until the receiver has counted every accepted notification.
+  const mixed = await mixedRun(receiverUrl, receiver);
+
+  const ratio = (r: AcceptRun) => round(r.measured.rps / bareRun.measured.rps, 3);
+  const perCore = (r: AcceptRun, name: string) => r.measured.rps / (r.cpu.processes[name] ?? NaN);
+  return {
+    bare: bareRun,
+    heraldApi: { ...apiRun, stored: apiStored },
+    heraldApiWorker: mixed,
+    ratio: {
+      heraldApiOverBare: ratio(apiRun),
+      heraldApiWorkerOverBare: ratio(mixed.accept),
+      // The same, per CPU-second of the server process (how much more CPU a Herald request costs).
+      perCoreHeraldApiOverBare: round(perCore(apiRun, 'herald-accept-api') / perCore(bareRun, 'bare'), 3),
+    },
+  };
+}
+
+async function mixedRun(receiverUrl: string, receiver: Child) {
+  const dir = join(tmpRoot, 'accept-mixed');
+  const c = params.mixedConcurrency;
+  const h = await startHerald('herald-api-worker', { dataDir: dir, role: 'api,worker', concurrency: c, profile: params.profile });
+  await putRecipient(h, receiverUrl);
+  await receiverReset(receiverUrl);
+  const t0 = wallMs();
+  const warmup = await load({ ...loadOpts(h.url), duration: params.warmupS });
+  const before = await receiverCount(receiverUrl);
+  const meter = cpuMeter([h.child, receiver]);
+  const tm0 = wallMs();
+  const measured = await load({ ...loadOpts(h.url), duration: params.durationS });
+  const tm1 = wallMs();
+  markWindow(h, tm0, tm1);
+  const after = await receiverCount(receiverUrl);
+  const cpu = meter.stop();
+  checkLoad('herald api+worker', measured);
+  // Requests in flight when autocannon stopped are still committed; count what Herald accepted.
+  await sleep(300);
+  const accepted = await acceptedTotal(h.url);
+  const drained = await waitForCount(receiverUrl, accepted, params.drainCapS);
+  await stopHerald(h);
+  const stored = dbCounts(dir);
+  rmSync(dir, { recursive: true, force: true });
+  const deliveredDuring = after.count - before.count;
+  const accept: AcceptRun = { label: `herald api+worker (webhook:${c})`, warmup, measured, cpu };
+  const concurrent = {
+    webhookConcurrency: c,
+    acceptedPerS: measured.rps,
+    deliveredPerSWhileAccepting: round(deliveredDuring / ((tm1 - tm0) / 1000), 1),
+    backlogAtLoadEnd: Math.max(0, accepted - after.count),
+    drainS: round((drained.at - tm1) / 1000, 2),
+    drained: drained.reached,
+    accepted,
+    delivered: drained.last.count,
+    overallDeliveriesPerS: round(drained.last.count / ((drained.at - t0) / 1000), 1),
+    stored,
+  };
+  log(
+    `herald api+worker: accept ${measured.rps} req/s, p50 ${measured.latencyMs.p50} ms, p99 ${measured.latencyMs.p99} ms; ` +
+      `delivered ${concurrent.deliveredPerSWhileAccepting}/s while accepting, backlog ${concurrent.backlogAtLoadEnd} drained in ${concurrent.drainS} s`,
+  );
+  return { accept, concurrent };
+}
+
+async function e2ePhase(receiverUrl: string, receiver: Child) {
+  // Pre-load: Herald --role api accepts e2eN notifications (deliveries stay pending), then stops.
+  const seed = join(tmpRoot, 'e2e-seed');
+  const api = await startHerald('herald-preload', { dataDir: seed, role: 'api' });
+  await putRecipient(api, receiverUrl);
+  const preload = await load({ ...loadOpts(api.url), amount: params.e2eN, maxDurationS: params.preloadCapS });
+  checkLoad('preload', preload);
+  await stopHerald(api);
+  const seeded = dbCounts(seed);
+  const N = seeded.notifications;
+  if (seeded.deliveries.pending !== N || N < preload.ok) {
+    throw new Error(`pre-load stored ${N} notifications / ${JSON.stringify(seeded.deliveries)} for ${preload.ok} answers 202`);
+  }
+  if (N < params.e2eN) log(`warning: pre-load capped at ${params.preloadCapS} s: ${N} of ${params.e2eN} notifications`);
+  log(`pre-loaded ${N} notifications at ${preload.rps} req/s`);
+
+  const runs = [];
+  for (const c of params.e2eConcurrency) {
+    // Every run starts from an identical copy of the pre-loaded data dir.
+    const dir = join(tmpRoot, `e2e-c${c}`);
+    cpSync(seed, dir, { recursive: true });
+    await receiverReset(receiverUrl);
+    const name = `herald-e2e-worker-c${c}`;
+    const w = await startHerald(name, { dataDir: dir, role: 'worker', concurrency: c, profile: params.profile });
+    const meter = cpuMeter([w.child, receiver]);
+    const done = await waitForCount(receiverUrl, N, params.e2eCapS);
+    const cpu = meter.stop();
+    markWindow(w, w.readyAt, done.at);
+    await stopHerald(w);
+    const stored = dbCounts(dir);
+    rmSync(dir, { recursive: true, force: true });
+    const r = done.last;
+    const run = {
+      webhookConcurrency: c,
+      completed: done.reached,
+      delivered: r.count,
+      // Receiver-side: from its first delivery to its N-th (or last) delivery.
+      deliveriesPerS: round((r.count - 1) / ((r.lastAt - r.firstAt) / 1000), 1),
+      // Including the worker's process start (node, migrations check, lease recovery).
+      deliveriesPerSFromSpawn: round(r.count / ((done.at - w.spawnedAt) / 1000), 1),
+      startupMs: round(w.readyAt - w.spawnedAt, 0),
+      deliverySpanS: round((r.lastAt - r.firstAt) / 1000, 3),
+      duplicates: Math.max(0, r.count - N),
+      // Deliveries per CPU-second of the worker: less sensitive to other load than the rate.
+      deliveriesPerWorkerCoreS: round(r.count / ((cpu.processes[name] ?? NaN) * cpu.wallS), 0),
+      cpu,
+      stored,
+    };
+    if (!done.reached) log(`warning: webhook:${c} delivered ${r.count} of ${N} within the ${params.e2eCapS} s cap; its rate is over those`);
+    log(`e2e webhook:${c}: ${run.deliveriesPerS} deliveries/s (${run.deliveriesPerSFromSpawn}/s from spawn; worker ${cpu.processes[name]} cores, receiver ${cpu.processes.receiver} cores, other ${cpu.otherBusyCores})`);
+    runs.push(run);
+  }
+  rmSync(seed, { recursive: true, force: true });
+  return { n: N, nRequested: params.e2eN, preload: { ...preload, stored: seeded }, runs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function fmt(n: number | undefined, d = 0): string {
+  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d);
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')).join('\n');
+}
+
+type Results = {
+  receiver?: Awaited<ReturnType<typeof receiverCeiling>>;
+  accept?: Awaited<ReturnType<typeof acceptPhase>>;
+  e2e?: Awaited<ReturnType<typeof e2ePhase>>;
+};
+
+function report(r: Results): string {
+  const lines: string[] = [];
+  if (r.accept) {
+    const a = r.accept;
+    lines.push(`Accept: POST /v1/notifications, ${params.connections} connections, ${params.durationS} s after a ${params.warmupS} s warm-up, durable (WAL, synchronous=FULL)`);
+    const row = (run: AcceptRun, ratio?: number) => {
+      const serverCores = run.cpu.processes[Object.keys(run.cpu.processes).find((k) => k !== 'loadgen' && k !== 'receiver')!];
+      return [
+        run.label,
+        fmt(run.measured.rps),
+        fmt(run.measured.latencyMs.p50, 2),
+        fmt(run.measured.latencyMs.p99, 2),
+        String(run.measured.non2xx + run.measured.errors + run.measured.timeouts),
+        ratio === undefined ? '' : fmt(ratio, 2),
+        fmt(serverCores, 2),
+        fmt(serverCores ? run.measured.rps / serverCores : undefined),
+        fmt(run.cpu.processes.loadgen, 2),
+        fmt(run.cpu.otherBusyCores, 2),
+      ];
+    };
+    const rows = [row(a.bare), row(a.heraldApi, a.ratio.heraldApiOverBare)];
+    rows.push(row(a.heraldApiWorker.accept, a.ratio.heraldApiWorkerOverBare));
+    lines.push(table(['server', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'x bare', 'server cores', 'req/core-s', 'loadgen cores', 'other cores'], rows));
+    const st = a.heraldApi.stored;
+    lines.push(
+      `  herald --role api stored ${st.notifications} notifications for ${st.answered202} answers 202 seen by autocannon ` +
+        (st.notifications >= st.answered202
+          ? `(ok: the ${st.notifications - st.answered202} extra were in flight when autocannon stopped, at most ${2 * params.connections})`
+          : '(MISSING ROWS: a 202 was answered for a notification that is not stored)'),
+    );
+    {
+      const c = a.heraldApiWorker.concurrent;
+      lines.push('');
+      lines.push(`Concurrent (accept + deliver in one Herald, webhook:${c.webhookConcurrency})`);
+      lines.push(
+        `  accepted ${fmt(c.acceptedPerS)}/s, delivered ${fmt(c.deliveredPerSWhileAccepting)}/s meanwhile; backlog ${c.backlogAtLoadEnd} at load end, ` +
+          `drained in ${fmt(c.drainS, 1)} s${c.drained ? '' : ' (NOT fully)'}; overall ${fmt(c.overallDeliveriesPerS)} deliveries/s for ${c.accepted} notifications`,
+      );
+    }
+    lines.push('');
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    lines.push(`End to end: ${e.n} notifications pre-loaded (by --role api at ${fmt(e.preload.rps)}/s), delivered by a worker-only Herald`);
+    lines.push(
+      table(
+        ['webhook concurrency', 'deliveries/s', 'incl. startup', 'span s', 'worker cores', 'deliveries/core-s', 'receiver cores', 'other cores', 'complete'],
+        e.runs.map((x) => [
+          String(x.webhookConcurrency),
+          fmt(x.deliveriesPerS),
+          fmt(x.deliveriesPerSFromSpawn),
+          fmt(x.deliverySpanS, 2),
+          fmt(x.cpu.processes[`herald-e2e-worker-c${x.webhookConcurrency}`], 2),
+          fmt(x.deliveriesPerWorkerCoreS),
+          fmt(x.cpu.processes.receiver, 2),
+          fmt(x.cpu.otherBusyCores, 2),
+          x.completed ? (x.duplicates ? `yes, ${x.duplicates} dup` : 'yes') : `capped at ${x.delivered}`,
+        ]),
+      ),
+    );
+    lines.push('');
+  }
+  if (r.receiver) {
+    lines.push(`Receiver ceiling: ${fmt(r.receiver.measured.rps)} req/s with ${params.connections} connections (receiver ${fmt(r.receiver.cpu.processes.receiver, 2)} cores, load generator ${fmt(r.receiver.cpu.processes.loadgen, 2)} cores)`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const t0 = wallMs();
+  if (params.profile) {
+    mkdirSync(PROFILES, { recursive: true });
+    for (const f of readdirSync(PROFILES)) if (f.startsWith('herald-') && f.endsWith('.cpuprofile')) rmSync(join(PROFILES, f));
+  }
+  const machine = machineInfo(tmpRoot);
+  const fsync = fsyncProbe(tmpRoot);
+  log(`${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, sqlite ${machine.sqlite}, fdatasync median ${fsync.medianMs} ms; load average ${machine.loadavgAtStart.join(' ')}`);
+
+  const receiver = await startPortServer('receiver', 'bench/receiver.ts');
+  const results: Results = {};
+  try {
+    if (params.phases.includes('receiver')) results.receiver = await receiverCeiling(receiver.url, receiver.child);
+    if (params.phases.includes('accept')) results.accept = await acceptPhase(receiver.url, receiver.child);
+    if (params.phases.includes('e2e')) results.e2e = await e2ePhase(receiver.url, receiver.child);
+  } finally {
+    await receiver.child.stop();
+    cleanup();
+  }
+
+  let profiles: ProfileSummary[] | undefined;
+  if (params.profile) {
+    profiles = [...profileWindows].map(([name, window]) => summarise(join(PROFILES, `${name}.cpuprofile`), 25, window));
+  }
+
+  const record = {
+    date: started.toISOString(),
+    elapsedS: round((wallMs() - t0) / 1000, 1),
+    command: `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+    parameters: { ...params, heraldEnv: { ...params.heraldEnv, HERALD_ADMIN_KEY: '(bench key)', HERALD_DATA_DIR: '(temporary directory)' } },
+    machine: { ...machine, fsyncProbe: fsync, loadavgAtEnd: loadavg().map((x) => round(x, 2)) },
+    results,
+    ...(profiles && { profiles: profiles.map((p) => ({ ...p, file: relative(ROOT, p.file) })) }),
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(out, JSON.stringify(record, null, 2) + '\n');
+
+  console.log('');
+  console.log(`Herald benchmark ${record.date} (${record.elapsedS} s), ${machine.cpuModel} x${machine.cores}, ${machine.memoryGiB} GiB, node ${machine.node}, sqlite ${machine.sqlite}`);
+  console.log(`data dir on ${machine.dataDirFs}, 4 KiB write+fdatasync median ${fsync.medianMs} ms (p99 ${fsync.p99Ms} ms); load average at start ${machine.loadavgAtStart.join(' ')}, at end ${record.machine.loadavgAtEnd.join(' ')}`);
+  console.log('"other cores": CPU used by processes outside this benchmark during the measurement (noise); "req/core-s",');
+  console.log('"deliveries/core-s": work done per CPU-second of the server process, steadier than rates when the machine is shared');
+  console.log('');
+  console.log(report(results));
+  if (profiles) {
+    for (const p of profiles) {
+      console.log('');
+      console.log(formatSummary({ ...p, file: relative(ROOT, p.file) }));
+    }
+  }
+  console.log('');
+  console.log(`raw figures: ${relative(ROOT, out)}`);
+}
+
+main().catch((err: unknown) => {
+  cleanup();
+  console.error(err);
+  process.exitCode = 1;
+});
