@@ -23,7 +23,9 @@ export const SendBody = Type.Object(
     body: Type.Optional(Type.String({ maxLength: 100_000 })),
     data: Type.Optional(Type.Unknown({ description: 'Any JSON, passed to channels that carry data (webhooks)' })),
     channels: Type.Optional(Type.Array(Type.Union(CHANNEL_NAMES.map((c) => Type.Literal(c))), { minItems: 1, maxItems: CHANNEL_NAMES.length, uniqueItems: true })),
-    metadata: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.Unknown())),
+    // The key limit must be a propertyNames constraint: a Record's key schema becomes a
+    // patternProperties pattern, which drops maxLength.
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { propertyNames: { maxLength: 100 } })),
   },
   { additionalProperties: false },
 );

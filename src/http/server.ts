@@ -3,15 +3,19 @@
 //
 // Error contract: a Problem thrown anywhere becomes its status; schema violations are 422 listing
 // each field; malformed JSON 400; too large 413; wrong content type 415; unknown route 404.
+// A known path with another method is 405 with Allow; a request Node or the router cannot parse
+// 400 (oversized headers 431), a path parameter beyond the router's limit 414, a compressed body
+// 415; bodies nested deeper than MAX_BODY_DEPTH 422.
+// While shutting down, /v1 answers 503 (problem, Connection: close).
 // Anything else is a server fault: 500, logged with the request id, its message never echoed.
 
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type RawServerDefault } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { hasScope, type Principal, type Scope } from '../auth/api-keys.ts';
 import { Problem, type FieldError } from '../errors.ts';
 import { ulid } from '../domain/ids.ts';
@@ -39,6 +43,13 @@ declare module 'fastify' {
 
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 
+/**
+ * How deeply a request body may nest (the body itself is level 1). JSON.parse copes with far
+ * deeper input, but every later recursive step (hashing for idempotency, JSON.stringify into the
+ * store, response serialization) would overflow the stack on it and answer 500.
+ */
+export const MAX_BODY_DEPTH = 64;
+
 export async function buildServer(services: Services): Promise<Api> {
   const { config } = services;
   const app = Fastify({
@@ -49,7 +60,37 @@ export async function buildServer(services: Services): Promise<Api> {
     // Per-request access logs are off (they would dominate the accept path's cost); errors are
     // logged with the request id, and latency is in the metrics.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
-    return503OnClosing: true,
+    // Our own /v1 hook answers 503 while stopping, as a problem (Fastify's built-in one is not).
+    return503OnClosing: false,
+    // Errors the router raises before any route or hook runs: answer them as problems too.
+    frameworkErrors: (err, request, reply) => {
+      const problem =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new Problem('uri_too_long', 'A path segment of the URL is too long')
+          : err.code === 'FST_ERR_BAD_URL'
+            ? new Problem('malformed_request', 'The URL is not validly percent-encoded')
+            : toProblem(err);
+      if (problem.status >= 500) request.log.error({ err }, 'request failed');
+      return (reply as FastifyReply).code(problem.status).type(PROBLEM_JSON).send(problem.toJSON(request.raw.url));
+    },
+    // Requests Node's HTTP parser rejects (bad framing, oversized headers) never reach Fastify's
+    // routing: answer them as problems too, then close the connection as Node does.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const problem =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new Problem('request_timeout')
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? new Problem('headers_too_large', 'The request headers exceed the size limit')
+            : new Problem('malformed_request', 'The request could not be parsed as HTTP/1.1');
+      if (socket.writable) {
+        const body = JSON.stringify(problem.toJSON());
+        socket.write(
+          `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: ${PROBLEM_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy(err);
+    },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as Api;
 
@@ -75,9 +116,53 @@ export async function buildServer(services: Services): Promise<Api> {
     for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
     return reply.code(problem.status).type(PROBLEM_JSON).send(problem.toJSON(request.url));
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).type(PROBLEM_JSON).send(new Problem('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`).toJSON(request.url)),
-  );
+  // Only JSON bodies: Fastify's default text/plain parser would hand a string to the schema (422
+  // "must be object") where the right answer is 415.
+  app.removeContentTypeParser('text/plain');
+  // Bodies are read as they come: a compressed one would be parsed as garbage (400) or, worse,
+  // a plain one labelled as compressed accepted. Say what is wrong instead.
+  app.addHook('onRequest', async (request) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw new Problem('unsupported_media_type', `Content-Encoding "${encoding}" is not supported; send the body uncompressed`);
+    }
+  });
+
+  // Every route's path pattern and methods, so an unmatched request on a known path is a 405.
+  const known: { pattern: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const source = route.url
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    const pattern = new RegExp(`^${source}/?$`);
+    let entry = known.find((k) => k.pattern.source === pattern.source);
+    if (!entry) known.push((entry = { pattern, methods: new Set() }));
+    for (const m of methods) entry.methods.add(m);
+    if (entry.methods.has('GET')) entry.methods.add('HEAD');
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = new Set(known.filter((k) => k.pattern.test(path)).flatMap((k) => [...k.methods]));
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      return reply
+        .code(405)
+        .header('allow', allow)
+        .type(PROBLEM_JSON)
+        .send(new Problem('method_not_allowed', `${request.method} is not allowed on ${path}; allowed: ${allow}`).toJSON(request.url));
+    }
+    return reply.code(404).type(PROBLEM_JSON).send(new Problem('not_found', `No route for ${request.method} ${path}`).toJSON(request.url));
+  });
+
+  app.addHook('preValidation', async (request) => {
+    const tooDeep = request.body !== undefined ? pathTooDeep(request.body, MAX_BODY_DEPTH) : undefined;
+    if (tooDeep !== undefined) {
+      const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
+      throw new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors });
+    }
+  });
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
@@ -112,6 +197,9 @@ export async function buildServer(services: Services): Promise<Api> {
       const api = v1 as unknown as Api;
       api.decorateRequest('principal', undefined as unknown as Principal);
       api.addHook('onRequest', async (request) => {
+        if (services.state.stopping) {
+          throw new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } });
+        }
         const header = request.headers.authorization;
         const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
         if (!m) throw new Problem('unauthorized', header ? 'Authorization must be "Bearer <api key>"' : 'Send an API key as "Authorization: Bearer <key>"', { headers: { 'www-authenticate': 'Bearer' } });
@@ -156,4 +244,21 @@ function toProblem(err: FastifyError | Problem): Problem {
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new Problem('validation_failed', e.message);
   if (e.statusCode === 503) return new Problem('unavailable', 'The server is shutting down or unavailable');
   return new Problem('internal', 'An unexpected error occurred; it has been logged');
+}
+
+/**
+ * The top-level field (body.data…) holding a value nested more than `max` levels deep, or
+ * undefined. Iterative, so hostile input cannot overflow the stack here.
+ */
+function pathTooDeep(body: unknown, max: number): string | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const stack: { value: object; depth: number; path: string }[] = [{ value: body, depth: 1, path: 'body' }];
+  while (stack.length > 0) {
+    const { value, depth, path } = stack.pop()!;
+    if (depth > max) return path;
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== null && typeof v === 'object') stack.push({ value: v as object, depth: depth + 1, path: depth === 1 ? `body.${k}` : path });
+    }
+  }
+  return undefined;
 }

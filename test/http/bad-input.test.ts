@@ -1,0 +1,331 @@
+// Bad input never gets past the API: every case below is answered with a 4xx
+// application/problem+json carrying a stable `code`, the server stays healthy afterwards, and no
+// rejected send leaves anything behind in the store.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { request, startHerald, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+
+type Who = 'admin' | 'read' | 'none' | { authorization: string };
+
+interface Case {
+  name: string;
+  method?: string;
+  path?: string;
+  /** A string is sent verbatim (give the content type); anything else as JSON. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  who?: Who;
+  /** Which server answers: the default body limit, or HERALD_BODY_LIMIT=2048. */
+  server?: 'default' | 'small';
+  status: number;
+  code: string;
+  /** validation_failed: each of these paths must appear in errors[]. */
+  paths?: string[];
+  check?: (r: ApiResponse) => void;
+}
+
+const JSON_CT = { 'content-type': 'application/json' };
+const SEND = '/v1/notifications';
+const deepArray = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+
+const cases: Case[] = [
+  // --- not JSON / not an object
+  { name: 'truncated JSON', body: '{"to": "alice", "title": ', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'JSON with trailing garbage', body: '{"to":"alice","title":"x"} trailing', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'single-quoted JSON', body: "{'to':'alice','title':'x'}", headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'empty body with a JSON content type', body: '', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'whitespace body with a JSON content type', body: '  \n ', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'JSON null', body: 'null', headers: JSON_CT, status: 422, code: 'validation_failed', paths: ['body'] },
+  { name: 'JSON array', body: '[{"to":"alice","title":"x"}]', headers: JSON_CT, status: 422, code: 'validation_failed', paths: ['body'] },
+  { name: 'JSON string', body: '"hello"', headers: JSON_CT, status: 422, code: 'validation_failed', paths: ['body'] },
+  { name: 'no body at all', body: undefined, status: 422, code: 'validation_failed', paths: ['body'] },
+
+  // --- content types
+  { name: 'text/plain', body: '{"to":"alice","title":"x"}', headers: { 'content-type': 'text/plain' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'form-urlencoded', body: 'to=alice&title=x', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'application/xml', body: '<to>alice</to>', headers: { 'content-type': 'application/xml' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'gzip Content-Encoding (bodies are not decompressed)', body: '{"to":"alice","title":"x"}', headers: { ...JSON_CT, 'content-encoding': 'gzip' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'multipart', body: '--x\r\n\r\n--x--', headers: { 'content-type': 'multipart/form-data; boundary=x' }, status: 415, code: 'unsupported_media_type' },
+
+  // --- size
+  { name: 'body over HERALD_BODY_LIMIT=2048', server: 'small', body: JSON.stringify({ to: 'alice', body: 'x'.repeat(4000) }), headers: JSON_CT, status: 413, code: 'payload_too_large' },
+  { name: 'body over the default 256 KB limit (300 KB)', body: JSON.stringify({ to: 'alice', body: 'y'.repeat(300 * 1024) }), headers: JSON_CT, status: 413, code: 'payload_too_large' },
+  { name: 'body field over 100 000 characters (within the byte limit)', body: { to: 'alice', body: 'z'.repeat(100_001) }, status: 422, code: 'validation_failed', paths: ['body.body'] },
+
+  // --- schema: wrong types, unknown fields, bounds
+  {
+    name: 'wrong type in every field',
+    body: { to: 5, kind: 7, title: 3, body: [], channels: 'webhook', metadata: 'x' },
+    status: 422,
+    code: 'validation_failed',
+    paths: ['body.to', 'body.kind', 'body.title', 'body.body', 'body.channels', 'body.metadata'],
+  },
+  { name: 'missing to', body: { title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'to: empty array', body: { to: [], title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'to: array of numbers', body: { to: [1, 2], title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to.0', 'body.to.1'] },
+  { name: 'to: null', body: { to: null, title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'title: null', body: { to: 'alice', title: null }, status: 422, code: 'validation_failed', paths: ['body.title'] },
+  { name: 'title: boolean', body: { to: 'alice', title: true }, status: 422, code: 'validation_failed', paths: ['body.title'] },
+  { name: 'kind not matching its pattern', body: { to: 'alice', title: 'x', kind: 'Has Spaces' }, status: 422, code: 'validation_failed', paths: ['body.kind'] },
+  { name: 'title over 1000 characters', body: { to: 'alice', title: 't'.repeat(1001) }, status: 422, code: 'validation_failed', paths: ['body.title'] },
+  { name: 'unknown channel', body: { to: 'alice', title: 'x', channels: ['sms'] }, status: 422, code: 'validation_failed', paths: ['body.channels.0'] },
+  { name: 'duplicate channels', body: { to: 'alice', title: 'x', channels: ['webhook', 'webhook'] }, status: 422, code: 'validation_failed', paths: ['body.channels'] },
+  { name: 'empty channels', body: { to: 'alice', title: 'x', channels: [] }, status: 422, code: 'validation_failed', paths: ['body.channels'] },
+  { name: 'metadata key over 100 characters', body: { to: 'alice', title: 'x', metadata: { ['k'.repeat(101)]: 1 } }, status: 422, code: 'validation_failed', paths: ['body.metadata'] },
+  { name: 'unknown fields', body: { to: 'alice', title: 'x', extra: 1, priority: 'high' }, status: 422, code: 'validation_failed', paths: ['body.extra', 'body.priority'] },
+  {
+    name: 'to with 1001 recipient ids',
+    body: { to: Array.from({ length: 1001 }, (_, i) => `r${i}`), title: 'x' },
+    status: 422,
+    code: 'validation_failed',
+    paths: ['body.to'],
+  },
+  { name: 'data nested 100 levels deep', body: `{"to":"alice","title":"x","data":${deepArray(100)}}`, headers: JSON_CT, status: 422, code: 'validation_failed', paths: ['body.data'] },
+  {
+    name: 'data nested 50 000 levels deep, with an Idempotency-Key',
+    body: `{"to":"alice","title":"x","data":${deepArray(50_000)}}`,
+    headers: { ...JSON_CT, 'idempotency-key': 'deep-1' },
+    status: 422,
+    code: 'validation_failed',
+    paths: ['body.data'],
+  },
+  { name: 'metadata nested 5 000 levels deep', body: `{"to":"alice","title":"x","metadata":{"k":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}}`, headers: JSON_CT, status: 422, code: 'validation_failed', paths: ['body.metadata'] },
+
+  // --- what the schema cannot see
+  { name: 'empty title and body', body: { to: 'alice', title: '', body: '' }, status: 422, code: 'empty_content' },
+  { name: 'whitespace-only title and body', body: { to: 'alice', title: '  ', body: '\n\t ' }, status: 422, code: 'empty_content' },
+  { name: 'neither title nor body', body: { to: 'alice', data: { x: 1 } }, status: 422, code: 'empty_content' },
+  {
+    name: 'unknown recipients are listed',
+    body: { to: ['alice', 'ghost-1', 'ghost-2'], title: 'x' },
+    status: 422,
+    code: 'unknown_recipients',
+    check: (r) => assert.deepEqual(r.body.recipients, ['ghost-1', 'ghost-2']),
+  },
+  { name: 'recipient with no channel at all', body: { to: 'bob', title: 'x' }, status: 422, code: 'no_channel', check: (r) => assert.deepEqual(r.body.recipients, ['bob']) },
+  { name: 'one of several recipients unreachable', body: { to: ['alice', 'bob'], title: 'x' }, status: 422, code: 'no_channel', check: (r) => assert.deepEqual(r.body.recipients, ['bob']) },
+  {
+    name: 'requested channel not configured (email without SMTP)',
+    body: { to: 'alice', title: 'x', channels: ['email'] },
+    status: 422,
+    code: 'no_channel',
+    check: (r) => assert.deepEqual(r.body.recipients, ['alice']),
+  },
+
+  // --- auth
+  { name: 'no Authorization header', who: 'none', body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'Basic instead of Bearer', who: { authorization: 'Basic YWxpY2U6c2VjcmV0' }, body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'Bearer without a key', who: { authorization: 'Bearer' }, body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'Bearer with two tokens', who: { authorization: 'Bearer a b' }, body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'wrong key', who: { authorization: 'Bearer hk_this_key_does_not_exist' }, body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'very long key', who: { authorization: `Bearer hk_${'x'.repeat(5000)}` }, body: { to: 'alice', title: 'x' }, status: 401, code: 'unauthorized' },
+  { name: 'wrong key on a read route', method: 'GET', path: SEND, who: { authorization: 'Bearer nope' }, status: 401, code: 'unauthorized' },
+  { name: 'read key cannot send', who: 'read', body: { to: 'alice', title: 'x' }, status: 403, code: 'forbidden' },
+  { name: 'read key cannot write recipients', who: 'read', method: 'PUT', path: '/v1/recipients/mallory', body: { name: 'M' }, status: 403, code: 'forbidden' },
+  { name: 'read key cannot delete recipients', who: 'read', method: 'DELETE', path: '/v1/recipients/alice', status: 403, code: 'forbidden' },
+  { name: 'read key cannot create keys', who: 'read', method: 'POST', path: '/v1/keys', body: { name: 'escalate', scopes: ['admin'] }, status: 403, code: 'forbidden' },
+
+  // --- hostile strings
+  { name: 'top-level __proto__ key', body: '{"to":"alice","title":"x","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: '__proto__ inside data', body: '{"to":"alice","title":"x","data":{"a":[{"__proto__":{"polluted":1}}]}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'constructor.prototype inside metadata', body: '{"to":"alice","title":"x","metadata":{"constructor":{"prototype":{"polluted":1}}}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: '__proto__ in a recipient', method: 'PUT', path: '/v1/recipients/mallory', body: '{"name":"M","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'recipient id over 128 characters', body: { to: 'a'.repeat(129), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'recipient id of 10 000 characters', body: { to: 'a'.repeat(10_000), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'recipient id with a NUL byte', body: { to: 'alice\u0000', title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
+  { name: 'recipient id in unicode', body: { to: ['ålice', '😀'], title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to.0', 'body.to.1'] },
+  { name: 'SQL metacharacters in a recipient id', body: { to: ["alice' OR '1'='1", 'x;DROP TABLE notifications;--'], title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to.0', 'body.to.1'] },
+  { name: 'SQL metacharacters in a notification id', method: 'GET', path: `${SEND}/${encodeURIComponent("ntf_x' OR '1'='1")}`, status: 404, code: 'not_found' },
+  { name: 'SQL metacharacters in recipient=', method: 'GET', path: `${SEND}?recipient=${encodeURIComponent("a' OR 1=1 --")}`, status: 422, code: 'validation_failed', paths: ['querystring.recipient'] },
+  { name: 'SQL metacharacters in status=', method: 'GET', path: `${SEND}?status=${encodeURIComponent("sent' OR '1'='1")}`, status: 422, code: 'validation_failed', paths: ['querystring.status'] },
+  { name: 'recipient path id over 128 characters', method: 'GET', path: `/v1/recipients/${'a'.repeat(200)}`, status: 422, code: 'validation_failed', paths: ['params.id'] },
+  { name: 'recipient path id of 2 000 characters', method: 'GET', path: `/v1/recipients/${'a'.repeat(2000)}`, status: 414, code: 'uri_too_long' },
+  { name: 'notification path id over 64 characters', method: 'GET', path: `${SEND}/${'n'.repeat(65)}`, status: 422, code: 'validation_failed', paths: ['params.id'] },
+  { name: 'unicode recipient path id', method: 'GET', path: `/v1/recipients/${encodeURIComponent('ålice😀')}`, status: 422, code: 'validation_failed', paths: ['params.id'] },
+  { name: 'broken percent-encoding in the path', method: 'GET', path: '/v1/recipients/%E0%A4%A', status: 400, code: 'malformed_request' },
+  { name: 'Idempotency-Key over 255 characters', body: { to: 'alice', title: 'x' }, headers: { 'idempotency-key': 'k'.repeat(256) }, status: 422, code: 'validation_failed', paths: ['headers.idempotency-key'] },
+  { name: 'Idempotency-Key with a space', body: { to: 'alice', title: 'x' }, headers: { 'idempotency-key': 'a b' }, status: 422, code: 'validation_failed', paths: ['headers.idempotency-key'] },
+
+  // --- listing: cursors and query parameters
+  { name: 'cursor that is not base64url', method: 'GET', path: `${SEND}?cursor=${encodeURIComponent('not a cursor!')}`, status: 400, code: 'invalid_cursor' },
+  { name: 'cursor with SQL in it', method: 'GET', path: `${SEND}?cursor=${encodeURIComponent("' OR 1=1 --")}`, status: 400, code: 'invalid_cursor' },
+  { name: 'cursor of the right shape with a bad id', method: 'GET', path: `${SEND}?cursor=${b64('c1:not-an-id')}`, status: 400, code: 'invalid_cursor' },
+  { name: 'cursor of another version', method: 'GET', path: `${SEND}?cursor=${b64('c2:ntf_01M80SGJJ90MBTNVTV0KVD1QYY')}`, status: 400, code: 'invalid_cursor' },
+  { name: 'cursor with SQL after a valid prefix', method: 'GET', path: `${SEND}?cursor=${b64("c1:ntf_01M80SGJJ90MBTNVTV0KVD1QYY' OR '1'='1")}`, status: 400, code: 'invalid_cursor' },
+  { name: 'cursor over 300 characters', method: 'GET', path: `${SEND}?cursor=${'a'.repeat(301)}`, status: 422, code: 'validation_failed', paths: ['querystring.cursor'] },
+  { name: 'limit=0', method: 'GET', path: `${SEND}?limit=0`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'limit=-1', method: 'GET', path: `${SEND}?limit=-1`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'limit=201', method: 'GET', path: `${SEND}?limit=201`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'limit=abc', method: 'GET', path: `${SEND}?limit=abc`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'limit=1.5', method: 'GET', path: `${SEND}?limit=1.5`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'limit given twice', method: 'GET', path: `${SEND}?limit=1&limit=2`, status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'status=bogus', method: 'GET', path: `${SEND}?status=bogus`, status: 422, code: 'validation_failed', paths: ['querystring.status'] },
+  { name: 'unknown query parameter', method: 'GET', path: `${SEND}?offset=10`, status: 422, code: 'validation_failed', paths: ['querystring.offset'] },
+
+  // --- routes and methods
+  { name: 'unknown route under /v1', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not_found' },
+  { name: 'unknown route outside /v1', method: 'GET', path: '/admin.php', status: 404, code: 'not_found' },
+  { name: 'misspelt resource', method: 'POST', path: '/v1/notification', body: { to: 'alice', title: 'x' }, status: 404, code: 'not_found' },
+  { name: 'unknown notification id', method: 'GET', path: `${SEND}/ntf_01M80SGJJ90MBTNVTV0KVD1QYY`, status: 404, code: 'not_found' },
+  { name: 'unknown recipient', method: 'GET', path: '/v1/recipients/nobody', status: 404, code: 'not_found' },
+  { name: 'PATCH on notifications', method: 'PATCH', path: SEND, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
+  { name: 'DELETE on notifications', method: 'DELETE', path: SEND, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
+  { name: 'PUT on a notification', method: 'PUT', path: `${SEND}/ntf_x`, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD') },
+  { name: 'POST on a recipient', method: 'POST', path: '/v1/recipients/alice', body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'DELETE, GET, HEAD, PUT') },
+
+  // --- recipients
+  { name: 'time zone that does not exist', method: 'PUT', path: '/v1/recipients/rc', body: { timezone: 'Mars/Olympus_Mons' }, status: 422, code: 'validation_failed', paths: ['body.timezone'] },
+  { name: 'locale that is not BCP 47', method: 'PUT', path: '/v1/recipients/rc', body: { locale: 'en_US!!' }, status: 422, code: 'validation_failed', paths: ['body.locale'] },
+  { name: 'ftp webhook URL', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'ftp://example.com/hook' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'javascript: webhook URL', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'javascript:alert(1)' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'file: webhook URL', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'file:///etc/passwd' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'webhook URL that is not a URL', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'not a url' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'webhook URL with credentials', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'https://user:pass@example.com/hook' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'webhook without a URL', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: {} }, status: 422, code: 'validation_failed', paths: ['body.webhook.url'] },
+  { name: 'malformed whsec secret', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'https://example.com/h', secret: 'whsec_!!!not-base64' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.secret'] },
+  { name: 'secret without the whsec_ prefix', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'https://example.com/h', secret: 'c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.secret'] },
+  { name: 'whsec secret too short', method: 'PUT', path: '/v1/recipients/rc', body: { webhook: { url: 'https://example.com/h', secret: 'whsec_c2hvcnQ=' } }, status: 422, code: 'validation_failed', paths: ['body.webhook.secret'] },
+  { name: 'bad email', method: 'PUT', path: '/v1/recipients/rc', body: { email: 'not-an-email' }, status: 422, code: 'validation_failed', paths: ['body.email'] },
+  { name: 'email with a header injection', method: 'PUT', path: '/v1/recipients/rc', body: { email: 'a@example.com\r\nBcc: victim@example.com' }, status: 422, code: 'validation_failed', paths: ['body.email'] },
+  { name: 'phone not E.164', method: 'PUT', path: '/v1/recipients/rc', body: { phone: '12345' }, status: 422, code: 'validation_failed', paths: ['body.phone'] },
+  { name: 'phone with a leading zero country code', method: 'PUT', path: '/v1/recipients/rc', body: { phone: '+0123456' }, status: 422, code: 'validation_failed', paths: ['body.phone'] },
+  { name: 'several bad recipient fields at once', method: 'PUT', path: '/v1/recipients/rc', body: { name: 'n'.repeat(201), nickname: 'x', email: 5 }, status: 422, code: 'validation_failed', paths: ['body.name', 'body.nickname', 'body.email'] },
+  { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
+];
+
+describe('bad input is refused with a problem', () => {
+  let h: TestHerald;
+  let small: TestHerald;
+  let rx: Receiver;
+  let readKey: string;
+  /** Ids of every notification this suite expects to exist. */
+  const accepted: string[] = [];
+  const acceptedSmall: string[] = [];
+
+  const send = async (server: TestHerald, body: unknown) => {
+    const r = await server.api('POST', SEND, body);
+    assert.equal(r.status, 202, r.text);
+    return r;
+  };
+
+  before(async () => {
+    rx = await startReceiver();
+    h = await startHerald();
+    small = await startHerald({ HERALD_BODY_LIMIT: '2048' });
+    for (const s of [h, small]) {
+      assert.equal((await s.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } })).status, 200);
+      assert.equal((await s.api('PUT', '/v1/recipients/bob', { name: 'Bob, no address' })).status, 200);
+    }
+    const key = await h.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
+    assert.equal(key.status, 201, key.text);
+    readKey = key.body.key;
+    accepted.push((await send(h, { to: 'alice', title: 'before' })).body.id);
+    acceptedSmall.push((await send(small, { to: 'alice', title: 'before' })).body.id);
+  });
+
+  after(async () => {
+    await h?.stop();
+    await small?.stop();
+    await rx?.close();
+  });
+
+  for (const c of cases) {
+    it(`${c.status} ${c.code}: ${c.name}`, async () => {
+      const server = c.server === 'small' ? small : h;
+      const who = c.who ?? 'admin';
+      const key = who === 'admin' ? server.key : who === 'read' ? readKey : undefined;
+      const headers = { ...(typeof who === 'object' ? who : {}), ...c.headers };
+      const r = await request(server.url, key, c.method ?? 'POST', c.path ?? SEND, c.body, headers);
+
+      assert.equal(r.status, c.status, r.text.slice(0, 500));
+      assert.ok(r.status >= 400 && r.status < 500);
+      assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      assert.equal(r.body.code, c.code);
+      assert.equal(r.body.status, c.status);
+      assert.equal(r.body.type, `urn:herald:problem:${c.code}`);
+      assert.equal(typeof r.body.title, 'string');
+      if (c.status === 401) assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer/);
+      if (c.paths) {
+        assert.ok(Array.isArray(r.body.errors), 'errors[] is present');
+        const got = new Set((r.body.errors as { path: string; message: string }[]).map((e) => e.path));
+        for (const p of c.paths) assert.ok(got.has(p), `errors[] names ${p}; got ${[...got].join(', ')}`);
+        for (const e of r.body.errors) assert.equal(typeof e.message, 'string');
+      }
+      // A server fault's message is never echoed; nothing here may look like one.
+      assert.doesNotMatch(r.text, /stack|RangeError|TypeError|SQLITE/i);
+      c.check?.(r);
+    });
+  }
+
+  // Requests Node's HTTP parser refuses, before any route runs: written on a raw socket.
+  const rawCases: { name: string; head: string; body?: string; status: number; code: string }[] = [
+    { name: 'Content-Length that is not a number', head: 'Content-Length: abc', body: '{}', status: 400, code: 'malformed_request' },
+    { name: 'body shorter than its Content-Length', head: 'Content-Length: 500', body: '{"to":"alice","title":"x"}', status: 400, code: 'malformed_request' },
+    { name: 'both Content-Length and Transfer-Encoding', head: 'Content-Length: 2\r\nTransfer-Encoding: chunked', body: '0\r\n\r\n', status: 400, code: 'malformed_request' },
+    { name: 'header section over the 16 KB limit', head: `X-Padding: ${'p'.repeat(20_000)}`, status: 431, code: 'headers_too_large' },
+  ];
+  for (const c of rawCases) {
+    it(`${c.status} ${c.code}: ${c.name} (raw HTTP)`, async () => {
+      const { port } = new URL(h.url);
+      const head = `POST ${SEND} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${h.key}\r\nContent-Type: application/json\r\n${c.head}\r\n\r\n`;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(head + (c.body ?? '')));
+        let out = '';
+        socket.setEncoding('utf8').on('data', (d: string) => (out += d));
+        socket.on('close', () => resolve(out));
+        socket.on('error', (err) => (out ? resolve(out) : reject(err)));
+      });
+      assert.match(answer, new RegExp(`^HTTP/1.1 ${c.status} `), answer.slice(0, 300));
+      const split = answer.indexOf('\r\n\r\n');
+      assert.match(answer.slice(0, split), /\r\ncontent-type: application\/problem\+json/i);
+      const problem = JSON.parse(answer.slice(split + 4));
+      assert.equal(problem.code, c.code);
+      assert.equal(problem.status, c.status);
+    });
+  }
+
+  it('accepts hostile strings as content and stores them verbatim', async () => {
+    const body = {
+      to: 'alice',
+      kind: 'a.b-c_d',
+      title: "NUL\u0000 ' OR '1'='1; DROP TABLE notifications;-- 😀",
+      body: '__proto__ constructor <script>alert(1)</script> \u202e\u200b',
+      data: { 'constructor': 'plain', toString: 'x', 'a.b': ["'; --", null, 1e308, -0, { nested: '\u0000' }] },
+      metadata: { hasOwnProperty: 1, '': 'empty key', "k'); --": 'v' },
+    };
+    const r = await send(h, body);
+    accepted.push(r.body.id);
+    const got = await h.api('GET', `${SEND}/${r.body.id}`);
+    assert.equal(got.status, 200);
+    assert.equal(got.body.title, body.title);
+    assert.equal(got.body.body, body.body);
+    assert.equal(got.body.kind, body.kind);
+    assert.deepEqual(got.body.data, JSON.parse(JSON.stringify(body.data)));
+    assert.deepEqual(got.body.metadata, body.metadata);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('stays healthy: ready, and a valid send still works', async () => {
+    for (const [s, list] of [[h, accepted], [small, acceptedSmall]] as const) {
+      const ready = await s.api('GET', '/healthz/ready');
+      assert.equal(ready.status, 200);
+      assert.equal(ready.body.status, 'ok');
+      list.push((await send(s, { to: 'alice', title: 'after', body: 'still works' })).body.id);
+    }
+  });
+
+  it('wrote nothing for the rejected sends', async () => {
+    for (const [s, list] of [[h, accepted], [small, acceptedSmall]] as const) {
+      const r = await s.api('GET', `${SEND}?limit=200`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.next_cursor, null);
+      assert.deepEqual((r.body.data as { id: string }[]).map((n) => n.id).sort(), [...list].sort());
+      // And nothing created by the refused recipient writes.
+      for (const id of ['rc', 'mallory']) assert.equal((await s.api('GET', `/v1/recipients/${id}`)).status, 404);
+    }
+  });
+});
