@@ -1,14 +1,17 @@
 // Assembles one Herald process from its configuration: store, channels, accept path, workers and
 // the HTTP server, and owns their start-up and shutdown order.
 //
-// Start: open store -> migrate -> bootstrap (default workspace, HERALD_ADMIN_KEY) -> recover
-//        orphaned leases -> start workers and DLQ jobs -> listen -> ready.
+// Start: open store -> migrate -> bootstrap (default workspace, HERALD_ADMIN_KEY) -> open the bus
+//        (Redis connects in the background: a node starts and serves while Redis is down) ->
+//        recover orphaned leases -> start workers and DLQ jobs -> listen -> ready.
 // Stop:  refuse new requests (503 while closing) and finish in-flight ones -> drain the accept
-//        group commit -> stop workers (grace period, then abort and release leases) -> close store.
+//        group commit -> stop workers (grace period, then abort and release leases) -> close the
+//        bus -> close store.
 
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
+import { InProcessBus, type Bus } from './bus/bus.ts';
 import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
 import { EmailChannel } from './channels/email.ts';
@@ -61,6 +64,15 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   await ensureDefaultWorkspace(store.db);
   if (config.adminKey) await ensureAdminKey(store.db, config.adminKey);
 
+  let bus: Bus;
+  if (config.redisUrl) {
+    const { RedisBus } = await import('./bus/redis.ts');
+    bus = new RedisBus(config.redisUrl.href, { log });
+  } else {
+    bus = new InProcessBus({ log });
+  }
+  const keys = new KeyResolver(store.db, { bus });
+
   const metrics = createMetrics({ version: VERSION, role: roles.join(','), workerId });
   const http = new SafeHttp({ allow: config.allowNetworks, timeoutMs: config.webhookTimeout, connections: config.concurrency.webhook ?? 128 });
   const channels = new Map<ChannelName, Channel>();
@@ -106,8 +118,11 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys: new KeyResolver(store.db), metrics, channels, accepter, dlq, state };
-  const server = await buildServer(services);
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, accepter, dlq, state };
+  const server = await buildServer(services).catch(async (err: unknown) => {
+    await bus.close();
+    throw err;
+  });
 
   let purgeTimer: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
@@ -134,7 +149,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       purgeTimer.unref();
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
-      log.info({ url, roles, workerId, store: store.dialect, channels: [...channels.keys()], version: VERSION }, 'herald started');
+      log.info({ url, roles, workerId, store: store.dialect, bus: bus.kind, channels: [...channels.keys()], version: VERSION }, 'herald started');
       return url;
     },
     stop() {
@@ -148,6 +163,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         if (pool) await pool.stop(config.shutdownGrace);
         await Promise.all([...channels.values()].map((c) => c.close()));
         await http.close();
+        keys.close();
+        await bus.close();
         await store.close();
         log.info('herald stopped');
       })();

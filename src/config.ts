@@ -104,6 +104,8 @@ export const settings = {
   port: setting('PORT', '8080', int(0, 65535), 'HTTP port (0 picks a free port).'),
   dataDir: setting('HERALD_DATA_DIR', './data', str, 'Directory for the SQLite database and the generated secret key.'),
   databaseUrl: setting('DATABASE_URL', '', url(['postgres:', 'postgresql:']), 'PostgreSQL connection URL. Empty: embedded SQLite in the data dir.', true),
+  dbPoolSize: setting('HERALD_DB_POOL_SIZE', '10', int(1, 1000), 'PostgreSQL connections each process may open for queries (LISTEN takes one more).'),
+  redisUrl: setting('REDIS_URL', '', url(['redis:', 'rediss:']), 'Redis connection URL (redis:// or rediss://): the bus between processes. Empty: in-process only.', true),
   adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing).', true),
   secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
   allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),
@@ -146,6 +148,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const longestAttempt = Math.max(out.webhookTimeout as number, out.smtpTimeout as number);
   if ((out.leaseTime as number) < longestAttempt * 2) {
     throw new ConfigError('HERALD_LEASE_TIME', `must be at least twice the longest attempt timeout (${longestAttempt}ms: HERALD_WEBHOOK_TIMEOUT / HERALD_SMTP_TIMEOUT)`);
+  }
+  // Every process of a deployment on PostgreSQL must decrypt the secrets any other one stored; a
+  // key generated into one process's data dir would be that process's alone.
+  if (out.databaseUrl !== undefined && out.secretKey === undefined) {
+    throw new ConfigError('HERALD_SECRET_KEY', 'must be set when DATABASE_URL is set, to the same value on every node (each node decrypts secrets any node stored)');
   }
   const dataDir = out.dataDir as string;
   out.dataPath = isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir);

@@ -2,6 +2,7 @@
 
 import type { Logger } from 'pino';
 import type { KeyResolver } from './auth/api-keys.ts';
+import type { Bus } from './bus/bus.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
 import type { Config } from './config.ts';
@@ -23,6 +24,8 @@ export interface Services {
   readonly store: StoreAdapter;
   readonly secrets: SecretBox;
   readonly keys: KeyResolver;
+  /** Messages between the processes of the deployment (Redis when REDIS_URL is set). */
+  readonly bus: Bus;
   readonly metrics: Metrics;
   readonly channels: ReadonlyMap<ChannelName, Channel>;
   readonly accepter: Accepter;

@@ -12,7 +12,32 @@ describe('configuration', () => {
     assert.equal(c.bodyLimit, 256 * 1024);
     assert.equal(c.smtpUrl, undefined);
     assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.redisUrl, undefined);
+    assert.equal(c.dbPoolSize, 10);
     assert.ok(c.dataPath.endsWith('/data'));
+  });
+
+  it('requires HERALD_SECRET_KEY with DATABASE_URL: every node must decrypt the same secrets', () => {
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'postgres://herald@db:5432/herald' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'HERALD_SECRET_KEY' && /DATABASE_URL/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'postgres://herald@db:5432/herald', HERALD_SECRET_KEY: '  ' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'HERALD_SECRET_KEY',
+    );
+    const c = loadConfig({ DATABASE_URL: 'postgres://herald@db:5432/herald', HERALD_SECRET_KEY: 'k'.repeat(40) });
+    assert.equal(c.databaseUrl?.host, 'db:5432');
+    // SQLite alone may still generate its key into the data dir.
+    assert.equal(loadConfig({}).secretKey, undefined);
+  });
+
+  it('reads REDIS_URL (redis:// or rediss://) and HERALD_DB_POOL_SIZE', () => {
+    const c = loadConfig({ REDIS_URL: 'rediss://:s3cret@cache.example.com:6380/0', HERALD_DB_POOL_SIZE: '25' });
+    assert.equal(c.redisUrl?.protocol, 'rediss:');
+    assert.equal(c.redisUrl?.host, 'cache.example.com:6380');
+    assert.equal(c.dbPoolSize, 25);
+    assert.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redisUrl?.port, '6379');
   });
 
   it('is frozen', () => {
@@ -37,6 +62,10 @@ describe('configuration', () => {
     ['HERALD_CONCURRENCY', 'webhook=lots'],
     ['HERALD_EMAIL_FROM', 'not an address'],
     ['HERALD_LEASE_TIME', '5s'],
+    ['REDIS_URL', 'http://cache:6379'],
+    ['REDIS_URL', 'not a url'],
+    ['HERALD_DB_POOL_SIZE', '0'],
+    ['HERALD_DB_POOL_SIZE', 'many'],
   ] as const) {
     it(`rejects ${variable}=${value} with a message naming the variable`, () => {
       assert.throws(
@@ -59,11 +88,14 @@ describe('configuration', () => {
       HERALD_SECRET_KEY: 'x'.repeat(40),
       HERALD_SMTP_URL: 'smtp://user:hunter2@mail.example.com:587',
       DATABASE_URL: 'postgres://herald:pgpass@db:5432/herald',
+      REDIS_URL: 'redis://default:redispass@cache:6379',
     });
     const text = describeConfig(c).map((r) => `${r.variable}=${r.value}`).join('\n');
-    for (const secret of ['hk_supersecret', 'xxxxxxxxxx', 'hunter2', 'pgpass']) assert.ok(!text.includes(secret), `${secret} leaked:\n${text}`);
+    for (const secret of ['hk_supersecret', 'xxxxxxxxxx', 'hunter2', 'pgpass', 'redispass']) assert.ok(!text.includes(secret), `${secret} leaked:\n${text}`);
     assert.match(text, /HERALD_SMTP_URL=smtp:\/\/user:\*\*\*\*@mail\.example\.com:587/);
     assert.match(text, /HERALD_ADMIN_KEY=\*\*\*\*/);
+    assert.match(text, /REDIS_URL=redis:\/\/default:\*\*\*\*@cache:6379/);
+    assert.match(text, /HERALD_DB_POOL_SIZE=10\n/);
     assert.match(text, /HERALD_RETRY_SCHEDULE=5s,5m,30m,2h,5h,10h,10h\n/);
     assert.match(text, /HERALD_LEASE_TIME=1m\n/);
   });

@@ -7,6 +7,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { KEYS_INVALIDATE, type Bus } from '../bus/bus.ts';
 import { newId } from '../domain/ids.ts';
 import { findApiKeyByHash, insertApiKey, touchApiKey } from '../store/api-keys.ts';
 import type { Database } from '../store/schema.ts';
@@ -61,18 +62,27 @@ export async function ensureAdminKey(db: Kysely<Database>, key: string): Promise
 }
 
 /**
- * Resolves bearer keys to principals, caching hits for `ttlMs` so the hot path does not query the
- * store per request. A revoked key stops working within `ttlMs` (or at once via `invalidate`).
+ * Resolves bearer keys to principals, caching hits for `ttlMs` (default 30s) so the hot path does
+ * not query the store per request. A revoked key stops working on every node within `ttlMs`:
+ * `invalidate()` drops this node's cache at once and, through the bus, every other node's; a node
+ * that misses that message (bus down) still expires the entry within `ttlMs`, and drops its whole
+ * cache when its bus reconnects.
  */
 export class KeyResolver {
   readonly #db: Kysely<Database>;
   readonly #ttlMs: number;
+  readonly #bus: Bus | undefined;
   readonly #cache = new Map<string, { principal: Principal; until: number }>();
   readonly #touched = new Map<string, number>();
+  /** Bumped by every clear, so a lookup that started before a clear does not cache its result. */
+  #generation = 0;
+  readonly #unsubscribe: (() => void) | undefined;
 
-  constructor(db: Kysely<Database>, ttlMs = 30_000) {
+  constructor(db: Kysely<Database>, opts: { ttlMs?: number; bus?: Bus } = {}) {
     this.#db = db;
-    this.#ttlMs = ttlMs;
+    this.#ttlMs = opts.ttlMs ?? 30_000;
+    this.#bus = opts.bus;
+    this.#unsubscribe = opts.bus?.subscribe(KEYS_INVALIDATE, { onMessage: () => this.#clear(), onGap: () => this.#clear() });
   }
 
   async resolve(key: string): Promise<Principal | undefined> {
@@ -80,14 +90,17 @@ export class KeyResolver {
     const now = Date.now();
     const hit = this.#cache.get(hash);
     if (hit && hit.until > now) return hit.principal;
+    const generation = this.#generation;
     const row = await findApiKeyByHash(this.#db, hash);
     if (!row) {
       this.#cache.delete(hash);
       return undefined;
     }
     const principal: Principal = { keyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes.split(' ') as Scope[] };
-    if (this.#cache.size > 10_000) this.#cache.clear();
-    this.#cache.set(hash, { principal, until: now + this.#ttlMs });
+    if (generation === this.#generation) {
+      if (this.#cache.size > 10_000) this.#cache.clear();
+      this.#cache.set(hash, { principal, until: now + this.#ttlMs });
+    }
     if ((this.#touched.get(row.id) ?? 0) < now - 60_000) {
       this.#touched.set(row.id, now);
       void touchApiKey(this.#db, row.id, now).catch(() => undefined);
@@ -95,7 +108,19 @@ export class KeyResolver {
     return principal;
   }
 
+  /** After a key changed (revoked): drops this node's cache now and asks every node to drop theirs. */
   invalidate(): void {
+    this.#clear();
+    void this.#bus?.publish(KEYS_INVALIDATE, '');
+  }
+
+  /** Stops listening to the bus. */
+  close(): void {
+    this.#unsubscribe?.();
+  }
+
+  #clear(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 }

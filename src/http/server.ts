@@ -111,7 +111,10 @@ export async function buildServer(services: Services): Promise<Api> {
   });
 
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
-    const problem = toProblem(err);
+    // The store unreachable (or too busy), whichever route met it: 503 with Retry-After, never 500.
+    const problem = services.store.isUnavailable(err)
+      ? new Problem('unavailable', 'The database is unreachable; retry later', { headers: { 'retry-after': '2' } })
+      : toProblem(err);
     if (problem.status >= 500) request.log.error({ err }, 'request failed');
     for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
     return reply.code(problem.status).type(PROBLEM_JSON).send(problem.toJSON(request.url));

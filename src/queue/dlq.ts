@@ -8,7 +8,9 @@
 // Bulk jobs (see store/dlq.ts for the job's set and state machine) run in the background of the
 // process that created them, one chunk per transaction. stop() lets the chunk in progress commit
 // and leaves the job `running`; start() resumes every job left `running`, whichever process
-// created it. A chunk that keeps failing (MAX_FAILURES in a row) marks the job `failed`.
+// created it. A chunk that keeps failing (MAX_FAILURES in a row) marks the job `failed`; failures
+// of an unavailable store do not count: the job waits for the database (backing off up to
+// UNAVAILABLE_BACKOFF_MAX_MS) and goes on when it returns.
 
 import type { Logger } from 'pino';
 import { newId } from '../domain/ids.ts';
@@ -34,6 +36,7 @@ import type { DeliveriesTable, DlqJobsTable } from '../store/schema.ts';
 
 const DEFAULT_CHUNK = 500;
 const MAX_FAILURES = 5;
+const UNAVAILABLE_BACKOFF_MAX_MS = 10_000;
 const SAMPLE = 20;
 
 export interface DryRun {
@@ -169,13 +172,21 @@ export class DlqService {
 
   async #run(jobId: string): Promise<void> {
     let failures = 0;
+    let outages = 0;
     while (!this.#stopping) {
       let result;
       try {
         result = await this.#store.transaction((trx) => runJobChunk(trx, jobId, this.#chunkSize, Date.now()));
         failures = 0;
+        outages = 0;
       } catch (err) {
         if (err instanceof JobProgressConflict) continue;
+        if (this.#store.isUnavailable(err)) {
+          outages++;
+          if (outages === 1) this.#log.warn({ err, job: jobId }, 'dlq job paused: the database is unavailable');
+          await this.#sleep(Math.min(100 * 2 ** outages, UNAVAILABLE_BACKOFF_MAX_MS));
+          continue;
+        }
         failures++;
         if (failures >= MAX_FAILURES) {
           this.#log.error({ err, job: jobId, failures }, 'dlq job failed');

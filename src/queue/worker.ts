@@ -25,6 +25,23 @@ export function makeWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
+const SETTLE_RETRY_MIN_MS = 250;
+const SETTLE_RETRY_MAX_MS = 5_000;
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export interface WorkerOptions {
   store: StoreAdapter;
   channel: Channel;
@@ -80,8 +97,9 @@ export class ChannelWorker {
         continue;
       }
       let claimed: ClaimedDelivery[];
+      const claimedAt = Date.now();
       try {
-        claimed = await store.claim(channel.name, owner, free, Date.now(), leaseMs);
+        claimed = await store.claim(channel.name, owner, free, claimedAt, leaseMs);
         failures = 0;
       } catch (err) {
         failures++;
@@ -91,7 +109,7 @@ export class ChannelWorker {
         continue;
       }
       for (const row of claimed) {
-        const p = this.#attempt(row).finally(() => this.#running.delete(p));
+        const p = this.#attempt(row, claimedAt + leaseMs).finally(() => this.#running.delete(p));
         this.#running.add(p);
       }
       if (claimed.length < free) {
@@ -118,7 +136,7 @@ export class ChannelWorker {
     return this.#idle;
   }
 
-  async #attempt(row: ClaimedDelivery): Promise<void> {
+  async #attempt(row: ClaimedDelivery, leaseUntil: number): Promise<void> {
     const { channel, metrics, owner } = this.#o;
     this.#inFlight++;
     const startedAt = Date.now();
@@ -149,15 +167,36 @@ export class ChannelWorker {
       item = this.#failure(row, err, startedAt);
     }
     metrics.deliveriesFinished.inc({ channel: channel.name, status: item.status });
-    try {
-      await this.#o.settler.submit(item);
-    } catch (err) {
-      // The lease will expire and another attempt will follow: at-least-once.
-      this.#o.log.error({ err, delivery: row.id }, 'could not record delivery outcome');
-    }
+    await this.#record(item, this.#o.settler.submit(item), leaseUntil);
     this.#inFlight--;
     this.#slotFreed?.();
     this.#slotFreed = undefined;
+  }
+
+  /**
+   * Waits until `item` (submitted as `submitted`) is recorded. While the store is unavailable the
+   * write is retried with backoff, for as long as the delivery's lease lasts. An outcome that still
+   * cannot be recorded then (or fails otherwise, or at shutdown abort) is given up and logged as
+   * an error, never dropped silently: the delivery stays `sending` until its lease expires, then
+   * it is claimed and attempted again (at-least-once: its webhook-id may reach the receiver twice).
+   */
+  async #record(item: SettleItem, submitted: Promise<void>, leaseUntil: number): Promise<void> {
+    let pending = submitted;
+    for (let failures = 1; ; failures++) {
+      try {
+        await pending;
+        return;
+      } catch (err) {
+        const delay = Math.min(SETTLE_RETRY_MIN_MS * 2 ** (failures - 1), SETTLE_RETRY_MAX_MS);
+        if (!this.#o.store.isUnavailable(err) || this.#abort.signal.aborted || Date.now() + delay >= leaseUntil) {
+          this.#o.log.error({ err, delivery: item.id, failures }, 'could not record delivery outcome; it will be attempted again when its lease expires');
+          return;
+        }
+        if (failures === 1) this.#o.log.warn({ err, delivery: item.id }, 'could not record delivery outcome yet; retrying while the lease lasts');
+        await abortableDelay(delay, this.#abort.signal);
+        pending = this.#o.settler.submit(item);
+      }
+    }
   }
 
   #failure(row: ClaimedDelivery, err: unknown, startedAt: number): SettleItem {

@@ -67,8 +67,17 @@ export interface StoreAdapter {
   migrate(): Promise<void>;
   /** The newest applied migration's name, or undefined when none is. */
   appliedMigration(): Promise<string | undefined>;
+  /** Resolves if the database answers; rejects within a few seconds otherwise (never hangs). */
   ping(): Promise<void>;
   close(): Promise<void>;
+
+  /**
+   * Whether `err` (thrown by any method of this adapter or by `db`) means the database cannot be
+   * reached or cannot serve right now (a connection refused, dropped or timed out; the server
+   * shutting down or busy), as opposed to a fault of the request or a bug. Such an operation did
+   * not happen, or it is unknown whether it did: callers answer 503 and retry later.
+   */
+  isUnavailable(err: unknown): boolean;
 
   /**
    * Runs `fn` in a transaction. On SQLite this also excludes the hot-path methods below, which

@@ -11,7 +11,7 @@ import { SqliteAdapter } from './sqlite.ts';
 export async function openStore(config: Config): Promise<StoreAdapter> {
   if (config.databaseUrl) {
     const { PostgresAdapter } = await import('./postgres.ts');
-    return new PostgresAdapter(config.databaseUrl.href);
+    return new PostgresAdapter(config.databaseUrl.href, { poolSize: config.dbPoolSize });
   }
   return new SqliteAdapter(join(config.dataPath, 'herald.db'));
 }

@@ -12,8 +12,15 @@
 // (delivered by PostgreSQL when the transaction commits); `listen()` subscribes to them. They are
 // hints: a notification can be lost (listener reconnecting), and NOTIFY is per database, so every
 // Herald sharing the database (in any schema) hears it. Workers poll regardless.
+//
+// Outages: an unreachable database must fail requests fast, not hang them. Connecting (or waiting
+// for a free pooled connection) gives up after CONNECT_TIMEOUT_MS; every hot-path statement after
+// HOT_QUERY_TIMEOUT_MS, any other query after QUERY_TIMEOUT_MS (migrations excepted: they run on a
+// connection of their own without a limit); TCP keepalive finds dead idle connections. A
+// connection that failed or timed out is discarded, never reused. isUnavailable() tells these
+// failures from the others, and no connection error can crash the process.
 
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
@@ -39,6 +46,44 @@ const INT8_OID = 20;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const LISTEN_BACKOFF_MIN_MS = 100;
 const LISTEN_BACKOFF_MAX_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** Hot-path statements (accept, claim, settle…) take milliseconds; this long means trouble. */
+const HOT_QUERY_TIMEOUT_MS = 5_000;
+/** The backstop for every other query (Kysely's CRUD and reads). */
+const QUERY_TIMEOUT_MS = 30_000;
+/** ping() answers within this, whatever the pool and the network do. */
+const PING_TIMEOUT_MS = 3_000;
+const KEEPALIVE_DELAY_MS = 10_000;
+
+/** Node's socket errors that mean the server cannot be reached or the connection broke. */
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH',
+  'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'HERALD_PING_TIMEOUT',
+]);
+/**
+ * SQLSTATEs of a server that cannot serve now: class 08 (connection exception, matched by
+ * prefix), too_many_connections, the shutdown family, and read_only_sql_transaction (a primary
+ * demoted to a standby during failover).
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['53300', '57P01', '57P02', '57P03', '25006']);
+/** pg and pg-pool raise these as plain Errors, without a code. */
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error and is not queryable|Connection terminated due to connection timeout)/;
+
+/**
+ * Whether `err` means PostgreSQL is unreachable or cannot serve now (see StoreAdapter). Looks
+ * through `cause` and AggregateError (a host name resolving to several addresses fails with one).
+ */
+export function isPostgresUnavailable(err: unknown, depth = 0): boolean {
+  if (err === null || typeof err !== 'object' || depth > 5) return false;
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string') {
+    if (NETWORK_ERRORS.has(e.code) || UNAVAILABLE_SQLSTATES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code)) return true;
+  }
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => isPostgresUnavailable(x, depth + 1))) return true;
+  return isPostgresUnavailable(e.cause, depth + 1);
+}
 
 function parseInt8(text: string): number {
   const n = Number(text);
@@ -63,6 +108,7 @@ const types: pg.CustomTypesConfig = {
  */
 const INSERT_IDEMPOTENCY = {
   name: 'herald_accept_idempotency',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     INSERT INTO idempotency_keys (workspace_id, key, request_hash, notification_id, response, created_at, expires_at)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
@@ -79,6 +125,7 @@ const INSERT_IDEMPOTENCY = {
  */
 const INSERT_NOTIFICATIONS = {
   name: 'herald_accept_write',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH n AS (
       INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at)
@@ -107,6 +154,7 @@ const INSERT_NOTIFICATIONS = {
  */
 const CLAIM = {
   name: 'herald_claim',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH due AS (
       SELECT id, run_at FROM deliveries
@@ -139,6 +187,7 @@ const CLAIM = {
  */
 const SETTLE = {
   name: 'herald_settle',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH moved AS (
       UPDATE deliveries d
@@ -168,16 +217,19 @@ const SETTLE = {
  */
 const LOCK_NOTIFICATIONS = {
   name: 'herald_lock_notifications',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `SELECT id, status FROM notifications WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
 };
 
 const STATUS_COUNTS = {
   name: 'herald_status_counts',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `SELECT notification_id, status, count(*) AS n FROM deliveries WHERE notification_id = ANY($1::text[]) GROUP BY notification_id, status`,
 };
 
 const SET_NOTIFICATION_STATUS = {
   name: 'herald_set_notification_status',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     UPDATE notifications n SET status = v.status
       FROM unnest($1::text[], $2::text[]) AS v(id, status)
@@ -191,6 +243,7 @@ const SET_NOTIFICATION_STATUS = {
  */
 const RELEASE = {
   name: 'herald_release',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH released AS (
       UPDATE deliveries
@@ -206,13 +259,19 @@ const RELEASE = {
 
 const LEASE_OWNERS = {
   name: 'herald_lease_owners',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending' AND lease_owner IS NOT NULL`,
 };
 
 const FIND_RECIPIENTS = {
   name: 'herald_find_recipients',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `SELECT * FROM recipients WHERE workspace_id = $1 AND id = ANY($2::text[])`,
 };
+
+const TX_BEGIN = { text: 'BEGIN', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
+const TX_COMMIT = { text: 'COMMIT', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
+const TX_ROLLBACK = { text: 'ROLLBACK', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -230,13 +289,24 @@ export class PostgresAdapter implements StoreAdapter {
       throw new Error(`invalid schema name "${schema}": use lowercase letters, digits and _ (at most 63), not starting with a digit`);
     }
     this.#schema = schema;
-    this.#clientConfig = { ...connectionConfig(connectionString, schema), types, application_name: 'herald' };
-    this.#pool = new pg.Pool({ ...this.#clientConfig, max: poolSize });
+    this.#clientConfig = {
+      ...connectionConfig(connectionString, schema),
+      types,
+      application_name: 'herald',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    };
+    this.#pool = new pg.Pool({ ...this.#clientConfig, max: poolSize, query_timeout: QUERY_TIMEOUT_MS });
     // An idle pooled connection that drops (server restart) is discarded by the pool; the error
     // surfaces on the next query if the server is really gone. Without a listener it would crash
     // the process.
     this.#pool.on('error', () => undefined);
-    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.#pool }) });
+    // A checked-out connection that breaks emits 'error' too, which nothing else listens to there
+    // (Kysely does not): the query in flight fails with the error, and the connection, marked
+    // unqueryable, is discarded when released.
+    this.#pool.on('connect', (client) => client.on('error', () => undefined));
+    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingPool(this.#pool) }) });
   }
 
   /**
@@ -253,13 +323,25 @@ export class PostgresAdapter implements StoreAdapter {
       schema = rows[0]?.schema ?? undefined;
       if (schema === undefined) throw new Error('PostgreSQL: no schema of the search_path exists; create one or set a schema');
     }
-    const { error } = await new Migrator({ db: this.db, provider: migrationProvider, migrationTableSchema: schema }).migrateToLatest();
-    if (error) throw error;
+    // Without QUERY_TIMEOUT_MS: a migration, or waiting for another process's, may take long.
+    const pool = new pg.Pool({ ...this.#clientConfig, max: 1 });
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    try {
+      const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema }).migrateToLatest();
+      if (error) throw error;
+    } finally {
+      await db.destroy();
+    }
   }
 
   async appliedMigration(): Promise<string | undefined> {
     try {
-      const { rows } = await this.#pool.query<{ name: string }>('SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1');
+      const { rows } = await this.#pool.query<{ name: string }>({
+        text: 'SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1',
+        query_timeout: HOT_QUERY_TIMEOUT_MS,
+      } as pg.QueryConfig);
       return rows[0]?.name;
     } catch (err) {
       if ((err as { code?: string }).code === '42P01') return undefined; // undefined_table: never migrated
@@ -267,8 +349,28 @@ export class PostgresAdapter implements StoreAdapter {
     }
   }
 
+  /**
+   * SELECT 1 through the pool, raced against PING_TIMEOUT_MS: rejects by then whether connecting,
+   * waiting for a free connection or the query is what hangs (error code HERALD_PING_TIMEOUT).
+   */
   async ping(): Promise<void> {
-    await this.#pool.query('SELECT 1');
+    const query = this.#pool.query({ text: 'SELECT 1', query_timeout: PING_TIMEOUT_MS } as pg.QueryConfig);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        query.catch(() => undefined); // it ends on its own timeouts; its outcome no longer matters
+        reject(Object.assign(new Error(`PostgreSQL did not answer within ${PING_TIMEOUT_MS}ms`), { code: 'HERALD_PING_TIMEOUT' }));
+      }, PING_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([query, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  isUnavailable(err: unknown): boolean {
+    return isPostgresUnavailable(err);
   }
 
   /** Stops every listener, then closes the pool. */
@@ -475,22 +577,63 @@ export class PostgresAdapter implements StoreAdapter {
     return stop;
   }
 
-  /** Runs `fn` in a transaction on one pooled connection; a connection left unusable is discarded. */
+  /**
+   * Runs `fn` in a transaction on one pooled connection. A connection left unusable is discarded;
+   * so is one whose statement failed as unavailable (e.g. timed out while still running on the
+   * server): the server rolls back when it goes.
+   */
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.#pool.connect();
     let broken: Error | undefined;
     try {
-      await c.query('BEGIN');
+      await c.query(TX_BEGIN);
       const result = await fn(c);
-      await c.query('COMMIT');
+      await c.query(TX_COMMIT);
       return result;
     } catch (err) {
-      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+      if (isPostgresUnavailable(err)) broken = err as Error;
+      else await c.query(TX_ROLLBACK).catch((e: Error) => (broken = e));
       throw err;
     } finally {
       c.release(broken);
     }
   }
+}
+
+/**
+ * `pool` as Kysely uses it, except that a connection on which a query failed as unavailable (timed
+ * out while perhaps still running, or broken) is discarded when released, instead of going back
+ * to the pool where the next query would queue behind the stuck one. Kysely releases without
+ * saying whether anything failed.
+ */
+function discardingPool(pool: pg.Pool): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  return {
+    async connect() {
+      const c = await pool.connect();
+      let w = wrapped.get(c);
+      if (!w) {
+        let failed: Error | undefined;
+        const query = (...args: unknown[]): unknown => {
+          const r = (c.query as (...a: unknown[]) => unknown)(...args);
+          if (!(r instanceof Promise)) return r; // a cursor
+          return r.catch((err: unknown) => {
+            if (isPostgresUnavailable(err)) failed = err as Error;
+            throw err;
+          });
+        };
+        const release = () => {
+          const err = failed;
+          failed = undefined;
+          c.release(err);
+        };
+        w = { query: query as PostgresPoolClient['query'], release };
+        wrapped.set(c, w);
+      }
+      return w;
+    },
+    end: () => pool.end(),
+  };
 }
 
 /** The column arrays of `rows` for unnest(): one array per getter, undefined as NULL. */

@@ -60,6 +60,12 @@ export class SqliteAdapter implements StoreAdapter {
     this.#raw.prepare('SELECT 1').get();
   }
 
+  /** SQLITE_BUSY / SQLITE_LOCKED (and their extended codes): still locked after busy_timeout. */
+  isUnavailable(err: unknown): boolean {
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)(_|$)/.test(code);
+  }
+
   async close(): Promise<void> {
     await this.#lock.run(() => undefined);
     await this.db.destroy(); // closes the better-sqlite3 connection too
