@@ -3,16 +3,17 @@
 // When HERALD_SECRET_KEY is unset, a random key is generated into <data dir>/secret.key on first
 // start and read from there afterwards.
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export class SecretBox {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
 
   constructor(secret: string) {
     if (secret.length < 32) throw new Error('HERALD_SECRET_KEY: must be at least 32 characters');
-    this.#key = Buffer.from(hkdfSync('sha256', secret, 'herald', 'secrets-at-rest-v1', 32));
+    // A KeyObject, not a Buffer: Node re-imports a Buffer key on every cipher it creates.
+    this.#key = createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'herald', 'secrets-at-rest-v1', 32)));
   }
 
   seal(plaintext: string): string {

@@ -3,7 +3,7 @@
 //   key            = base64-decode(secret without its "whsec_" prefix)
 //   signature      = "v1," + base64(HMAC-SHA256(key, signed content))
 
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 
 const PREFIX = 'whsec_';
 
@@ -20,8 +20,20 @@ export function isValidWebhookSecret(secret: string): boolean {
   return len >= 24 && len <= 64;
 }
 
+/** HMAC keys by secret: a KeyObject is imported once, where a Buffer key is re-imported per HMAC. */
+const keys = new Map<string, KeyObject>();
+
+function hmacKey(secret: string): KeyObject {
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size >= 10_000) keys.clear();
+    key = createSecretKey(Buffer.from(secret.startsWith(PREFIX) ? secret.slice(PREFIX.length) : secret, 'base64'));
+    keys.set(secret, key);
+  }
+  return key;
+}
+
 export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const key = Buffer.from(secret.startsWith(PREFIX) ? secret.slice(PREFIX.length) : secret, 'base64');
-  const mac = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
+  const mac = createHmac('sha256', hmacKey(secret)).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
   return `v1,${mac}`;
 }

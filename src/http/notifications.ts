@@ -121,7 +121,7 @@ export function notificationRoutes(app: Api, s: Services): void {
       const byNotification = Map.groupBy(page.deliveries, (d) => d.notification_id);
       const data = page.notifications.map((n) => notificationView(n, (byNotification.get(n.id) ?? []).map((d) => deliveryView(d))));
       const last = page.notifications.at(-1);
-      return { data, next_cursor: page.notifications.length === limit && last ? encodeCursor(last.id) : null };
+      return { data, next_cursor: page.more && last ? encodeCursor(last.id) : null };
     },
   );
 }

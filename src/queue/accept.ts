@@ -143,6 +143,7 @@ export class Accepter {
           metadata: req.metadata === undefined ? null : JSON.stringify(req.metadata),
           status: 'accepted',
           idempotency_key: idempotencyKey ?? null,
+          delivery_count: deliveries.length,
           created_at: now,
         },
         deliveries,

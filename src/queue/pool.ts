@@ -26,6 +26,9 @@ export interface PoolOptions {
 
 const DEFAULT_CONCURRENCY = 16;
 
+/** Lease owners of the pools running in this process. */
+const LIVE_OWNERS = new Set<string>();
+
 export class WorkerPool {
   readonly #o: PoolOptions;
   readonly #settler: GroupCommitter<SettleItem, void>;
@@ -46,7 +49,7 @@ export class WorkerPool {
   }
 
   /**
-   * Releases leases held by dead processes on this host (their pid no longer exists), so a crashed
+   * Releases leases held by dead processes on this host (their pid no longer exists, or is ours), so a crashed
    * single-node deployment resumes at once instead of waiting for the leases to expire. Leases of
    * other hosts are left to expire: we cannot tell whether those processes are alive.
    */
@@ -55,6 +58,10 @@ export class WorkerPool {
     const dead = (await this.#o.store.leaseOwners()).filter((owner) => {
       const [h, pid] = owner.split(':');
       if (h !== host || owner === this.#o.owner) return false;
+      // Our own pid: alive if another pool in this process holds it (several Heralds in one
+      // process, as in tests), otherwise an earlier run of this process slot (a container
+      // restarts as pid 1): dead.
+      if (Number(pid) === process.pid) return !LIVE_OWNERS.has(owner);
       try {
         process.kill(Number(pid), 0);
         return false;
@@ -68,6 +75,7 @@ export class WorkerPool {
   }
 
   start(): void {
+    LIVE_OWNERS.add(this.#o.owner);
     for (const w of this.#workers.values()) w.start();
   }
 
@@ -80,6 +88,7 @@ export class WorkerPool {
     await Promise.all([...this.#workers.values()].map((w) => w.stop(graceMs)));
     await this.#settler.drain();
     const released = await this.#o.store.releaseLeases([this.#o.owner], Date.now());
+    LIVE_OWNERS.delete(this.#o.owner);
     if (released > 0) this.#o.log.info({ released }, 'released leases of unfinished attempts');
   }
 }

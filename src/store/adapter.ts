@@ -35,6 +35,8 @@ export interface ClaimedDelivery {
   body: string;
   data: string | null;
   notification_created_at: number;
+  /** Deliveries of the notification (see SettleItem.deliveryCount). */
+  delivery_count: number;
   /** Null when the recipient was deleted after the notification was accepted. */
   recipient_exists: number | null;
   name: string | null;
@@ -57,6 +59,11 @@ export interface SettleItem {
   errorClass?: string | null;
   error?: string | null;
   providerMessageId?: string | null;
+  /**
+   * The notification's delivery count, from the claimed row. When it is 1, the notification's
+   * status follows from this outcome alone and is set without counting its deliveries.
+   */
+  deliveryCount?: number;
   attempt: Omit<DeliveryAttemptsTable, 'id'>;
 }
 

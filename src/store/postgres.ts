@@ -128,9 +128,9 @@ const INSERT_NOTIFICATIONS = {
   query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH n AS (
-      INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at)
+      INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::int8[])
+                           $9::text[], $10::int8[], $27::int4[])
     ), d AS (
       INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
                               lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
@@ -170,7 +170,7 @@ const CLAIM = {
       RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts, due.run_at AS due_at
     )
     SELECT c.id, c.workspace_id, c.notification_id, c.recipient_id, c.channel, c.attempts,
-           n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at,
+           n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count,
            r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
       FROM claimed c
       JOIN notifications n ON n.id = c.notification_id
@@ -444,6 +444,7 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(ds, [(d) => d.id, (d) => d.workspace_id, (d) => d.notification_id, (d) => d.recipient_id, (d) => d.channel,
           (d) => d.status, (d) => d.reason, (d) => d.attempts, (d) => d.run_at, (d) => d.lease_owner, (d) => d.error_class,
           (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at]),
+        ...columns(ns, [(n) => n.delivery_count]),
       ],
     });
   }

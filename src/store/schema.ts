@@ -53,6 +53,8 @@ export interface NotificationsTable {
   metadata: string | null;
   status: NotificationStatus;
   idempotency_key: string | null;
+  /** How many deliveries the notification has (set at accept, never changes). */
+  delivery_count: number;
   created_at: number;
 }
 

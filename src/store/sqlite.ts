@@ -1,12 +1,17 @@
 // SQLite adapter (better-sqlite3, WAL, synchronous=FULL). The default, embedded store.
 //
-// One connection serves everything. better-sqlite3 is synchronous, so each hot-path method below
-// runs its statements and its transaction in one uninterrupted turn of the event loop. The only
-// way two things could interleave on the connection is a Kysely transaction that awaits between
-// statements; `transaction()` therefore holds a mutex that the hot path also takes.
+// Two connections. Accept batches go to a writer thread with its own connection
+// (sqlite-writer.ts), so their inserts and fsync overlap with HTTP work on another core. Everything
+// else uses the main connection, shared by Kysely and the hand-written claim/settle statements.
+// better-sqlite3 is synchronous, so each hot-path method runs its statements and transaction in
+// one uninterrupted turn of the event loop. The only way two things could interleave on the main
+// connection is a Kysely transaction that awaits between statements; `transaction()` therefore
+// holds a mutex that the hot path also takes. Every write transaction begins IMMEDIATE: with two
+// connections, a transaction that begins as a reader and upgrades to a writer could fail at once
+// with SQLITE_BUSY (no busy wait) if the other connection committed in between.
 
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
@@ -14,6 +19,8 @@ import { newId } from '../domain/ids.ts';
 import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem, StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
+import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
+import { SqliteWriter } from './sqlite-writer.ts';
 import type { Database, RecipientsTable } from './schema.ts';
 
 type Stmt = BetterSqlite3.Statement;
@@ -23,24 +30,28 @@ export class SqliteAdapter implements StoreAdapter {
   readonly db: Kysely<Database>;
   readonly #raw: BetterSqlite3.Database;
   readonly #lock = new Mutex();
+  readonly #writer: SqliteWriter | undefined;
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
+  #acceptInline: ((items: AcceptItem[]) => AcceptOutcome[]) | undefined;
 
-  constructor(path: string) {
+  /**
+   * `writerThread` (default: true for a file, false for ':memory:', which another connection
+   * cannot share): perform accept batches on a writer thread.
+   */
+  constructor(path: string, opts: { writerThread?: boolean } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#raw = new BetterSqlite3(path);
-    this.#raw.pragma('journal_mode = WAL');
-    // FULL: a commit is on stable storage before it returns; Herald answers 202 only after that.
-    this.#raw.pragma('synchronous = FULL');
-    this.#raw.pragma('busy_timeout = 5000');
-    this.#raw.pragma('cache_size = -65536');
-    this.#raw.pragma('temp_store = MEMORY');
+    configureConnection(this.#raw);
     this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
+    if (opts.writerThread ?? path !== ':memory:') this.#writer = new SqliteWriter(path);
   }
 
   async migrate(): Promise<void> {
     const { error } = await new Migrator({ db: this.db, provider: migrationProvider }).migrateToLatest();
     if (error) throw error;
     this.#s = this.prepare();
+    this.#acceptInline = prepareAcceptWrite(this.#raw);
+    await this.#writer?.start();
   }
 
   async appliedMigration(): Promise<string | undefined> {
@@ -67,69 +78,77 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   async close(): Promise<void> {
+    await this.#writer?.close();
     await this.#lock.run(() => undefined);
     await this.db.destroy(); // closes the better-sqlite3 connection too
   }
 
   transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.#lock.run(() => this.db.transaction().execute(fn));
+    return this.#lock.run(() =>
+      this.db.connection().execute(async (conn) => {
+        await sql`BEGIN IMMEDIATE`.execute(conn);
+        try {
+          const result = await fn(conn);
+          await sql`COMMIT`.execute(conn);
+          return result;
+        } catch (err) {
+          await sql`ROLLBACK`.execute(conn);
+          throw err;
+        }
+      }),
+    );
   }
 
-  /** Prepared hot-path statements; see StoreAdapter for each contract. */
+  /**
+   * Prepared hot-path statements; see StoreAdapter for each contract. Parameters are positional
+   * (binding named parameters from objects costs measurably more per row).
+   */
   private prepare() {
     const p = (s: string) => this.#raw.prepare(s);
     return {
+      // Claims, outcomes and lease releases commit with synchronous=NORMAL: if power fails right
+      // after, a claim is lost (the row is claimed again) or an outcome is lost (the delivery is
+      // attempted again: at-least-once allows it). Accepts always commit with FULL.
+      syncNormal: p('PRAGMA synchronous = NORMAL'),
+      syncFull: p('PRAGMA synchronous = FULL'),
+      findRecipient: p(`SELECT * FROM recipients WHERE workspace_id = ? AND id = ?`),
       findRecipients: p(`SELECT * FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
-      insertIdempotency: p(`
-        INSERT INTO idempotency_keys (workspace_id, key, request_hash, notification_id, response, created_at, expires_at)
-        VALUES (@workspace_id, @key, @request_hash, @notification_id, @response, @created_at, @expires_at)
-        ON CONFLICT (workspace_id, key) DO UPDATE SET
-          request_hash = excluded.request_hash, notification_id = excluded.notification_id,
-          response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at
-        WHERE idempotency_keys.expires_at <= excluded.created_at`),
-      insertNotification: p(`
-        INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at)
-        VALUES (@id, @workspace_id, @kind, @title, @body, @data, @metadata, @status, @idempotency_key, @created_at)`),
-      insertDelivery: p(`
-        INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
-          lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
-        VALUES (@id, @workspace_id, @notification_id, @recipient_id, @channel, @status, @reason, @attempts, @run_at,
-          @lease_owner, @error_class, @last_error, @provider_message_id, @created_at, @updated_at, @completed_at)`),
-      // Claim: the due rows of one channel, oldest first, leased to @owner until @lease_until.
+      // Claim: the due rows of one channel, oldest first, leased to the owner until lease_until.
       // Rows still `sending` are due once their lease (run_at) has passed: their worker is gone.
+      // Parameters: owner, lease_until, now, channel, now, limit.
       claim: p(`
         UPDATE deliveries
-           SET status = 'sending', attempts = attempts + 1, lease_owner = @owner, run_at = @lease_until, updated_at = @now
+           SET status = 'sending', attempts = attempts + 1, lease_owner = ?, run_at = ?, updated_at = ?
          WHERE id IN (SELECT id FROM deliveries
-                       WHERE channel = @channel AND status IN ('pending', 'failed', 'sending') AND run_at <= @now
-                       ORDER BY run_at LIMIT @limit)
+                       WHERE channel = ? AND status IN ('pending', 'failed', 'sending') AND run_at <= ?
+                       ORDER BY run_at LIMIT ?)
         RETURNING id`),
       claimedJobs: p(`
         SELECT d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts,
-               n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at,
+               n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count,
                r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
           FROM deliveries d
           JOIN notifications n ON n.id = d.notification_id
           LEFT JOIN recipients r ON r.workspace_id = d.workspace_id AND r.id = d.recipient_id
-         WHERE d.id IN (SELECT value FROM json_each(@ids))
+         WHERE d.id IN (SELECT value FROM json_each(?))
          ORDER BY d.run_at`),
       // Complete/fail: only the lease owner may move a `sending` row.
+      // Parameters: status, run_at, reason, error_class, error, provider_message_id, now, completed_at, id, owner.
       settle: p(`
         UPDATE deliveries
-           SET status = @status, run_at = COALESCE(@run_at, run_at), lease_owner = NULL, reason = @reason,
-               error_class = @error_class, last_error = @error,
-               provider_message_id = COALESCE(@provider_message_id, provider_message_id),
-               updated_at = @now, completed_at = @completed_at
-         WHERE id = @id AND status = 'sending' AND lease_owner = @owner
+           SET status = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, reason = ?,
+               error_class = ?, last_error = ?, provider_message_id = COALESCE(?, provider_message_id),
+               updated_at = ?, completed_at = ?
+         WHERE id = ? AND status = 'sending' AND lease_owner = ?
         RETURNING notification_id`),
       insertAttempt: p(`
         INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
           error_class, error, http_status, smtp_reply, response)
-        VALUES (@id, @delivery_id, @workspace_id, @attempt, @started_at, @duration_ms, @outcome,
-          @error_class, @error, @http_status, @smtp_reply, @response)`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       statusCounts: p(`SELECT status, COUNT(*) AS n FROM deliveries WHERE notification_id = ? GROUP BY status`),
       notificationStatus: p(`SELECT status FROM notifications WHERE id = ?`),
       setNotificationStatus: p(`UPDATE notifications SET status = ? WHERE id = ?`),
+      setNotificationStatusIfChanged: p(`UPDATE notifications SET status = ? WHERE id = ? AND status <> ?`),
       release: p(`
         UPDATE deliveries
            SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
@@ -141,48 +160,45 @@ export class SqliteAdapter implements StoreAdapter {
     };
   }
 
+  /** Runs `fn` with synchronous=NORMAL (see prepare()), restoring FULL after. */
+  #relaxed<T>(fn: () => T): T {
+    const s = this.#stmts;
+    s.syncNormal.run();
+    try {
+      return fn();
+    } finally {
+      s.syncFull.run();
+    }
+  }
+
   get #stmts() {
     if (!this.#s) throw new Error('store not migrated');
     return this.#s;
   }
 
   async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]> {
+    if (ids.length === 1) {
+      const r = this.#stmts.findRecipient.get(workspaceId, ids[0]) as RecipientsTable | undefined;
+      return r ? [r] : [];
+    }
     return this.#stmts.findRecipients.all(workspaceId, JSON.stringify(ids)) as RecipientsTable[];
   }
 
   acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {
-    const s = this.#stmts;
-    const write = this.#raw.transaction((batch: AcceptItem[]) =>
-      batch.map((item): AcceptOutcome => {
-        if (item.idempotency) {
-          const { key, requestHash, response, expiresAt } = item.idempotency;
-          const r = s.insertIdempotency.run({
-            workspace_id: item.notification.workspace_id,
-            key,
-            request_hash: requestHash,
-            notification_id: item.notification.id,
-            response,
-            created_at: item.notification.created_at,
-            expires_at: expiresAt,
-          });
-          if (r.changes === 0) return 'idempotency_conflict';
-        }
-        s.insertNotification.run(item.notification);
-        for (const d of item.deliveries) s.insertDelivery.run(d);
-        return 'ok';
-      }),
-    );
+    if (this.#writer) return this.#writer.write(items);
+    const write = this.#acceptInline;
+    if (!write) throw new Error('store not migrated');
     return this.#lock.run(() => write(items));
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
     const s = this.#stmts;
     const run = this.#raw.transaction(() => {
-      const ids = (s.claim.all({ channel, owner, limit, now, lease_until: now + leaseMs }) as { id: string }[]).map((r) => r.id);
+      const ids = (s.claim.all(owner, now + leaseMs, now, channel, now, limit) as { id: string }[]).map((r) => r.id);
       if (ids.length === 0) return [];
-      return s.claimedJobs.all({ ids: JSON.stringify(ids) }) as ClaimedDelivery[];
+      return s.claimedJobs.all(JSON.stringify(ids)) as ClaimedDelivery[];
     });
-    return this.#lock.run(() => run.immediate());
+    return this.#lock.run(() => this.#relaxed(() => run.immediate()));
   }
 
   settle(items: SettleItem[]): Promise<number> {
@@ -192,29 +208,29 @@ export class SqliteAdapter implements StoreAdapter {
       const touched = new Set<string>();
       let moved = 0;
       for (const it of items) {
-        const terminal = it.status !== 'failed';
-        const row = s.settle.get({
-          id: it.id,
-          owner: it.owner,
-          status: it.status,
-          run_at: it.runAt ?? null,
-          reason: it.reason ?? null,
-          error_class: it.errorClass ?? null,
-          error: it.error ?? null,
-          provider_message_id: it.providerMessageId ?? null,
-          now,
-          completed_at: terminal ? now : null,
-        }) as { notification_id: string } | undefined;
+        const row = s.settle.get(
+          it.status, it.runAt ?? null, it.reason ?? null, it.errorClass ?? null, it.error ?? null,
+          it.providerMessageId ?? null, now, it.status === 'failed' ? null : now, it.id, it.owner,
+        ) as { notification_id: string } | undefined;
         if (row) {
           moved++;
-          touched.add(row.notification_id);
+          if (it.deliveryCount === 1) {
+            const next = summarizeNotification({ [it.status]: 1 });
+            s.setNotificationStatusIfChanged.run(next, row.notification_id, next);
+          } else {
+            touched.add(row.notification_id);
+          }
         }
-        s.insertAttempt.run({ id: newId('att'), ...it.attempt });
+        const a = it.attempt;
+        s.insertAttempt.run(
+          newId('att'), a.delivery_id, a.workspace_id, a.attempt, a.started_at, a.duration_ms, a.outcome,
+          a.error_class, a.error, a.http_status, a.smtp_reply, a.response,
+        );
       }
       for (const id of touched) this.#refreshSync(id);
       return moved;
     });
-    return this.#lock.run(() => run.immediate());
+    return this.#lock.run(() => this.#relaxed(() => run.immediate()));
   }
 
   #refreshSync(notificationId: string): void {
@@ -234,7 +250,7 @@ export class SqliteAdapter implements StoreAdapter {
 
   releaseLeases(owners: string[], now: number): Promise<number> {
     if (owners.length === 0) return Promise.resolve(0);
-    return this.#lock.run(() => this.#stmts.release.run({ owners: JSON.stringify(owners), now }).changes);
+    return this.#lock.run(() => this.#relaxed(() => this.#stmts.release.run({ owners: JSON.stringify(owners), now }).changes));
   }
 
   async leaseOwners(): Promise<string[]> {

@@ -101,6 +101,13 @@ describe('notification history', () => {
     assert.deepEqual(max.body.data.map((n: Listed) => n.id), all.slice(0, 200));
     assert.equal(max.body.next_cursor, null);
     for (const bad of ['0', '201']) assert.equal((await h.api('GET', `${SEND}?limit=${bad}`)).status, 422);
+
+    // A last page that is exactly full says it is the last: no empty page after it.
+    const exact = await h.api('GET', `${SEND}?limit=${all.length}`);
+    assert.equal(exact.body.data.length, all.length);
+    assert.equal(exact.body.next_cursor, null);
+    const short = await h.api('GET', `${SEND}?limit=${all.length - 1}`);
+    assert.equal(typeof short.body.next_cursor, 'string');
   });
 
   it('filters by recipient and by status, also across pages', async () => {

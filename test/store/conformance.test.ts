@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AcceptItem, SettleItem, StoreAdapter } from '../../src/store/adapter.ts';
+import type { AcceptItem, ClaimedDelivery, SettleItem, StoreAdapter } from '../../src/store/adapter.ts';
 import { newId } from '../../src/domain/ids.ts';
 import { LATEST_MIGRATION, MIGRATION_NAMES } from '../../src/store/migrations/index.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
@@ -61,7 +61,7 @@ function item(
   const ws = o.ws ?? WS;
   const notification: NotificationsTable = {
     id: newId('ntf'), workspace_id: ws, kind: 'alert', title: `T ${channel}`, body: 'B', data: '{"n":1}', metadata: null,
-    status: 'accepted', idempotency_key: o.key ?? null, created_at: created,
+    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, created_at: created,
   };
   const deliveries: DeliveriesTable[] = recipients.map((r) => ({
     id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel,
@@ -254,6 +254,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual({ ...got }, {
         id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, attempts: 1,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
+        delivery_count: 1,
         recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, locale: rr.locale, webhook_url: rr.webhook_url, webhook_secret: rr.webhook_secret,
         webhook_disabled_at: null,
       });
@@ -384,6 +385,28 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal(await store.settle([settleItem(d1, owner, 2, 'sent')]), 1);
       assert.equal(await notificationStatus(it0.notification.id), 'partial');
       assert.equal(await store.settle([]), 0);
+    });
+
+    it('settle of a single-delivery notification (deliveryCount 1) sets its status from that outcome', async () => {
+      const ch = uniq('ch');
+      const t = Date.now();
+      const items = [item(ch, ['r0'], { runAt: t - 10 }), item(ch, ['r1'], { runAt: t - 9 }), item(ch, ['r2'], { runAt: t - 8 })];
+      await store.acceptBatch(items);
+      const owner = uniq('owner');
+      const [c0, c1, c2] = (await store.claim(ch, owner, 10, t, 60_000)) as [ClaimedDelivery, ClaimedDelivery, ClaimedDelivery];
+      assert.deepEqual([c0.delivery_count, c1.delivery_count, c2.delivery_count], [1, 1, 1]);
+      await store.settle([
+        settleItem(c0.id, owner, 1, 'sent', { deliveryCount: 1 }),
+        settleItem(c1.id, owner, 1, 'failed', { deliveryCount: 1, runAt: t + 1000 }),
+        settleItem(c2.id, owner, 1, 'exhausted', { deliveryCount: 1 }),
+      ]);
+      assert.deepEqual(
+        [await notificationStatus(items[0]!.notification.id), await notificationStatus(items[1]!.notification.id), await notificationStatus(items[2]!.notification.id)],
+        ['sent', 'in_progress', 'failed'],
+      );
+      // A settle ignored by the owner guard changes nothing.
+      await store.settle([settleItem(c0.id, owner, 1, 'exhausted', { deliveryCount: 1 })]);
+      assert.equal(await notificationStatus(items[0]!.notification.id), 'sent');
     });
 
     it('settle: the same delivery twice in one batch moves it once (the first item), logs both attempts', async () => {

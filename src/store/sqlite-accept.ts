@@ -1,0 +1,58 @@
+// The SQLite accept write, shared by the writer thread (sqlite-writer.ts) and the inline path.
+//
+// Contract (StoreAdapter.acceptBatch): one transaction per batch; per item, the idempotency record
+// first (a live record for the key means `idempotency_conflict` and nothing of the item is
+// written), then the notification and its deliveries. The transaction commits with
+// synchronous=FULL, so when it returns the batch is on stable storage.
+
+import type BetterSqlite3 from 'better-sqlite3';
+import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+
+/** Opens the pragmas every Herald SQLite connection uses. */
+export function configureConnection(db: BetterSqlite3.Database): void {
+  db.pragma('journal_mode = WAL');
+  // FULL: a commit is on stable storage before it returns; Herald answers 202 only after that.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536');
+  db.pragma('temp_store = MEMORY');
+}
+
+/** Prepares the accept statements on `db` and returns the batch write (positional binding). */
+export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptItem[]) => AcceptOutcome[] {
+  const insertIdempotency = db.prepare(`
+    INSERT INTO idempotency_keys (workspace_id, key, request_hash, notification_id, response, created_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (workspace_id, key) DO UPDATE SET
+      request_hash = excluded.request_hash, notification_id = excluded.notification_id,
+      response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= excluded.created_at`);
+  const insertNotification = db.prepare(`
+    INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, delivery_count, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const insertDelivery = db.prepare(`
+    INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
+      lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const write = db.transaction((batch: AcceptItem[]) =>
+    batch.map((item): AcceptOutcome => {
+      const n = item.notification;
+      if (item.idempotency) {
+        const { key, requestHash, response, expiresAt } = item.idempotency;
+        const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
+        if (r.changes === 0) return 'idempotency_conflict';
+      }
+      insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at);
+      for (const d of item.deliveries) {
+        insertDelivery.run(
+          d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,
+          d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at,
+        );
+      }
+      return 'ok';
+    }),
+  );
+  // IMMEDIATE: take the write lock at BEGIN, so the busy timeout applies instead of a lock-upgrade
+  // failure when another connection wrote in between.
+  return (items) => write.immediate(items);
+}

@@ -1,0 +1,102 @@
+// The SQLite accept writer: a worker thread with its own connection that performs accept batches
+// (sqlite-accept.ts), so their inserts and fsync run on another core while the event loop keeps
+// serving HTTP. Messages: {id, items} in; {id, outcomes} or {id, error} out.
+//
+// Main-thread side: SqliteWriter.write(items) resolves with the outcomes once the batch is
+// committed. If the thread dies, its pending writes reject (those requests get an error, never a
+// 202) and the next write starts a new thread.
+
+import BetterSqlite3 from 'better-sqlite3';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
+
+type Request = { id: number; items: AcceptItem[] };
+type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
+
+if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
+  const db = new BetterSqlite3((workerData as { heraldSqliteWriter: string }).heraldSqliteWriter);
+  configureConnection(db);
+  const write = prepareAcceptWrite(db);
+  parentPort!.on('message', ({ id, items }: Request) => {
+    let reply: Reply;
+    try {
+      reply = { id, outcomes: write(items) };
+    } catch (err) {
+      const e = err as { message: string; code?: string };
+      reply = { id, error: { message: e.message, ...(e.code !== undefined && { code: e.code }) } };
+    }
+    parentPort!.postMessage(reply);
+  });
+  parentPort!.postMessage({ ready: true });
+}
+
+export class SqliteWriterError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code?: string) {
+    super(message);
+    this.name = 'SqliteWriterError';
+    this.code = code;
+  }
+}
+
+export class SqliteWriter {
+  readonly #path: string;
+  #worker: Worker | undefined;
+  #ready: Promise<void> | undefined;
+  #next = 1;
+  #closing = false;
+  readonly #pending = new Map<number, { resolve: (o: AcceptOutcome[]) => void; reject: (e: Error) => void }>();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** Starts the thread; resolves once its connection is open and statements are prepared. */
+  start(): Promise<void> {
+    if (this.#ready) return this.#ready;
+    const worker = new Worker(new URL(import.meta.url), { workerData: { heraldSqliteWriter: this.#path } });
+    this.#worker = worker;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+    });
+    worker.on('message', (m: Reply | { ready: true }) => {
+      if (!('id' in m)) return;
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if ('outcomes' in m) p.resolve(m.outcomes);
+      else p.reject(new SqliteWriterError(m.error.message, m.error.code));
+    });
+    worker.on('exit', (code) => {
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
+      this.#ready = undefined;
+      const err = new SqliteWriterError(`the SQLite writer thread exited (code ${code})`, 'SQLITE_WRITER_EXITED');
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    });
+    return this.#ready;
+  }
+
+  async write(items: AcceptItem[]): Promise<AcceptOutcome[]> {
+    if (this.#closing) throw new SqliteWriterError('the store is closing', 'SQLITE_WRITER_CLOSED');
+    await this.start();
+    const id = this.#next++;
+    return new Promise<AcceptOutcome[]>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker!.postMessage({ id, items } satisfies Request);
+    });
+  }
+
+  /** Waits for pending writes, then stops the thread. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    const w = this.#worker;
+    this.#worker = undefined;
+    this.#ready = undefined;
+    await w?.terminate();
+  }
+}
