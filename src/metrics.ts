@@ -7,7 +7,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(opts: { version: string; role: string; workerId: string }) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'herald_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'herald_' });
   const m = {
     registry,
     info: new Gauge({ name: 'herald_info', help: 'Herald build and node information', labelNames: ['version', 'role', 'worker_id'], registers: [registry] }),
@@ -39,6 +39,7 @@ export function createMetrics(opts: { version: string; role: string; workerId: s
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    storeUp: new Gauge({ name: 'herald_store_up', help: 'Whether the database answered at the last scrape (1) or not (0)', registers: [registry] }),
     queueDepth: new Gauge({ name: 'herald_queue_depth', help: 'Deliveries by channel and status (sampled at scrape)', labelNames: ['channel', 'status'], registers: [registry] }),
   };
   m.info.set({ version: opts.version, role: opts.role, worker_id: opts.workerId }, 1);

@@ -1,4 +1,6 @@
-// GET /metrics: Prometheus text format. Queue depth is sampled from the store at scrape time.
+// GET /metrics: Prometheus text format. Queue depth is sampled from the store at scrape time;
+// when the store cannot answer, the scrape still succeeds without it (herald_store_up 0), so
+// process metrics stay visible during a database outage.
 
 import { CLAIMABLE } from '../domain/delivery-status.ts';
 import type { Services } from '../services.ts';
@@ -6,14 +8,20 @@ import type { Api } from './server.ts';
 
 export function metricsRoutes(app: Api, s: Services): void {
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const rows = await s.store.db
-      .selectFrom('deliveries')
-      .select(['channel', 'status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('status', 'in', [...CLAIMABLE, 'exhausted'])
-      .groupBy(['channel', 'status'])
-      .execute();
     s.metrics.queueDepth.reset();
-    for (const r of rows) s.metrics.queueDepth.set({ channel: r.channel, status: r.status }, Number(r.n));
+    try {
+      const rows = await s.store.db
+        .selectFrom('deliveries')
+        .select(['channel', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('status', 'in', [...CLAIMABLE, 'exhausted'])
+        .groupBy(['channel', 'status'])
+        .execute();
+      for (const r of rows) s.metrics.queueDepth.set({ channel: r.channel, status: r.status }, Number(r.n));
+      s.metrics.storeUp.set(1);
+    } catch (err) {
+      if (!s.store.isUnavailable(err)) throw err;
+      s.metrics.storeUp.set(0);
+    }
     return reply.type(s.metrics.registry.contentType).send(await s.metrics.registry.metrics());
   });
 }

@@ -115,7 +115,10 @@ export async function buildServer(services: Services): Promise<Api> {
     const problem = services.store.isUnavailable(err)
       ? new Problem('unavailable', 'The database is unreachable; retry later', { headers: { 'retry-after': '2' } })
       : toProblem(err);
-    if (problem.status >= 500) request.log.error({ err }, 'request failed');
+    // One log line per server-side failure: a fault with its stack, an outage without (it is not a
+    // bug, and an outage would otherwise flood the log with identical stacks).
+    if (problem.code === 'unavailable') request.log.warn({ err: (err as Error).message }, 'store unavailable');
+    else if (problem.status >= 500) request.log.error({ err }, 'request failed');
     for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
     return reply.code(problem.status).type(PROBLEM_JSON).send(problem.toJSON(request.url));
   });
@@ -176,7 +179,6 @@ export async function buildServer(services: Services): Promise<Api> {
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
-    if (reply.statusCode >= 500) request.log.warn({ status: reply.statusCode, url: request.url }, 'server error response');
     done();
   });
 
@@ -194,6 +196,9 @@ export async function buildServer(services: Services): Promise<Api> {
 
   healthRoutes(app, services);
   metricsRoutes(app, services);
+
+  // Worker-only nodes serve health and metrics, not the API.
+  if (!services.roles.includes('api')) return app;
 
   await app.register(
     async (v1) => {

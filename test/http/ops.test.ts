@@ -1,6 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { rmSync } from 'node:fs';
+import { startHerald, tempDir, TEST_ENV, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { createHerald } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LATEST_MIGRATION } from '../../src/store/migrations/index.ts';
 
@@ -65,5 +68,25 @@ describe('operations surface', () => {
     assert.equal(r.status, 404);
     assert.equal(r.headers.get('content-type'), 'application/problem+json; charset=utf-8');
     assert.equal(r.headers.get('x-request-id'), 'trace-123');
+  });
+});
+
+describe('a worker-only node', () => {
+  it('serves health and metrics, not the API', async () => {
+    const dataDir = tempDir();
+    const config = loadConfig({}, { ...TEST_ENV, HERALD_DATA_DIR: dataDir });
+    const herald = await createHerald(config, { roles: ['worker'] });
+    const url = await herald.start();
+    try {
+      const ready = (await (await fetch(`${url}/healthz/ready`)).json()) as any;
+      assert.equal(ready.status, 'ok');
+      assert.equal(ready.role, 'worker');
+      assert.match(await (await fetch(`${url}/metrics`)).text(), /herald_info\{version="[^"]+",role="worker"/);
+      const api = await fetch(`${url}/v1/notifications`, { method: 'POST' });
+      assert.equal(api.status, 404);
+    } finally {
+      await herald.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

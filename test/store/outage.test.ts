@@ -121,7 +121,13 @@ describe('PostgreSQL outage', () => {
       await sleep(BEFORE_CUT_MS);
       await proxy.cut();
       cutAt = Date.now();
-      await sleep(CUT_MS);
+      await sleep(CUT_MS / 2);
+      // Metrics stay scrapeable during the outage; the queue depth is left out and says so.
+      const metrics = await request(h.url, undefined, 'GET', '/metrics');
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.text, /^herald_store_up 0$/m);
+      assert.match(metrics.text, /^herald_process_cpu_user_seconds_total /m);
+      await sleep(CUT_MS / 2);
       restoreAt = Date.now();
       await proxy.restore();
       // Load goes on until sends have succeeded for a while after the restore (bounded).
