@@ -5,7 +5,7 @@
 //   read   read notifications, recipients and history
 //   admin  everything, including the dead-letter queue and keys
 
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { KEYS_INVALIDATE, type Bus } from '../bus/bus.ts';
 import { newId } from '../domain/ids.ts';
@@ -23,7 +23,7 @@ export interface Principal {
 }
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex');
 }
 
 export function hasScope(p: Principal, needed: Scope): boolean {

@@ -11,7 +11,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
 import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
 
-type Request = { id: number; items: AcceptItem[] };
+/** Items travel as one JSON string: cheaper to pass between threads than a cloned object graph. */
+type Request = { id: number; items: string };
 type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
@@ -21,7 +22,7 @@ if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)
   parentPort!.on('message', ({ id, items }: Request) => {
     let reply: Reply;
     try {
-      reply = { id, outcomes: write(items) };
+      reply = { id, outcomes: write(JSON.parse(items) as AcceptItem[]) };
     } catch (err) {
       const e = err as { message: string; code?: string };
       reply = { id, error: { message: e.message, ...(e.code !== undefined && { code: e.code }) } };
@@ -86,7 +87,7 @@ export class SqliteWriter {
     const id = this.#next++;
     return new Promise<AcceptOutcome[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, items } satisfies Request);
+      this.#worker!.postMessage({ id, items: JSON.stringify(items) } satisfies Request);
     });
   }
 
