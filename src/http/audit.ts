@@ -2,13 +2,11 @@
 //   GET /v1/audit?action=&limit=&cursor=   newest first, keyset cursor
 
 import { Type, type Static } from 'typebox';
-import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
-import { Problem } from '../errors.ts';
 import { listAudit } from '../store/audit.ts';
 import type { AuditLogTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, Limit, problems } from './schemas.ts';
+import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems } from './schemas.ts';
 
 const NullStr = Type.Union([Type.String(), Type.Null()]);
 
@@ -51,22 +49,16 @@ export function auditRoutes(app: Api, s: Services): void {
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ data: Type.Array(AuditEntryView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Page(AuditEntryView),
           ...problems(400, 401, 403, 422),
         },
       },
     },
     async (request) => {
       const q = request.query;
-      let before: string | undefined;
-      if (q.cursor !== undefined) {
-        before = decodeCursor(q.cursor);
-        if (!before) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
-      }
-      const limit = q.limit ?? 50;
-      const rows = await listAudit(s.store.db, request.principal.workspaceId, { action: q.action, before, limit: limit + 1 });
-      const page = rows.slice(0, limit);
-      return { data: page.map(auditView), next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null };
+      const { before, limit } = pageRequest(q);
+      const page = pageOf(await listAudit(s.store.db, request.principal.workspaceId, { action: q.action, before, limit: limit + 1 }), limit);
+      return { data: page.rows.map(auditView), next_cursor: page.next_cursor };
     },
   );
 }

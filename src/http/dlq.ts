@@ -14,7 +14,6 @@
 
 import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
-import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
 import { filterDetails } from '../queue/dlq.ts';
@@ -22,7 +21,7 @@ import { dlqStats, getDlqEntry, getJob, listDlq, parseJobScope, scopeFilter, typ
 import type { DlqJobsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, Limit, problems, Timestamp } from './schemas.ts';
+import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems, Timestamp } from './schemas.ts';
 import { deliveryView, DeliveryView } from './views.ts';
 
 /** The most buckets one stats request may span. */
@@ -118,22 +117,16 @@ export function dlqRoutes(app: Api, s: Services): void {
         tags: ['dlq'],
         querystring: Type.Object({ ...filterFields, limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
         response: {
-          200: Type.Object({ data: Type.Array(DeliveryView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Page(DeliveryView),
           ...problems(400, 401, 403, 422),
         },
       },
     },
     async (request) => {
       const q = request.query;
-      let before: string | undefined;
-      if (q.cursor !== undefined) {
-        before = decodeCursor(q.cursor);
-        if (!before) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
-      }
-      const limit = q.limit ?? 50;
-      const rows = await listDlq(s.store.db, request.principal.workspaceId, toFilter(q), { before, limit: limit + 1 });
-      const page = rows.slice(0, limit);
-      return { data: page.map((d) => deliveryView(d)), next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null };
+      const { before, limit } = pageRequest(q);
+      const page = pageOf(await listDlq(s.store.db, request.principal.workspaceId, toFilter(q), { before, limit: limit + 1 }), limit);
+      return { data: page.rows.map((d) => deliveryView(d)), next_cursor: page.next_cursor };
     },
   );
 

@@ -5,14 +5,13 @@
 
 import { Type } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
-import { encodeCursor, decodeCursor } from '../domain/cursor.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { getNotification, listNotifications } from '../store/notifications.ts';
 import type { DeliveryAttemptsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, Limit, problems, RecipientId } from './schemas.ts';
+import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId } from './schemas.ts';
 import { deliveryView, notificationView, NotificationView } from './views.ts';
 
 export const SendBody = Type.Object(
@@ -104,24 +103,19 @@ export function notificationRoutes(app: Api, s: Services): void {
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ data: Type.Array(NotificationView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Page(NotificationView),
           ...problems(400, 401, 403, 422),
         },
       },
     },
     async (request) => {
       const q = request.query;
-      let before: string | undefined;
-      if (q.cursor !== undefined) {
-        before = decodeCursor(q.cursor);
-        if (!before) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
-      }
-      const limit = q.limit ?? 50;
-      const page = await listNotifications(s.store.db, request.principal.workspaceId, { recipient: q.recipient, status: q.status, before, limit });
-      const byNotification = Map.groupBy(page.deliveries, (d) => d.notification_id);
-      const data = page.notifications.map((n) => notificationView(n, (byNotification.get(n.id) ?? []).map((d) => deliveryView(d))));
-      const last = page.notifications.at(-1);
-      return { data, next_cursor: page.more && last ? encodeCursor(last.id) : null };
+      const { before, limit } = pageRequest(q);
+      const found = await listNotifications(s.store.db, request.principal.workspaceId, { recipient: q.recipient, status: q.status, before, limit: limit + 1 });
+      const page = pageOf(found.notifications, limit);
+      const byNotification = Map.groupBy(found.deliveries, (d) => d.notification_id);
+      const data = page.rows.map((n) => notificationView(n, (byNotification.get(n.id) ?? []).map((d) => deliveryView(d))));
+      return { data, next_cursor: page.next_cursor };
     },
   );
 }

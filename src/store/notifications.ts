@@ -18,15 +18,12 @@ export async function getNotification(db: Kysely<Database>, workspaceId: string,
   return { notification, deliveries, attempts };
 }
 
-/**
- * One page, newest first, strictly after the cursor id (keyset pagination on the time-sorted id).
- * `more` tells whether another page follows (one extra row is read to know).
- */
+/** Up to `limit` notifications, newest first, strictly after the cursor id, with their deliveries. */
 export async function listNotifications(
   db: Kysely<Database>,
   workspaceId: string,
   q: { recipient?: string | undefined; status?: NotificationStatus | undefined; before?: string | undefined; limit: number },
-): Promise<{ notifications: NotificationsTable[]; deliveries: DeliveriesTable[]; more: boolean }> {
+): Promise<{ notifications: NotificationsTable[]; deliveries: DeliveriesTable[] }> {
   let query = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId);
   if (q.status) query = query.where('status', '=', q.status);
   if (q.before) query = query.where('id', '<', q.before);
@@ -36,11 +33,9 @@ export async function listNotifications(
       eb.selectFrom('deliveries').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipient),
     );
   }
-  const notifications = await query.orderBy('id', 'desc').limit(q.limit + 1).execute();
-  const more = notifications.length > q.limit;
-  if (more) notifications.pop();
+  const notifications = await query.orderBy('id', 'desc').limit(q.limit).execute();
   const deliveries = notifications.length
     ? await db.selectFrom('deliveries').selectAll().where('notification_id', 'in', notifications.map((n) => n.id)).orderBy('id').execute()
     : [];
-  return { notifications, deliveries, more };
+  return { notifications, deliveries };
 }
