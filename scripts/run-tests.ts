@@ -1,15 +1,137 @@
-// Runs every test file under test/ with node's test runner.
+// Runs every test file under test/ with node's test runner, after making sure the services the
+// tests talk to answer: PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. A service that
+// does not answer is started with the machine's own command (see below) and waited for; if it still
+// does not answer, the run fails here with a message saying which and why. Tests are never skipped
+// for a missing service.
+//
 // Usage: npm run test:run [-- <file or glob> …]
+//
+// Output: node's spec reporter, whose closing lines (`ℹ tests N`, `ℹ pass N`, `ℹ fail N`, …) CI
+// reads. The exit code is node's: non-zero when any test failed or the runner did not finish.
 
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import pg from 'pg';
+
+const PG_URL = process.env.HERALD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS = { host: '127.0.0.1', port: 6379 };
+const START_WAIT_MS = 30_000;
+
+/** Undefined when PostgreSQL at PG_URL runs a query, else the error. */
+async function pgAnswers(): Promise<Error | undefined> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Undefined when Redis answers PING with +PONG, else the error. */
+function redisAnswers(): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    let reply = '';
+    const done = (err: Error | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(err);
+    };
+    const socket = connect(REDIS.port, REDIS.host, () => socket.write('PING\r\n'));
+    const timer = setTimeout(() => done(new Error('no answer to PING within 3s')), 3000);
+    socket.setEncoding('utf8');
+    socket.on('data', (s: string) => {
+      reply += s;
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') ? undefined : new Error(`PING answered ${JSON.stringify(reply.trim())}`));
+    });
+    socket.on('error', (err) => done(err));
+    socket.on('close', () => done(new Error(`connection closed${reply ? ` after ${JSON.stringify(reply)}` : ''}`)));
+  });
+}
+
+/** Runs a start command; returns a line saying what was run and how it went. */
+function run(cmd: string, args: string[]): string {
+  const line = [cmd, ...args].join(' ');
+  try {
+    execFileSync(cmd, args, { stdio: 'pipe', timeout: START_WAIT_MS });
+    return `${line}: ok`;
+  } catch (err) {
+    const e = err as { stdout?: Buffer; stderr?: Buffer; message: string };
+    const output = [e.stderr, e.stdout].map((b) => b?.toString().trim()).filter(Boolean).join(' ');
+    return `${line}: ${output || e.message}`;
+  }
+}
+
+// The machine's start commands (/work/.library/env: node-svc), as its services were started.
+function startPostgres(): string {
+  if (!existsSync('/etc/postgresql')) return 'no /etc/postgresql: no local PostgreSQL cluster to start';
+  const versions = readdirSync('/etc/postgresql');
+  if (versions.length === 0) return 'no cluster in /etc/postgresql';
+  return versions.map((v) => run('pg_ctlcluster', ['--skip-systemctl-redirect', v, 'main', 'start'])).join('; ');
+}
+
+function startRedis(): string {
+  return run('redis-server', [
+    '--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(REDIS.port), '--save', '', '--appendonly', 'no',
+    '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log',
+  ]);
+}
+
+async function ensure(name: string, where: string, answers: () => Promise<Error | undefined>, start: () => string): Promise<string | undefined> {
+  const first = await answers();
+  if (first === undefined) return undefined;
+  console.error(`[run-tests] ${name} at ${where} does not answer (${first.message}); starting it`);
+  const started = start();
+  console.error(`[run-tests]   ${started}`);
+  const until = Date.now() + START_WAIT_MS;
+  let last: Error | undefined = first;
+  while (Date.now() < until) {
+    last = await answers();
+    if (last === undefined) {
+      console.error(`[run-tests] ${name} answers now`);
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return `${name} at ${where} still does not answer ${START_WAIT_MS / 1000}s after starting it (${last?.message}); start command: ${started}`;
+}
+
+const pgWhere = (() => {
+  const u = new URL(PG_URL);
+  if (u.password) u.password = '****';
+  return u.href;
+})();
+const problems = (
+  await Promise.all([
+    ensure('PostgreSQL', pgWhere, pgAnswers, startPostgres),
+    ensure('Redis', `${REDIS.host}:${REDIS.port}`, redisAnswers, startRedis),
+  ])
+).filter((p): p is string => p !== undefined);
+if (problems.length > 0) {
+  for (const p of problems) console.error(`[run-tests] FATAL: ${p}`);
+  console.error('[run-tests] the tests need these services and are not run without them');
+  process.exit(1);
+}
 
 const patterns = process.argv.slice(2);
 const args = [
   '--test',
   '--test-concurrency=2',
   '--test-timeout=300000',
-  ...(process.env.CI ? ['--test-reporter=spec'] : []),
+  // spec on every stream (not TAP when piped), so the closing `ℹ tests/pass/fail N` lines are printed.
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
   ...(patterns.length ? patterns : ['test/**/*.test.ts']),
 ];
+const started = Date.now();
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+if (r.error) console.error(`[run-tests] could not run node --test: ${r.error.message}`);
+const code = r.status ?? 1;
+if (r.signal) console.error(`[run-tests] node --test was killed by ${r.signal}`);
+console.error(`[run-tests] node --test exited with ${r.status ?? r.signal} after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+process.exit(code);
