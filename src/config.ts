@@ -145,7 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   // A lease must outlive the longest attempt, or a slow attempt's delivery would be claimed again
   // while still in flight.
-  const longestAttempt = Math.max(out.webhookTimeout as number, out.smtpTimeout as number);
+  const longestAttempt = Math.max(out.webhookTimeout as number, out.smtpUrl ? (out.smtpTimeout as number) : 0);
   if ((out.leaseTime as number) < longestAttempt * 2) {
     throw new ConfigError('HERALD_LEASE_TIME', `must be at least twice the longest attempt timeout (${longestAttempt}ms: HERALD_WEBHOOK_TIMEOUT / HERALD_SMTP_TIMEOUT)`);
   }

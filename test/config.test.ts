@@ -75,6 +75,11 @@ describe('configuration', () => {
     });
   }
 
+  it('checks the lease against the attempt timeouts of the channels that are on', () => {
+    assert.doesNotThrow(() => loadConfig({ HERALD_LEASE_TIME: '4s', HERALD_WEBHOOK_TIMEOUT: '2s' }), 'email off: its timeout does not count');
+    assert.throws(() => loadConfig({ HERALD_LEASE_TIME: '4s', HERALD_WEBHOOK_TIMEOUT: '2s', HERALD_SMTP_URL: 'smtp://mail.example.com' }), /HERALD_LEASE_TIME/);
+  });
+
   it('parses lists and durations', () => {
     const c = loadConfig({ HERALD_RETRY_SCHEDULE: '100ms, 1.5s,2m', HERALD_CONCURRENCY: 'webhook:4,email:2', HERALD_ALLOW_NETWORKS: '10.0.0.0/8, ::1' });
     assert.deepEqual(c.retrySchedule, [100, 1500, 120_000]);

@@ -6,7 +6,7 @@
 // commit); the lease keeps the row ours until the outcome is recorded. Claims are batched: with
 // attempts running, the worker waits until a quarter of its slots (at most 32) are free, because a
 // claim costs about the same for one row as for dozens. Outcomes awaiting their commit are bounded
-// (4 x concurrency). When a claim comes back short there is no more due work: it sleeps until the
+// by the concurrency, so a worker holds at most 2 x concurrency leases: what a crash can re-send. When a claim comes back short there is no more due work: it sleeps until the
 // poll interval passes, a wake-up hint arrives (a commit made work for its channel), or a retry it
 // scheduled itself falls due.
 // Wake-ups are hints only; polling always runs, so work made by another process is found too.
@@ -99,7 +99,7 @@ export class ChannelWorker {
     while (!this.#stopping) {
       const free = concurrency - this.#inFlight;
       const unsettled = this.#running.size - this.#inFlight;
-      if (free <= 0 || (this.#inFlight > 0 && free < minBatch) || unsettled >= 4 * concurrency) {
+      if (free <= 0 || (this.#inFlight > 0 && free < minBatch) || unsettled >= concurrency) {
         await new Promise<void>((r) => (this.#slotFreed = r));
         continue;
       }
