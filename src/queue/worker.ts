@@ -116,7 +116,11 @@ export class ChannelWorker {
         continue;
       }
       for (const row of claimed) {
-        const p = this.#attempt(row, claimedAt + leaseMs).finally(() => this.#running.delete(p));
+        // The loop counts unsettled outcomes from #running, so it is woken only after removal.
+        const p = this.#attempt(row, claimedAt + leaseMs).finally(() => {
+          this.#running.delete(p);
+          this.#freeSlot();
+        });
         this.#running.add(p);
       }
       if (claimed.length < free) {
@@ -169,7 +173,6 @@ export class ChannelWorker {
       if (this.#abort.signal.aborted) {
         // Shut down mid-attempt: not settled; the lease is released in stop().
         this.#inFlight--;
-        this.#freeSlot();
         return;
       }
       item = this.#failure(row, err, startedAt);
@@ -179,7 +182,6 @@ export class ChannelWorker {
     const settled = this.#o.settler.submit(item);
     this.#freeSlot();
     await this.#record(item, settled, leaseUntil);
-    this.#freeSlot();
   }
 
   #freeSlot(): void {
