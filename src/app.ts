@@ -27,7 +27,7 @@ import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
 import { purgeExpiredIdempotency } from './store/idempotency.ts';
 import { openStore } from './store/index.ts';
-import type { RecipientsTable } from './store/schema.ts';
+import type { RecipientAddresses } from './store/adapter.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
 import { disableRecipientWebhook } from './store/recipients.ts';
 
@@ -102,7 +102,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     : undefined;
   const wake = (c: Set<string>) => pool?.wake(c);
 
-  const reachable = (r: RecipientsTable) => {
+  const reachable = (r: RecipientAddresses) => {
     const out = new Set<ChannelName>();
     const addresses = { email: r.email, webhookUrl: r.webhook_disabled_at === null ? r.webhook_url : null };
     for (const [name, ch] of channels) if (ch.canReach(addresses)) out.add(name);

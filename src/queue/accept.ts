@@ -17,10 +17,10 @@ import { newId } from '../domain/ids.ts';
 import { planDeliveries } from '../domain/routing.ts';
 import { Problem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { AcceptItem, AcceptOutcome, StoreAdapter } from '../store/adapter.ts';
+import type { AcceptItem, AcceptOutcome, RecipientAddresses, StoreAdapter } from '../store/adapter.ts';
 import { GroupCommitter } from '../store/group-commit.ts';
 import { findIdempotencyRecord } from '../store/idempotency.ts';
-import type { DeliveriesTable, RecipientsTable } from '../store/schema.ts';
+import type { DeliveriesTable } from '../store/schema.ts';
 
 export interface SendRequest {
   to: string | string[];
@@ -45,7 +45,7 @@ export interface AcceptResult {
 
 export class Accepter {
   readonly #store: StoreAdapter;
-  readonly #reachable: (r: RecipientsTable) => Set<ChannelName>;
+  readonly #reachable: (r: RecipientAddresses) => Set<ChannelName>;
   readonly #configured: () => ChannelName[];
   readonly #metrics: Metrics;
   readonly #idempotencyTtl: number;
@@ -56,7 +56,7 @@ export class Accepter {
   constructor(opts: {
     store: StoreAdapter;
     /** The channels a recipient has an address on. */
-    reachable: (r: RecipientsTable) => Set<ChannelName>;
+    reachable: (r: RecipientAddresses) => Set<ChannelName>;
     /** The channels configured on this deployment, in default priority order. */
     configured: () => ChannelName[];
     metrics: Metrics;

@@ -8,6 +8,12 @@ import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTab
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/** What routing needs of a recipient: which channels it has an address on. */
+export type RecipientAddresses = Pick<RecipientsTable, 'id' | 'email' | 'phone' | 'webhook_url' | 'webhook_disabled_at'>;
+
+/** The columns findRecipients reads, in SQL. */
+export const RECIPIENT_ADDRESS_COLUMNS = 'id, email, phone, webhook_url, webhook_disabled_at';
+
 export interface AcceptItem {
   notification: NotificationsTable;
   deliveries: DeliveriesTable[];
@@ -93,8 +99,8 @@ export interface StoreAdapter {
    */
   transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
 
-  /** The recipients of a workspace among `ids` (hot path of every send). */
-  findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]>;
+  /** The addresses of a workspace's recipients among `ids` (hot path of every send). */
+  findRecipients(workspaceId: string, ids: string[]): Promise<RecipientAddresses[]>;
 
   /**
    * Writes accepted notifications in one durable transaction (group commit). Returns one outcome

@@ -24,7 +24,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type PostgresPool, type Postgre
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem, StoreAdapter } from './adapter.ts';
+import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database, RecipientsTable } from './schema.ts';
 
@@ -266,7 +266,7 @@ const LEASE_OWNERS = {
 const FIND_RECIPIENTS = {
   name: 'herald_find_recipients',
   query_timeout: HOT_QUERY_TIMEOUT_MS,
-  text: `SELECT * FROM recipients WHERE workspace_id = $1 AND id = ANY($2::text[])`,
+  text: `SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = $1 AND id = ANY($2::text[])`,
 };
 
 const TX_BEGIN = { text: 'BEGIN', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
@@ -385,9 +385,9 @@ export class PostgresAdapter implements StoreAdapter {
     return this.db.transaction().execute(fn);
   }
 
-  async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]> {
+  async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientAddresses[]> {
     if (ids.length === 0) return [];
-    return (await this.#pool.query<RecipientsTable>({ ...FIND_RECIPIENTS, values: [workspaceId, ids] })).rows;
+    return (await this.#pool.query<RecipientAddresses>({ ...FIND_RECIPIENTS, values: [workspaceId, ids] })).rows;
   }
 
   /**

@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem, StoreAdapter } from './adapter.ts';
+import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
@@ -111,8 +111,8 @@ export class SqliteAdapter implements StoreAdapter {
       // attempted again: at-least-once allows it). Accepts always commit with FULL.
       syncNormal: p('PRAGMA synchronous = NORMAL'),
       syncFull: p('PRAGMA synchronous = FULL'),
-      findRecipient: p(`SELECT * FROM recipients WHERE workspace_id = ? AND id = ?`),
-      findRecipients: p(`SELECT * FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
+      findRecipient: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id = ?`),
+      findRecipients: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
       // Claim: the due rows of one channel, oldest first, leased to the owner until lease_until.
       // Rows still `sending` are due once their lease (run_at) has passed: their worker is gone.
       // Parameters: owner, lease_until, now, channel, now, limit.
@@ -176,12 +176,12 @@ export class SqliteAdapter implements StoreAdapter {
     return this.#s;
   }
 
-  async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientsTable[]> {
+  async findRecipients(workspaceId: string, ids: string[]): Promise<RecipientAddresses[]> {
     if (ids.length === 1) {
-      const r = this.#stmts.findRecipient.get(workspaceId, ids[0]) as RecipientsTable | undefined;
+      const r = this.#stmts.findRecipient.get(workspaceId, ids[0]) as RecipientAddresses | undefined;
       return r ? [r] : [];
     }
-    return this.#stmts.findRecipients.all(workspaceId, JSON.stringify(ids)) as RecipientsTable[];
+    return this.#stmts.findRecipients.all(workspaceId, JSON.stringify(ids)) as RecipientAddresses[];
   }
 
   acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {

@@ -150,13 +150,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(rows, [{ id: a, name: 'A', created_at: 1 }]);
     });
 
-    it('findRecipients returns the workspace\'s recipients among the ids, with times as numbers', async () => {
-      const byId = (x: RecipientsTable, y: RecipientsTable) => (x.id < y.id ? -1 : 1);
-      const rows = [recipient(uniq('r')), recipient(uniq('r'), { email: null })];
+    it('findRecipients returns the addresses of the workspace\'s recipients among the ids, with times as numbers', async () => {
+      const byId = (x: { id: string }, y: { id: string }) => (x.id < y.id ? -1 : 1);
+      const rows = [recipient(uniq('r'), { webhook_disabled_at: Date.now() }), recipient(uniq('r'), { email: null })];
       await addRecipients(...rows, { ...recipient(rows[0]!.id), workspace_id: 'ws_other', name: 'Other' });
       const found = await store.findRecipients(WS, [rows[0]!.id, rows[1]!.id, 'nobody']);
-      assert.deepEqual([...found].sort(byId), [...rows].sort(byId));
-      assert.equal(typeof found[0]!.created_at, 'number');
+      const addresses = rows.map((r) => ({ id: r.id, email: r.email, phone: r.phone, webhook_url: r.webhook_url, webhook_disabled_at: r.webhook_disabled_at }));
+      assert.deepEqual([...found].sort(byId), addresses.sort(byId));
+      assert.deepEqual(await store.findRecipients(WS, [rows[1]!.id]), [addresses.find((a) => a.id === rows[1]!.id)]);
+      assert.equal(typeof found.find((f) => f.webhook_disabled_at !== null)!.webhook_disabled_at, 'number');
       assert.deepEqual(await store.findRecipients(WS, []), []);
     });
 
