@@ -1,13 +1,17 @@
 // Herald benchmarks, one run, every server a separate child process on the pinned Node 24; the load
 // generator (autocannon) runs here, in the orchestrator, so it never shares a server's event loop.
 //
-//   npm run bench                      the full run (about 2 minutes), writes bench/results/latest.json
-//   npm run bench -- --quick           a short smoke run (about 40 s), writes bench/results/quick.json
+//   npm run bench                      the full run (about 4 minutes), writes bench/results/latest.json
+//   npm run bench -- --quick           a short smoke run (about 1 minute), writes bench/results/quick.json
 //   npm run bench -- --profile         accept (--role api and api+worker) and e2e (webhook:64) with
 //                                      Herald under --cpu-prof; writes bench/results/herald-*.cpuprofile,
 //                                      prints a summary of each measurement window, writes profile.json
 //   other flags: --duration S --warmup S --connections C --n N --concurrency 16,64,256
-//                --mixed-concurrency C --only receiver,accept,e2e --out FILE --keep
+//                --mixed-concurrency C --only receiver,accept,e2e,pg --out FILE --keep
+//   pg phase:    --pg-parts accept,e2e,queue --pg-n N --pg-workers 1,2,4 --pg-concurrency C
+//                --queue-n N --queue-enqueue-batch B --queue-in-flight F --queue-batch B
+//                --queue-consumers C --queue-pool P --queue-libs herald,pgboss,bullmq --queue-rounds R
+//                --queue-cold (no ANALYZE between enqueue and drain)
 //
 // Phases (see docs/benchmarks.md for how to read them):
 //   receiver   the webhook receiver's own ceiling (autocannon straight at it)
@@ -15,7 +19,10 @@
 //              (the last also measures deliveries while accepting: the concurrent e2e mode)
 //   e2e        N notifications pre-loaded by Herald --role api, then a worker-only Herald on a copy
 //              of that data dir per webhook concurrency, timed until the receiver has counted N
-// All traffic goes to 127.0.0.1. Data dirs are temporary directories, removed at the end.
+//   pg         Herald on PostgreSQL (bench/pg-phase.ts): accept (--role api), e2e with 1, 2 and 4
+//              worker processes, and the queue alone against pg-boss and BullMQ (bench/queue-*.ts)
+// All traffic goes to 127.0.0.1. Data dirs are temporary directories, removed at the end; the pg
+// phase's schemas (database `test`, HERALD_BENCH_DATABASE_URL) and BullMQ keys are dropped too.
 
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -39,6 +46,7 @@ import {
   type CpuReport,
   type LoadResult,
 } from './lib.ts';
+import { pgPhase, QUEUE_LIBRARIES, type PgParams } from './pg-phase.ts';
 import { formatSummary, summarise, type ProfileSummary, type Window } from './profile-summary.ts';
 
 const { values: flags } = parseArgs({
@@ -53,6 +61,19 @@ const { values: flags } = parseArgs({
     'mixed-concurrency': { type: 'string' },
     'receiver-duration': { type: 'string' },
     only: { type: 'string' },
+    'pg-parts': { type: 'string' },
+    'pg-n': { type: 'string' },
+    'pg-workers': { type: 'string' },
+    'pg-concurrency': { type: 'string' },
+    'queue-n': { type: 'string' },
+    'queue-enqueue-batch': { type: 'string' },
+    'queue-in-flight': { type: 'string' },
+    'queue-batch': { type: 'string' },
+    'queue-consumers': { type: 'string' },
+    'queue-pool': { type: 'string' },
+    'queue-libs': { type: 'string' },
+    'queue-rounds': { type: 'string' },
+    'queue-cold': { type: 'boolean', default: false },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -73,7 +94,7 @@ const params = {
   preloadCapS: quick ? 15 : 25,
   e2eCapS: quick ? 15 : 20,
   drainCapS: quick ? 10 : 15,
-  phases: (flags.only ?? (flags.profile ? 'accept,e2e' : 'receiver,accept,e2e')).split(','),
+  phases: (flags.only ?? (flags.profile ? 'accept,e2e' : 'receiver,accept,e2e,pg')).split(','),
   profile: flags.profile,
   // The request every accept measurement sends, to Herald and to the bare server alike.
   body: JSON.stringify({
@@ -95,6 +116,31 @@ const params = {
 };
 for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !(v > 0)) throw new Error(`bad --${k}: ${v}`);
 if (params.e2eConcurrency.some((c) => !(c >= 1 && c <= 4096))) throw new Error('bad --concurrency');
+
+// The pg phase (bench/pg-phase.ts). The queue workload is the same for Herald, pg-boss and BullMQ.
+const pgParams: PgParams = {
+  parts: (flags['pg-parts'] ?? 'accept,e2e,queue').split(','),
+  e2eN: Number(flags['pg-n'] ?? (quick ? 5000 : 20_000)),
+  workers: (flags['pg-workers'] ?? '1,2,4').split(',').map(Number),
+  webhookConcurrency: Number(flags['pg-concurrency'] ?? 64),
+  preloadCapS: quick ? 15 : 25,
+  e2eCapS: quick ? 15 : 20,
+  queue: {
+    n: Number(flags['queue-n'] ?? (quick ? 5000 : 20_000)),
+    enqueueBatch: Number(flags['queue-enqueue-batch'] ?? 250),
+    enqueueInFlight: Number(flags['queue-in-flight'] ?? 4),
+    drainBatch: Number(flags['queue-batch'] ?? 64),
+    consumers: Number(flags['queue-consumers'] ?? 4),
+    poolSize: Number(flags['queue-pool'] ?? 10),
+    libraries: (flags['queue-libs'] ?? QUEUE_LIBRARIES.join(',')).split(','),
+    rounds: Number(flags['queue-rounds'] ?? 1),
+    // ANALYZE between enqueue and drain, as autovacuum has done on a long-running deployment's tables.
+    analyze: !flags['queue-cold'],
+    capS: 60,
+  },
+};
+for (const [k, v] of [...Object.entries(pgParams), ...Object.entries(pgParams.queue)]) if (typeof v === 'number' && !(Number.isInteger(v) && v > 0)) throw new Error(`bad pg parameter ${k}: ${v}`);
+if (pgParams.workers.some((w) => !(Number.isInteger(w) && w >= 1 && w <= 16))) throw new Error('bad --pg-workers');
 
 const ADMIN_KEY = 'hk_bench_0123456789abcdef0123456789';
 const AUTH = { authorization: `Bearer ${ADMIN_KEY}` };
@@ -138,7 +184,10 @@ interface HeraldProc {
   readyAt: number;
 }
 
-async function startHerald(name: string, o: { dataDir: string; role: 'api' | 'worker' | 'api,worker'; concurrency?: number; profile?: boolean }): Promise<HeraldProc> {
+async function startHerald(
+  name: string,
+  o: { dataDir: string; role: 'api' | 'worker' | 'api,worker'; concurrency?: number; profile?: boolean; env?: Record<string, string> },
+): Promise<HeraldProc> {
   const spawnedAt = wallMs();
   const nodeArgs = o.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${name}.cpuprofile`] : [];
   const child = spawnNode(name, 'src/cli/main.ts', {
@@ -149,6 +198,7 @@ async function startHerald(name: string, o: { dataDir: string; role: 'api' | 'wo
       HERALD_DATA_DIR: o.dataDir,
       HERALD_ADMIN_KEY: ADMIN_KEY,
       ...(o.concurrency !== undefined && { HERALD_CONCURRENCY: `webhook:${o.concurrency}` }),
+      ...o.env,
     },
   });
   const started = await child.waitForLine((l) => {
@@ -425,6 +475,7 @@ type Results = {
   receiver?: Awaited<ReturnType<typeof receiverCeiling>>;
   accept?: Awaited<ReturnType<typeof acceptPhase>>;
   e2e?: Awaited<ReturnType<typeof e2ePhase>>;
+  pg?: Awaited<ReturnType<typeof pgPhase>>;
 };
 
 function report(r: Results): string {
@@ -489,10 +540,101 @@ function report(r: Results): string {
     );
     lines.push('');
   }
+  if (r.pg) {
+    lines.push(...pgReport(r.pg, r.accept?.heraldApi.measured.rps));
+    lines.push('');
+  }
   if (r.receiver) {
     lines.push(`Receiver ceiling: ${fmt(r.receiver.measured.rps)} req/s with ${params.connections} connections (receiver ${fmt(r.receiver.cpu.processes.receiver, 2)} cores, load generator ${fmt(r.receiver.cpu.processes.loadgen, 2)} cores)`);
   }
   return lines.join('\n');
+}
+
+function pgReport(pg: NonNullable<Results['pg']>, sqliteAcceptRps: number | undefined): string[] {
+  const lines: string[] = [];
+  lines.push(`PostgreSQL ${pg.postgres.version} (${pg.databaseUrl}, a fresh schema per run); "postgres cores": the backends serving the run plus PostgreSQL's own processes`);
+  if (pg.accept) {
+    const a = pg.accept;
+    const cores = a.cpu.processes['herald-pg-accept-api'];
+    lines.push(`Accept on PostgreSQL: POST /v1/notifications, ${params.connections} connections, ${params.durationS} s after a ${params.warmupS} s warm-up`);
+    lines.push(
+      table(
+        ['server', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'x SQLite', 'server cores', 'postgres cores', 'req/core-s', 'loadgen cores', 'other cores'],
+        [
+          [
+            'herald --role api (PostgreSQL)',
+            fmt(a.measured.rps),
+            fmt(a.measured.latencyMs.p50, 2),
+            fmt(a.measured.latencyMs.p99, 2),
+            String(a.measured.non2xx + a.measured.errors + a.measured.timeouts),
+            sqliteAcceptRps ? fmt(a.measured.rps / sqliteAcceptRps, 2) : '',
+            fmt(cores, 2),
+            fmt(a.cpu.processes.postgres, 2),
+            fmt(a.requestsPerHeraldCoreS),
+            fmt(a.cpu.processes.loadgen, 2),
+            fmt(a.cpu.otherBusyCores, 2),
+          ],
+        ],
+      ),
+    );
+    lines.push(
+      `  stored ${a.stored.notifications} notifications for ${a.stored.answered202} answers 202` +
+        (a.stored.notifications >= a.stored.answered202 ? ' (ok)' : ' (MISSING ROWS: a 202 was answered for a notification that is not stored)'),
+    );
+    lines.push('');
+  }
+  if (pg.e2e) {
+    const e = pg.e2e;
+    lines.push(`End to end on PostgreSQL: ${e.n} notifications pre-loaded (by --role api at ${fmt(e.preload.rps)}/s), delivered by worker-only Herald processes, webhook:${pgParams.webhookConcurrency} each`);
+    lines.push(
+      table(
+        ['workers', 'deliveries/s', 'incl. startup', 'span s', 'worker cores', 'postgres cores', 'deliveries/worker-core-s', 'receiver cores', 'other cores', 'complete'],
+        e.runs.map((x) => [
+          String(x.workers),
+          fmt(x.deliveriesPerS),
+          fmt(x.deliveriesPerSFromSpawn),
+          fmt(x.deliverySpanS, 2),
+          fmt(x.workerCores, 2),
+          fmt(x.cpu.processes.postgres, 2),
+          fmt(x.deliveriesPerWorkerCoreS),
+          fmt(x.cpu.processes.receiver, 2),
+          fmt(x.cpu.otherBusyCores, 2),
+          x.completed ? (x.duplicates ? `yes, ${x.duplicates} dup` : 'yes') : `capped at ${x.delivered}`,
+        ]),
+      ),
+    );
+    lines.push('');
+  }
+  if (pg.queue) {
+    const q = pg.queue;
+    const w = q.workload;
+    lines.push(
+      `Queue alone: ${w.n} no-op jobs; enqueue in batches of ${w.enqueueBatch}, ${w.enqueueInFlight} in flight; drain by ${w.consumers} consumers x batches of ${w.drainBatch} ` +
+        `(BullMQ: worker concurrency ${w.consumers * w.drainBatch}); PostgreSQL pools of ${w.poolSize}${w.analyze ? '; tables ANALYZEd before the drain' : '; no ANALYZE (cold statistics)'}`,
+    );
+    lines.push(
+      table(
+        ['queue', 'round', 'enqueue jobs/s', 'drain jobs/s', 'client cores (enq/drain)', 'store cores (enq/drain)', 'WAL B/job (enq/drain)', 'other cores (enq/drain)'],
+        q.runs.map((r) => {
+          const client = (c: CpuReport) => c.processes[`queue-${r.library === 'pg-boss' ? 'pgboss' : r.library}`];
+          const store = (c: CpuReport) => (r.library === 'bullmq' ? c.processes.redis : c.processes.postgres);
+          return [
+            `${r.library} ${r.version.split(' ')[0]}`,
+            String(r.round),
+            fmt(r.enqueue.jobsPerS),
+            fmt(r.drain.jobsPerS),
+            `${fmt(client(r.cpu.enqueue), 2)} / ${fmt(client(r.cpu.drain), 2)}`,
+            `${fmt(store(r.cpu.enqueue), 2)} / ${fmt(store(r.cpu.drain), 2)}`,
+            r.enqueue.walBytesPerJob === undefined ? '' : `${fmt(r.enqueue.walBytesPerJob)} / ${fmt(r.drain.walBytesPerJob)}`,
+            `${fmt(r.cpu.enqueue.otherBusyCores, 2)} / ${fmt(r.cpu.drain.otherBusyCores, 2)}`,
+          ];
+        }),
+      ),
+    );
+    const rr = q.heraldOverPgBoss;
+    lines.push(`  Herald / pg-boss: enqueue x${fmt(rr.enqueue, 2)}, drain x${fmt(rr.drain, 2)}; Herald / BullMQ: enqueue x${fmt(q.heraldOverBullmq.enqueue, 2)}, drain x${fmt(q.heraldOverBullmq.drain, 2)}`);
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,6 +656,27 @@ async function main(): Promise<void> {
     if (params.phases.includes('receiver')) results.receiver = await receiverCeiling(receiver.url, receiver.child);
     if (params.phases.includes('accept')) results.accept = await acceptPhase(receiver.url, receiver.child);
     if (params.phases.includes('e2e')) results.e2e = await e2ePhase(receiver.url, receiver.child);
+    if (params.phases.includes('pg')) {
+      results.pg = await pgPhase(
+        {
+          log,
+          tmpRoot,
+          receiverUrl: receiver.url,
+          receiver: receiver.child,
+          connections: params.connections,
+          warmupS: params.warmupS,
+          durationS: params.durationS,
+          loadOpts,
+          checkLoad,
+          startHerald,
+          stopHerald,
+          putRecipient,
+          receiverReset,
+          waitForCount,
+        },
+        pgParams,
+      );
+    }
   } finally {
     await receiver.child.stop();
     cleanup();
@@ -528,7 +691,11 @@ async function main(): Promise<void> {
     date: started.toISOString(),
     elapsedS: round((wallMs() - t0) / 1000, 1),
     command: `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
-    parameters: { ...params, heraldEnv: { ...params.heraldEnv, HERALD_ADMIN_KEY: '(bench key)', HERALD_DATA_DIR: '(temporary directory)' } },
+    parameters: {
+      ...params,
+      heraldEnv: { ...params.heraldEnv, HERALD_ADMIN_KEY: '(bench key)', HERALD_DATA_DIR: '(temporary directory)' },
+      ...(params.phases.includes('pg') && { pg: pgParams }),
+    },
     machine: { ...machine, fsyncProbe: fsync, loadavgAtEnd: loadavg().map((x) => round(x, 2)) },
     results,
     ...(profiles && { profiles: profiles.map((p) => ({ ...p, file: relative(ROOT, p.file) })) }),
