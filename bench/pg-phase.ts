@@ -243,7 +243,7 @@ async function e2eRuns(ctx: PgContext, p: PgParams, newSchema: (what: string) =>
 // The queue alone: Herald vs pg-boss vs BullMQ
 
 async function queueRuns(ctx: PgContext, p: PgParams, schemas: Set<string>, prefixes: Set<string>) {
-  const runs: (QueueResult & { round: number; cpu: { enqueue: Cpu; drain: Cpu }; checkpoint: boolean; elapsedS: number })[] = [];
+  const runs: (QueueResult & { round: number; cpu: { enqueue: Cpu; drain: Cpu }; cpuMicrosPerJob: Record<'enqueue' | 'drain', CpuPerJob>; checkpoint: boolean; elapsedS: number })[] = [];
   const { libraries, capS, rounds, ...workload } = p.queue;
   for (let roundNo = 1; roundNo <= rounds; roundNo++) {
     for (const lib of libraries) {
@@ -270,12 +270,21 @@ async function queueRuns(ctx: PgContext, p: PgParams, schemas: Set<string>, pref
         const drainCpu = drainMeter.stop();
         const result = (await ev('result', 60)).result as QueueResult;
         await child.exited;
-        const run = { ...result, round: roundNo, cpu: { enqueue: enqueueCpu, drain: drainCpu }, checkpoint: cp, elapsedS: round((wallMs() - t0) / 1000, 1) };
-        runs.push(run);
         const server = lib === 'bullmq' ? 'redis' : 'postgres';
+        // CPU time per job: the queue's process and its store (PostgreSQL backends and auxiliary
+        // processes, or Redis), over the phase's measured window.
+        const perJob = (c: Cpu, jobs: number): CpuPerJob => {
+          const client = ((c.processes[`queue-${lib}`] ?? NaN) * c.wallS * 1e6) / jobs;
+          const store = ((c.processes[server] ?? NaN) * c.wallS * 1e6) / jobs;
+          return { client: round(client, 0), store: round(store, 0), total: round(client + store, 0) };
+        };
+        const cpuMicrosPerJob = { enqueue: perJob(enqueueCpu, result.enqueue.jobs), drain: perJob(drainCpu, result.drain.jobs) };
+        const run = { ...result, round: roundNo, cpu: { enqueue: enqueueCpu, drain: drainCpu }, cpuMicrosPerJob, checkpoint: cp, elapsedS: round((wallMs() - t0) / 1000, 1) };
+        runs.push(run);
         ctx.log(
           `queue ${result.library}: enqueue ${result.enqueue.jobsPerS} jobs/s (${result.enqueue.seconds} s), drain ${result.drain.jobsPerS} jobs/s (${result.drain.seconds} s); ` +
-            `drain cores: client ${drainCpu.processes[`queue-${lib}`]}, ${server} ${drainCpu.processes[server]}, other ${drainCpu.otherBusyCores}`,
+            `drain cores: client ${drainCpu.processes[`queue-${lib}`]}, ${server} ${drainCpu.processes[server]}, other ${drainCpu.otherBusyCores}; ` +
+            `CPU per job: enqueue ${cpuMicrosPerJob.enqueue.total} µs, drain ${cpuMicrosPerJob.drain.total} µs`,
         );
       } finally {
         await child.stop(10_000);
@@ -285,14 +294,23 @@ async function queueRuns(ctx: PgContext, p: PgParams, schemas: Set<string>, pref
     }
   }
   const best = (lib: string, phase: 'enqueue' | 'drain') => Math.max(...runs.filter((r) => r.library === lib).map((r) => r[phase].jobsPerS));
+  const leastCpu = (lib: string, phase: 'enqueue' | 'drain') => Math.min(...runs.filter((r) => r.library === lib).map((r) => r.cpuMicrosPerJob[phase].total));
   const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? round(a / b, 2) : undefined);
-  return {
-    workload: { ...workload, libraries, rounds },
-    runs,
-    // Best of the rounds per library (one round: that run).
-    heraldOverPgBoss: { enqueue: ratio(best('herald', 'enqueue'), best('pg-boss', 'enqueue')), drain: ratio(best('herald', 'drain'), best('pg-boss', 'drain')) },
-    heraldOverBullmq: { enqueue: ratio(best('herald', 'enqueue'), best('bullmq', 'enqueue')), drain: ratio(best('herald', 'drain'), best('bullmq', 'drain')) },
-  };
+  const versus = (other: string) => ({
+    // Throughput, best of the rounds per library (one round: that run): > 1 means Herald is faster.
+    enqueue: ratio(best('herald', 'enqueue'), best(other, 'enqueue')),
+    drain: ratio(best('herald', 'drain'), best(other, 'drain')),
+    // CPU time per job (client + store), least of the rounds: > 1 means Herald costs more.
+    cpuPerJobEnqueue: ratio(leastCpu('herald', 'enqueue'), leastCpu(other, 'enqueue')),
+    cpuPerJobDrain: ratio(leastCpu('herald', 'drain'), leastCpu(other, 'drain')),
+  });
+  return { workload: { ...workload, libraries, rounds }, runs, heraldOverPgBoss: versus('pg-boss'), heraldOverBullmq: versus('bullmq') };
+}
+
+interface CpuPerJob {
+  client: number;
+  store: number;
+  total: number;
 }
 
 /** Deletes every key under `${prefix}:`; returns how many there were. */

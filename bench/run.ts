@@ -614,25 +614,28 @@ function pgReport(pg: NonNullable<Results['pg']>, sqliteAcceptRps: number | unde
     );
     lines.push(
       table(
-        ['queue', 'round', 'enqueue jobs/s', 'drain jobs/s', 'client cores (enq/drain)', 'store cores (enq/drain)', 'WAL B/job (enq/drain)', 'other cores (enq/drain)'],
+        ['queue', 'round', 'enqueue jobs/s', 'drain jobs/s', 'CPU µs/job enqueue (client+store)', 'CPU µs/job drain (client+store)', 'WAL B/job (enq/drain)', 'other cores (enq/drain)'],
         q.runs.map((r) => {
-          const client = (c: CpuReport) => c.processes[`queue-${r.library === 'pg-boss' ? 'pgboss' : r.library}`];
-          const store = (c: CpuReport) => (r.library === 'bullmq' ? c.processes.redis : c.processes.postgres);
+          const us = (c: { client: number; store: number; total: number }) => `${fmt(c.total)} (${fmt(c.client)}+${fmt(c.store)})`;
           return [
             `${r.library} ${r.version.split(' ')[0]}`,
             String(r.round),
             fmt(r.enqueue.jobsPerS),
             fmt(r.drain.jobsPerS),
-            `${fmt(client(r.cpu.enqueue), 2)} / ${fmt(client(r.cpu.drain), 2)}`,
-            `${fmt(store(r.cpu.enqueue), 2)} / ${fmt(store(r.cpu.drain), 2)}`,
+            us(r.cpuMicrosPerJob.enqueue),
+            us(r.cpuMicrosPerJob.drain),
             r.enqueue.walBytesPerJob === undefined ? '' : `${fmt(r.enqueue.walBytesPerJob)} / ${fmt(r.drain.walBytesPerJob)}`,
             `${fmt(r.cpu.enqueue.otherBusyCores, 2)} / ${fmt(r.cpu.drain.otherBusyCores, 2)}`,
           ];
         }),
       ),
     );
-    const rr = q.heraldOverPgBoss;
-    lines.push(`  Herald / pg-boss: enqueue x${fmt(rr.enqueue, 2)}, drain x${fmt(rr.drain, 2)}; Herald / BullMQ: enqueue x${fmt(q.heraldOverBullmq.enqueue, 2)}, drain x${fmt(q.heraldOverBullmq.drain, 2)}`);
+    for (const [name, v] of [['pg-boss', q.heraldOverPgBoss], ['BullMQ', q.heraldOverBullmq]] as const) {
+      lines.push(
+        `  Herald / ${name}: throughput enqueue x${fmt(v.enqueue, 2)}, drain x${fmt(v.drain, 2)} (> 1: Herald faster); ` +
+          `CPU per job enqueue x${fmt(v.cpuPerJobEnqueue, 2)}, drain x${fmt(v.cpuPerJobDrain, 2)} (> 1: Herald costlier)`,
+      );
+    }
   }
   return lines;
 }
