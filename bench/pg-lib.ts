@@ -43,7 +43,7 @@ export async function withDb<T>(fn: (c: pg.Client) => Promise<T>, url = BENCH_DA
 export async function pgVersion(): Promise<{ version: string; settings: Record<string, string> }> {
   return withDb(async (c) => {
     const version = (await c.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
-    const names = ['max_connections', 'shared_buffers', 'synchronous_commit', 'fsync', 'wal_level', 'max_wal_size', 'checkpoint_timeout'];
+    const names = ['max_connections', 'shared_buffers', 'synchronous_commit', 'fsync', 'wal_level', 'max_wal_size', 'checkpoint_timeout', 'random_page_cost', 'autovacuum'];
     const { rows } = await c.query<{ name: string; setting: string; unit: string | null }>('SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)', [names]);
     return { version, settings: Object.fromEntries(rows.map((r) => [r.name, r.unit ? `${r.setting} (${r.unit})` : r.setting])) };
   });

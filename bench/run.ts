@@ -1,7 +1,7 @@
 // Herald benchmarks, one run, every server a separate child process on the pinned Node 24; the load
 // generator (autocannon) runs here, in the orchestrator, so it never shares a server's event loop.
 //
-//   npm run bench                      the full run (about 4 minutes), writes bench/results/latest.json
+//   npm run bench                      the full run (about 3 minutes, 5 on a busy machine), writes latest.json
 //   npm run bench -- --quick           a short smoke run (about 1 minute), writes bench/results/quick.json
 //   npm run bench -- --profile         accept (--role api and api+worker) and e2e (webhook:64) with
 //                                      Herald under --cpu-prof; writes bench/results/herald-*.cpuprofile,
@@ -89,7 +89,7 @@ const params = {
   e2eN: Number(flags.n ?? (quick ? 5000 : 30_000)),
   e2eConcurrency: (flags.concurrency ?? (quick ? '64' : flags.profile ? '64' : '16,64,256')).split(',').map(Number),
   mixedConcurrency: Number(flags['mixed-concurrency'] ?? 128),
-  // Time caps that keep a whole run under 3 minutes on a slow or busy machine. A capped pre-load
+  // Time caps that keep a whole run under 5 minutes on a slow or busy machine. A capped pre-load
   // delivers what it stored; a capped e2e run reports the rate it reached, marked incomplete.
   preloadCapS: quick ? 15 : 25,
   e2eCapS: quick ? 15 : 20,
