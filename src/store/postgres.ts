@@ -645,12 +645,20 @@ function columns<R>(rows: readonly R[], getters: ((row: R) => unknown)[]): unkno
 /**
  * The pg connection settings for `connectionString`, with `search_path` set to `schema` if given.
  * Options in the URL (`?options=...`) would replace a separate `options` setting, so the URL's
- * options are moved into it and the search_path is appended to them.
+ * options are moved into it and Herald's are appended to them.
+ *
+ * random_page_cost=1.1 (the usual value for SSDs, unless the URL sets its own): with the default
+ * 4, batches of a few hundred claims or settles on tables of tens of thousands of rows make the
+ * planner switch from the queue's indexes to whole-table scans (measured: 2.6x slower drains).
  */
 function connectionConfig(connectionString: string, schema: string | undefined): pg.ClientConfig {
-  if (schema === undefined) return { connectionString };
   const url = new URL(connectionString);
   const own = url.searchParams.get('options');
   url.searchParams.delete('options');
-  return { connectionString: url.href, options: [own, `-c search_path=${schema}`].filter(Boolean).join(' ') };
+  const options = [
+    own,
+    own?.includes('random_page_cost') ? undefined : '-c random_page_cost=1.1',
+    schema === undefined ? undefined : `-c search_path=${schema}`,
+  ];
+  return { connectionString: url.href, options: options.filter(Boolean).join(' ') };
 }

@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AcceptItem, ClaimedDelivery, SettleItem, StoreAdapter } from '../../src/store/adapter.ts';
@@ -540,6 +541,22 @@ describe('PostgreSQL specifics', () => {
     s = await freshSchema();
   });
   after(() => s?.drop());
+
+  it('plans for SSDs (random_page_cost 1.1) unless the URL sets its own, keeping the schema', async () => {
+    const setting = async (store: PostgresAdapter) => {
+      const r = await sql<{ cost: string; path: string }>`SELECT current_setting('random_page_cost') AS cost, current_setting('search_path') AS path`.execute(store.db);
+      return r.rows[0]!;
+    };
+    const plain = new PostgresAdapter(s.baseUrl, { schema: s.schema });
+    const own = new PostgresAdapter(`${s.baseUrl}${s.baseUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c random_page_cost=2')}`, { schema: s.schema });
+    try {
+      assert.deepEqual(await setting(plain), { cost: '1.1', path: s.schema });
+      assert.deepEqual(await setting(own), { cost: '2', path: s.schema });
+    } finally {
+      await plain.close();
+      await own.close();
+    }
+  });
 
   it('migrates once when several processes start together, into a schema that does not exist yet', async () => {
     const schema = uniq('herald_t_concurrent');
