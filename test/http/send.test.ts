@@ -1,47 +1,71 @@
+// The whole pipeline (HTTP accept, claim, signed webhook delivery, settle, status read-back) on
+// each store: SQLite in a temporary data dir, and PostgreSQL with DATABASE_URL on a fresh schema.
+
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
-describe('send a notification to a webhook', () => {
-  let h: TestHerald;
-  let rx: Receiver;
-  before(async () => {
-    h = await startHerald();
-    rx = await startReceiver();
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`send a notification to a webhook (${dialect})`, () => {
+    let db: TestSchema | undefined;
+    let h: TestHerald;
+    let rx: Receiver;
+    before(async () => {
+      if (dialect === 'postgres') db = await freshSchema();
+      h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+      rx = await startReceiver();
+    });
+    after(async () => {
+      await h?.stop();
+      await rx?.close();
+      await db?.drop();
+    });
+
+    it(`runs on ${dialect}`, () => {
+      assert.equal(h.herald.services.store.dialect, dialect);
+    });
+
+    it('accepts, delivers a signed webhook, and records the attempt', async () => {
+      const put = await h.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } });
+      assert.equal(put.status, 200);
+      const secret: string = put.body.webhook.secret;
+      assert.match(secret, /^whsec_/);
+
+      const sent = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Hello', body: 'World', data: { n: 1 } });
+      assert.equal(sent.status, 202);
+      assert.equal(sent.body.status, 'accepted');
+      assert.equal(sent.body.deliveries.length, 1);
+      const deliveryId = sent.body.deliveries[0].id;
+
+      const got = await waitFor(() => rx.received.find((r) => r.headers['webhook-id'] === deliveryId), 5000, 'webhook');
+      const payload = rx.verify(got, secret);
+      assert.equal(payload.type, 'notification');
+      assert.equal(payload.id, sent.body.id);
+      assert.equal(payload.delivery_id, deliveryId);
+      assert.deepEqual(payload.data, { n: 1 });
+
+      const n = await waitFor(async () => {
+        const r = await h.api('GET', `/v1/notifications/${sent.body.id}`);
+        return r.body.status === 'sent' ? r : undefined;
+      }, 5000, 'status sent');
+      const d = n.body.deliveries[0];
+      assert.equal(d.status, 'sent');
+      assert.equal(d.attempt_log.length, 1);
+      assert.equal(d.attempt_log[0].outcome, 'success');
+      assert.equal(d.attempt_log[0].http_status, 200);
+    });
+
+    it('replays an idempotent request instead of accepting it twice', async () => {
+      const headers = { 'idempotency-key': `once-${dialect}` };
+      const first = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Once' }, headers);
+      const again = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Once' }, headers);
+      assert.equal(first.status, 202);
+      assert.equal(again.headers.get('idempotent-replayed'), 'true');
+      assert.equal(again.body.id, first.body.id);
+      const reused = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Different' }, headers);
+      assert.equal(reused.status, 422);
+    });
   });
-  after(async () => {
-    await h.stop();
-    await rx.close();
-  });
-
-  it('accepts, delivers a signed webhook, and records the attempt', async () => {
-    const put = await h.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } });
-    assert.equal(put.status, 200);
-    const secret: string = put.body.webhook.secret;
-    assert.match(secret, /^whsec_/);
-
-    const sent = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Hello', body: 'World', data: { n: 1 } });
-    assert.equal(sent.status, 202);
-    assert.equal(sent.body.status, 'accepted');
-    assert.equal(sent.body.deliveries.length, 1);
-    const deliveryId = sent.body.deliveries[0].id;
-
-    const got = await waitFor(() => rx.received.find((r) => r.headers['webhook-id'] === deliveryId), 5000, 'webhook');
-    const payload = rx.verify(got, secret);
-    assert.equal(payload.type, 'notification');
-    assert.equal(payload.id, sent.body.id);
-    assert.equal(payload.delivery_id, deliveryId);
-    assert.deepEqual(payload.data, { n: 1 });
-
-    const n = await waitFor(async () => {
-      const r = await h.api('GET', `/v1/notifications/${sent.body.id}`);
-      return r.body.status === 'sent' ? r : undefined;
-    }, 5000, 'status sent');
-    const d = n.body.deliveries[0];
-    assert.equal(d.status, 'sent');
-    assert.equal(d.attempt_log.length, 1);
-    assert.equal(d.attempt_log[0].outcome, 'success');
-    assert.equal(d.attempt_log[0].http_status, 200);
-  });
-});
+}
