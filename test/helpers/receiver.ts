@@ -1,7 +1,7 @@
 // A local webhook receiver that records every request and verifies Standard Webhooks signatures
 // with the `standardwebhooks` package, an implementation independent of Herald's.
 
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 
@@ -63,4 +63,33 @@ export async function startReceiver(respond: Responder = () => ({ status: 200 })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   self.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return self;
+}
+
+/** A webhook endpoint that holds every request until released, then answers 200 at once. */
+export async function startGate(): Promise<{ url: string; arrived: string[]; release(): void; close(): Promise<void> }> {
+  const held: ServerResponse[] = [];
+  const arrived: string[] = [];
+  let open = false;
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on('end', () => {
+      arrived.push(String(req.headers['webhook-id']));
+      if (open) res.end();
+      else held.push(res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    arrived,
+    release() {
+      open = true;
+      for (const res of held.splice(0)) if (!res.destroyed) res.end();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

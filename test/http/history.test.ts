@@ -3,10 +3,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startHerald, waitFor, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startGate, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 
 const SEND = '/v1/notifications';
@@ -198,34 +196,6 @@ describe('notification history', () => {
     assert.equal(view['m0005/email'].reason, 'no_address');
   });
 });
-
-/** A webhook endpoint that holds every request until released. */
-async function startGate(): Promise<{ url: string; arrived: string[]; release(): void; close(): Promise<void> }> {
-  const held: ServerResponse[] = [];
-  const arrived: string[] = [];
-  let open = false;
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    req.on('end', () => {
-      arrived.push(String(req.headers['webhook-id']));
-      if (open) res.end();
-      else held.push(res);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    arrived,
-    release() {
-      open = true;
-      for (const res of held.splice(0)) res.end();
-    },
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
-  };
-}
 
 describe('deleting a recipient', () => {
   let h: TestHerald;

@@ -6,42 +6,11 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tempDir, waitFor } from '../helpers/herald.ts';
 import { spawnHerald, type HeraldProcess } from '../helpers/process.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startGate, startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 const SEND = '/v1/notifications';
-
-/** A webhook endpoint that holds every request until released, then answers 200 at once. */
-async function startGate(): Promise<{ url: string; arrived: string[]; release(): void; close(): Promise<void> }> {
-  const held: ServerResponse[] = [];
-  const arrived: string[] = [];
-  let open = false;
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    req.on('end', () => {
-      arrived.push(String(req.headers['webhook-id']));
-      if (open) res.end();
-      else held.push(res);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    arrived,
-    release() {
-      open = true;
-      for (const res of held.splice(0)) if (!res.destroyed) res.end();
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 describe('shutdown: SIGTERM', () => {
   const cleanup: (() => Promise<void> | void)[] = [];
