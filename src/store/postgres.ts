@@ -20,13 +20,13 @@
 // connection that failed or timed out is discarded, never reused. isUnavailable() tells these
 // failures from the others, and no connection error can crash the process.
 
-import { Kysely, Migrator, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
 import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
-import type { Database, RecipientsTable } from './schema.ts';
+import type { Database } from './schema.ts';
 
 /** The NOTIFY channel of delivery wake-ups; the payload is the delivery channel's name. */
 export const WAKE_CHANNEL = 'herald_deliveries';

@@ -21,9 +21,7 @@ import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
-import type { Database, RecipientsTable } from './schema.ts';
-
-type Stmt = BetterSqlite3.Statement;
+import type { Database } from './schema.ts';
 
 export class SqliteAdapter implements StoreAdapter {
   readonly dialect = 'sqlite' as const;
@@ -32,6 +30,7 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #lock = new Mutex();
   readonly #writer: SqliteWriter | undefined;
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
+  /** The accept write on the main connection, when there is no writer thread. */
   #acceptInline: ((items: AcceptItem[]) => AcceptOutcome[]) | undefined;
 
   /**
@@ -50,8 +49,8 @@ export class SqliteAdapter implements StoreAdapter {
     const { error } = await new Migrator({ db: this.db, provider: migrationProvider }).migrateToLatest();
     if (error) throw error;
     this.#s = this.prepare();
-    this.#acceptInline = prepareAcceptWrite(this.#raw);
-    await this.#writer?.start();
+    if (this.#writer) await this.#writer.start();
+    else this.#acceptInline = prepareAcceptWrite(this.#raw);
   }
 
   async appliedMigration(): Promise<string | undefined> {

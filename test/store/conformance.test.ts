@@ -23,14 +23,22 @@ interface Harness {
   cleanup(): Promise<void>;
 }
 
-const harnesses: Record<'sqlite' | 'postgres', () => Promise<Harness>> = {
-  async sqlite() {
+type Variant = 'sqlite' | 'sqlite (no writer thread)' | 'postgres';
+
+function sqliteHarness(writerThread: boolean): () => Promise<Harness> {
+  return async () => {
     const dir = tempDir('herald-store-');
     return {
-      open: async () => new SqliteAdapter(join(dir, 'herald.db')),
+      open: async () => new SqliteAdapter(join(dir, 'herald.db'), { writerThread }),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
-  },
+  };
+}
+
+const harnesses: Record<Variant, () => Promise<Harness>> = {
+  sqlite: sqliteHarness(true),
+  // Accept batches on the main connection, as ':memory:' databases run them.
+  'sqlite (no writer thread)': sqliteHarness(false),
   async postgres() {
     const s = await freshSchema();
     return {
@@ -92,14 +100,15 @@ function settleItem(id: string, owner: string, attempt: number, status: SettleIt
   };
 }
 
-for (const dialect of ['sqlite', 'postgres'] as const) {
-  describe(`StoreAdapter conformance: ${dialect}`, () => {
+for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as const) {
+  const dialect = variant === 'postgres' ? 'postgres' : 'sqlite';
+  describe(`StoreAdapter conformance: ${variant}`, () => {
     let h: Harness;
     let store: StoreAdapter;
     const extra: StoreAdapter[] = [];
 
     before(async () => {
-      h = await harnesses[dialect]();
+      h = await harnesses[variant]();
       store = await h.open();
       await store.migrate();
     });
@@ -125,7 +134,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('reports no applied migration on an empty database', async () => {
-      const h2 = await harnesses[dialect]();
+      const h2 = await harnesses[variant]();
       const empty = await h2.open();
       try {
         assert.equal(await empty.appliedMigration(), undefined);
