@@ -32,6 +32,8 @@ function item(now: number): AcceptItem {
       status: 'accepted',
       idempotency_key: null,
       delivery_count: 1,
+      channel_options: null,
+      fallback: 0,
       created_at: now,
     },
     deliveries: [
@@ -41,6 +43,7 @@ function item(now: number): AcceptItem {
         notification_id: id,
         recipient_id: PAYLOAD.to,
         channel: CHANNEL,
+        device_id: null,
         status: 'pending',
         reason: null,
         attempts: 0,

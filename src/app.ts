@@ -13,23 +13,31 @@ import { pino, type Logger } from 'pino';
 import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
 import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
-import type { Channel, ChannelName } from './channels/channel.ts';
-import { EmailChannel } from './channels/email.ts';
-import { WebhookChannel } from './channels/webhook.ts';
+import type { ChannelName } from './channels/channel.ts';
+import { CallbackUrls } from './channels/callbacks.ts';
+import { ProviderRegistry } from './channels/providers.ts';
+import { pollReceipt } from './channels/pushover.ts';
+import { createChannels } from './channels/registry.ts';
+import { addressChannels } from './domain/routing.ts';
 import type { Config } from './config.ts';
 import { buildServer, type Api } from './http/server.ts';
 import { createMetrics } from './metrics.ts';
 import { SafeHttp } from './net/safe-http.ts';
 import { Accepter } from './queue/accept.ts';
 import { DlqService } from './queue/dlq.ts';
-import { WorkerPool } from './queue/pool.ts';
+import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
+import { ReceiptTracker } from './queue/receipts.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
 import { purgeExpiredIdempotency } from './store/idempotency.ts';
 import { openStore } from './store/index.ts';
-import type { RecipientAddresses } from './store/adapter.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
-import { disableRecipientWebhook } from './store/recipients.ts';
+import { disableRecipientAddress, disableRecipientWebhook, getRecipient } from './store/recipients.ts';
+import { disableDevice } from './store/devices.ts';
+import { createFallbackDelivery, putReceipt } from './store/deliveries.ts';
+
+/** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
+const RECEIPT_FIRST_CHECK_MS = 5_000;
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -74,51 +82,99 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const keys = new KeyResolver(store.db, { bus });
 
   const metrics = createMetrics({ version: VERSION, role: roles.join(','), workerId });
-  const http = new SafeHttp({ allow: config.allowNetworks, timeoutMs: config.webhookTimeout, connections: config.concurrency.webhook ?? 128 });
-  const channels = new Map<ChannelName, Channel>();
-  channels.set('webhook', new WebhookChannel(http));
-  if (config.smtpUrl) {
-    channels.set('email', new EmailChannel({ smtpUrl: config.smtpUrl, from: config.emailFrom, timeoutMs: config.smtpTimeout, maxConnections: config.concurrency.email ?? 8 }));
-  }
+  const http = new SafeHttp({ allow: config.allowNetworks, timeoutMs: config.webhookTimeout, connections: config.concurrency.webhook ?? DEFAULT_CONCURRENCY.webhook });
+  const channels = createChannels({
+    http,
+    allow: config.allowNetworks,
+    timeoutMs: config.webhookTimeout,
+    smtp: { url: config.smtpUrl, from: config.emailFrom, timeoutMs: config.smtpTimeout, maxConnections: config.concurrency.email ?? DEFAULT_CONCURRENCY.email },
+    log,
+    onPushoverLimits: (ws, l) => {
+      metrics.pushoverAppLimit.set({ workspace: ws }, l.limit);
+      metrics.pushoverAppRemaining.set({ workspace: ws }, l.remaining);
+      metrics.pushoverAppReset.set({ workspace: ws }, l.resetAt);
+    },
+  });
+  const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
+  const callbacks = new CallbackUrls(secrets, config.publicUrl);
 
-  const pool = roles.includes('worker')
+  let pool: WorkerPool | undefined;
+  const wake = (c: Iterable<string>) => pool?.wake(c);
+  pool = roles.includes('worker')
     ? new WorkerPool({
         store,
         channels: [...channels.values()],
         owner: workerId,
         concurrency: config.concurrency,
+        throughput: config.throughput,
+        circuit: { threshold: config.circuitThreshold, cooldownMs: config.circuitCooldown },
         leaseMs: config.leaseTime,
         pollMs: config.pollInterval,
         retrySchedule: config.retrySchedule,
         secrets,
         metrics,
         log,
+        providers,
+        callbackUrl: (channel, id) => callbacks.url(channel, id),
+        onCircuit: (channel, state) => metrics.circuitState.set({ channel }, state === 'open' ? 2 : state === 'half_open' ? 1 : 0),
         onAddressGone: async (delivery, err) => {
-          if (delivery.channel !== 'webhook') return;
-          await disableRecipientWebhook(store.db, delivery.workspace_id, delivery.recipient_id, err.message, Date.now());
-          log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
+          const now = Date.now();
+          if (delivery.device_id) {
+            if (await disableDevice(store.db, delivery.device_id, `${err.errorClass}: ${err.message}`.slice(0, 500), now)) {
+              log.warn({ device: delivery.device_id, recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'device disabled: the vendor says it is gone');
+            }
+          } else if (delivery.channel === 'webhook') {
+            await disableRecipientWebhook(store.db, delivery.workspace_id, delivery.recipient_id, err.message, now);
+            log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
+          } else {
+            await disableRecipientAddress(store.db, delivery.workspace_id, delivery.recipient_id, delivery.channel, now);
+            log.warn({ recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'address disabled: the vendor says it is gone');
+          }
+        },
+        onFallback: async (delivery, channel) => {
+          // Only to an address the recipient has, on a channel the workspace can use.
+          const r = await getRecipient(store.db, delivery.workspace_id, delivery.recipient_id);
+          if (!r || !addressChannels(r).has(channel) || !(await providers.channels(delivery.workspace_id)).includes(channel)) return false;
+          const created = await createFallbackDelivery(store, delivery, channel, Date.now());
+          if (created) wake([channel]);
+          return created;
+        },
+        onReceipt: async (delivery, receipt) => {
+          const now = Date.now();
+          await putReceipt(store.db, { delivery_id: delivery.id, workspace_id: delivery.workspace_id, channel: delivery.channel, receipt: receipt.id, next_check_at: now + RECEIPT_FIRST_CHECK_MS, expires_at: receipt.expiresAt, created_at: now });
         },
       })
     : undefined;
-  const wake = (c: Set<string>) => pool?.wake(c);
+  const receipts = pool
+    ? new ReceiptTracker({
+        store,
+        providers,
+        intervalMs: config.receiptPollInterval,
+        log,
+        checkers: {
+          pushover: async (creds, receipt, signal) => {
+            const r = await pollReceipt(http, creds, receipt, signal);
+            if (r.acknowledged) {
+              return { status: 'acknowledged', detail: { acknowledged_by: r.acknowledgedBy ?? null, acknowledged_by_device: r.acknowledgedByDevice ?? null, acknowledged_at: r.acknowledgedAt ? new Date(r.acknowledgedAt).toISOString() : null } };
+            }
+            if (r.expired) return { status: 'undelivered', detail: { receipt_expired_at: new Date(r.expiresAt).toISOString() } };
+            return {};
+          },
+        },
+      })
+    : undefined;
 
-  const reachable = (r: RecipientAddresses) => {
-    const out = new Set<ChannelName>();
-    const addresses = { email: r.email, webhookUrl: r.webhook_disabled_at === null ? r.webhook_url : null };
-    for (const [name, ch] of channels) if (ch.canReach(addresses)) out.add(name);
-    return out;
-  };
   const accepter = new Accepter({
     store,
-    reachable,
-    configured: () => [...channels.keys()],
+    reachable: (r) => addressChannels(r) as Set<ChannelName>,
+    configured: (ws) => providers.channels(ws),
     metrics,
     idempotencyTtlMs: config.idempotencyTtl,
     onCommitted: wake,
   });
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, accepter, dlq, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, accepter, dlq, state };
   const server = await buildServer(services).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -135,6 +191,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       if (pool) {
         await pool.recoverOrphanedLeases();
         pool.start();
+        receipts?.start();
         // Other processes' commits wake this node's workers (PostgreSQL LISTEN/NOTIFY); a hint only.
         if (store.listen) {
           unlisten = await store.listen((channel) => pool.wake([channel])).catch((err: unknown) => {
@@ -149,7 +206,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       purgeTimer.unref();
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
-      log.info({ url, roles, workerId, store: store.dialect, bus: bus.kind, channels: [...channels.keys()], version: VERSION }, 'herald started');
+      log.info({ url, roles, workerId, store: store.dialect, bus: bus.kind, version: VERSION }, 'herald started');
       return url;
     },
     stop() {
@@ -160,10 +217,12 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await accepter.drain();
         await dlq.stop();
         await unlisten?.();
+        await receipts?.stop();
         if (pool) await pool.stop(config.shutdownGrace);
         await Promise.all([...channels.values()].map((c) => c.close()));
         await http.close();
         keys.close();
+        providers.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

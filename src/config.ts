@@ -73,6 +73,12 @@ function url(protocols: string[]): Parser<URL | undefined> {
   };
 }
 
+const bool: Parser<boolean> = (s) => {
+  if (/^(1|true|yes|on)$/i.test(s)) return true;
+  if (/^(0|false|no|off|)$/i.test(s)) return false;
+  throw new Error(`expected true or false, got "${s}"`);
+};
+
 const logLevel: Parser<string> = (s) => {
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(s)) throw new Error(`expected one of ${levels.join(', ')}`);
@@ -86,17 +92,25 @@ const emailAddress: Parser<string> = (s) => {
   return s;
 };
 
-const concurrency: Parser<Record<string, number>> = (s) => {
-  const out: Record<string, number> = {};
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const m = /^([a-z_]+)\s*[:=]\s*(\d+)$/.exec(part);
-    if (!m) throw new Error(`expected channel:number pairs such as "webhook:64,email:8", got "${part}"`);
-    const n = Number(m[2]);
-    if (n < 1 || n > 4096) throw new Error(`concurrency for ${m[1]} must be from 1 to 4096`);
-    out[m[1]!] = n;
-  }
-  return out;
-};
+const CHANNELS = ['webhook', 'email', 'fcm', 'apns', 'webpush', 'pushover', 'sms', 'kakao', 'slack', 'discord'];
+
+/** channel:number pairs, each number from min to max. */
+function perChannel(what: string, min: number, max: number, example: string): Parser<Record<string, number>> {
+  const parse: Parser<Record<string, number>> = (s) => {
+    const out: Record<string, number> = {};
+    for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const m = /^([a-z_]+)\s*[:=]\s*(\d+(?:\.\d+)?)$/.exec(part);
+      if (!m) throw new Error(`expected channel:number pairs such as "${example}", got "${part}"`);
+      if (!CHANNELS.includes(m[1]!)) throw new Error(`unknown channel "${m[1]}" (channels: ${CHANNELS.join(', ')})`);
+      const n = Number(m[2]);
+      if (n < min || n > max) throw new Error(`${what} for ${m[1]} must be from ${min} to ${max}`);
+      out[m[1]!] = n;
+    }
+    return out;
+  };
+  parse.show = (v) => Object.entries(v).map(([k, n]) => `${k}:${n}`).join(',');
+  return parse;
+}
 
 /** The schema. Order here is the order `herald config` prints. */
 export const settings = {
@@ -115,7 +129,13 @@ export const settings = {
   bodyLimit: setting('HERALD_BODY_LIMIT', '262144', int(1024, 64 * 1024 * 1024), 'Largest accepted request body in bytes (larger: 413).'),
   webhookTimeout: setting('HERALD_WEBHOOK_TIMEOUT', '15s', duration(100, 120_000), 'Timeout of one outgoing webhook attempt.'),
   smtpTimeout: setting('HERALD_SMTP_TIMEOUT', '30s', duration(100, 300_000), 'Timeout of one SMTP attempt.'),
-  concurrency: setting('HERALD_CONCURRENCY', 'webhook:128,email:8', concurrency, 'Concurrent attempts per channel, as channel:number pairs.'),
+  concurrency: setting('HERALD_CONCURRENCY', '', perChannel('concurrency', 1, 4096, 'webhook:64,email:8'), 'Concurrent attempts per channel, as channel:number pairs. Defaults: webhook 128, email 8, fcm/apns/webpush 64, pushover 2, sms 16, kakao 16, slack 8, discord 4.'),
+  throughput: setting('HERALD_THROUGHPUT', '', perChannel('throughput', 0.01, 100_000, 'fcm:500,sms:10'), 'Attempts started per second, per channel, as channel:number pairs (a vendor\'s rate limit). Empty: unlimited.'),
+  circuitThreshold: setting('HERALD_CIRCUIT_THRESHOLD', '5', int(1, 10_000), 'Consecutive retryable failures of a vendor channel that open its circuit (no claims until the cooldown ends).'),
+  circuitCooldown: setting('HERALD_CIRCUIT_COOLDOWN', '30s', duration(10, 3_600_000), 'How long an open circuit waits before a half-open probe; doubles after each failed probe (at most 5m or this).'),
+  receiptPollInterval: setting('HERALD_RECEIPT_POLL_INTERVAL', '30s', duration(5_000, 3_600_000), 'How often a vendor receipt (Pushover emergency priority) is checked until it is acknowledged or expires. Pushover allows one check per 5 s per receipt.'),
+  chatAnyHost: setting('HERALD_CHAT_ANY_HOST', 'false', bool, "Accept Slack and Discord webhook URLs on any host (Slack-compatible servers such as Mattermost or Rocket.Chat), not only the vendors' own; the SSRF policy still applies."),
+  publicUrl: setting('HERALD_PUBLIC_URL', '', url(['http:', 'https:']), 'Base URL vendors call back (status callbacks, receipts), e.g. https://herald.example.com. Empty: Herald asks vendors for no callbacks.'),
   leaseTime: setting('HERALD_LEASE_TIME', '60s', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
   pollInterval: setting('HERALD_POLL_INTERVAL', '1s', duration(10, 60_000), 'How often idle workers look for due deliveries (wake-ups make it faster).'),
   shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),

@@ -8,6 +8,7 @@ export const PROBLEMS = {
   malformed_request: { status: 400, title: 'The request is not valid HTTP' },
   unauthorized: { status: 401, title: 'A valid API key is required' },
   forbidden: { status: 403, title: 'The API key lacks the scope this needs' },
+  invalid_signature: { status: 403, title: 'The callback is not signed by the vendor, or its token is not valid' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   request_timeout: { status: 408, title: 'The request was not received in time' },

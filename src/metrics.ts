@@ -39,6 +39,21 @@ export function createMetrics(opts: { version: string; role: string; workerId: s
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    circuitState: new Gauge({
+      name: 'herald_circuit_state',
+      help: "A vendor channel's circuit on this node: 0 closed, 1 half-open, 2 open",
+      labelNames: ['channel'],
+      registers: [registry],
+    }),
+    callbacks: new Counter({
+      name: 'herald_vendor_callbacks_total',
+      help: 'Vendor callbacks received, by provider and result (applied, ignored, rejected)',
+      labelNames: ['provider', 'result'],
+      registers: [registry],
+    }),
+    pushoverAppLimit: new Gauge({ name: 'herald_pushover_app_limit', help: "Pushover app's monthly message limit (X-Limit-App-Limit)", labelNames: ['workspace'], registers: [registry] }),
+    pushoverAppRemaining: new Gauge({ name: 'herald_pushover_app_remaining', help: 'Pushover messages left this month (X-Limit-App-Remaining)', labelNames: ['workspace'], registers: [registry] }),
+    pushoverAppReset: new Gauge({ name: 'herald_pushover_app_reset_timestamp_seconds', help: 'When the Pushover quota resets, unix seconds (X-Limit-App-Reset)', labelNames: ['workspace'], registers: [registry] }),
     storeUp: new Gauge({ name: 'herald_store_up', help: 'Whether the database answered at the last scrape (1) or not (0)', registers: [registry] }),
     queueDepth: new Gauge({ name: 'herald_queue_depth', help: 'Deliveries by channel and status (sampled at scrape)', labelNames: ['channel', 'status'], registers: [registry] }),
   };

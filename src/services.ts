@@ -4,7 +4,10 @@ import type { Logger } from 'pino';
 import type { KeyResolver } from './auth/api-keys.ts';
 import type { Bus } from './bus/bus.ts';
 import type { SecretBox } from './auth/secret-box.ts';
+import type { CallbackUrls } from './channels/callbacks.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
+import type { ProviderRegistry } from './channels/providers.ts';
+import type { WorkerPool } from './queue/pool.ts';
 import type { Config } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
@@ -28,6 +31,11 @@ export interface Services {
   readonly bus: Bus;
   readonly metrics: Metrics;
   readonly channels: ReadonlyMap<ChannelName, Channel>;
+  /** Workspace provider credentials. */
+  readonly providers: ProviderRegistry;
+  readonly callbacks: CallbackUrls;
+  /** This node's workers (worker role only). */
+  readonly pool: WorkerPool | undefined;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly state: { started: boolean; stopping: boolean };

@@ -3,17 +3,33 @@
 // When HERALD_SECRET_KEY is unset, a random key is generated into <data dir>/secret.key on first
 // start and read from there afterwards.
 
-import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export class SecretBox {
   readonly #key: KeyObject;
+  readonly #macKey: KeyObject;
 
   constructor(secret: string) {
     if (secret.length < 32) throw new Error('HERALD_SECRET_KEY: must be at least 32 characters');
     // A KeyObject, not a Buffer: Node re-imports a Buffer key on every cipher it creates.
     this.#key = createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'herald', 'secrets-at-rest-v1', 32)));
+    this.#macKey = createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'herald', 'url-tokens-v1', 32)));
+  }
+
+  /**
+   * A token that proves Herald made `data` (callback URLs handed to vendors): HMAC-SHA256 under a
+   * key derived from HERALD_SECRET_KEY, base64url, 128 bits.
+   */
+  token(data: string): string {
+    return createHmac('sha256', this.#macKey).update(data).digest().subarray(0, 16).toString('base64url');
+  }
+
+  verifyToken(data: string, token: string): boolean {
+    const expected = Buffer.from(this.token(data));
+    const given = Buffer.from(token);
+    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
   seal(plaintext: string): string {

@@ -4,15 +4,36 @@
 // Outcome: SMTP 2xx success; 4xx replies and connection errors retryable; 5xx replies to RCPT TO
 // or DATA (about this message) permanent; other 5xx (greeting, AUTH, MAIL FROM) retryable.
 // An abort (shutdown after the grace period) ends the attempt at once with the signal's reason.
+// Server: the workspace's `smtp` provider ({url, from}) when it has one, else HERALD_SMTP_URL and
+// HERALD_EMAIL_FROM. One connection pool per server, kept while its credentials are unchanged.
 
 import nodemailer, { type Transporter } from 'nodemailer';
+import { Type, type Static } from 'typebox';
 import { PermanentError, RetryableError, type Channel, type DeliveryJob, type DeliveryResult } from './channel.ts';
 
+export const SmtpProviderConfig = Type.Object(
+  {
+    url: Type.String({ pattern: '^smtps?://', maxLength: 2048, description: 'smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465' }),
+    from: Type.String({ minLength: 3, maxLength: 320, description: 'From address, e.g. "Acme <no-reply@acme.example>"' }),
+  },
+  { additionalProperties: false },
+);
+export type SmtpProviderConfig = Static<typeof SmtpProviderConfig>;
+/** The URL carries the password. */
+export const SMTP_SECRET_FIELDS: readonly string[] = ['url'];
+
 export interface EmailOptions {
-  smtpUrl: URL;
+  /** The deployment's server (HERALD_SMTP_URL), for workspaces without an smtp provider. */
+  smtpUrl: URL | undefined;
   from: string;
   timeoutMs: number;
   maxConnections: number;
+}
+
+interface Server {
+  transport: Transporter;
+  from: string;
+  domain: string;
 }
 
 export function escapeHtml(s: string): string {
@@ -33,36 +54,55 @@ ${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${paragraphs}
 
 export class EmailChannel implements Channel {
   readonly name = 'email' as const;
-  readonly #transport: Transporter;
-  readonly #from: string;
-  readonly #domain: string;
+  readonly #o: EmailOptions;
+  /** By "workspace:provider version" ("" for the deployment's server). */
+  readonly #servers = new Map<string, Server>();
 
   constructor(opts: EmailOptions) {
-    this.#transport = nodemailer.createTransport({
-      url: opts.smtpUrl.href,
-      pool: true,
-      maxConnections: opts.maxConnections,
-      connectionTimeout: opts.timeoutMs,
-      greetingTimeout: opts.timeoutMs,
-      socketTimeout: opts.timeoutMs,
-    } as never);
-    this.#from = opts.from;
-    this.#domain = /@([^>\s]+)>?$/.exec(opts.from)?.[1] ?? 'herald.local';
+    this.#o = opts;
   }
 
-  canReach(recipient: { email: string | null }): boolean {
-    return !!recipient.email;
+  #server(job: DeliveryJob): Server {
+    const key = job.provider ? `${job.workspaceId}:${job.provider.version}` : '';
+    let server = this.#servers.get(key);
+    if (server) return server;
+    let url: string;
+    let from: string;
+    if (job.provider) {
+      const c = job.provider.config as SmtpProviderConfig;
+      url = c.url;
+      from = c.from;
+      // Credentials changed: the pools of older versions of this workspace's server are closed.
+      for (const [k, old] of this.#servers) if (k !== '' && k.startsWith(`${job.workspaceId}:`)) (old.transport.close(), this.#servers.delete(k));
+    } else if (this.#o.smtpUrl) {
+      url = this.#o.smtpUrl.href;
+      from = this.#o.from;
+    } else {
+      throw new PermanentError('provider_not_configured', 'no SMTP server: set HERALD_SMTP_URL or PUT /v1/providers/smtp');
+    }
+    const transport = nodemailer.createTransport({
+      url,
+      pool: true,
+      maxConnections: this.#o.maxConnections,
+      connectionTimeout: this.#o.timeoutMs,
+      greetingTimeout: this.#o.timeoutMs,
+      socketTimeout: this.#o.timeoutMs,
+    } as never);
+    server = { transport, from, domain: /@([^>\s]+)>?$/.exec(from)?.[1] ?? 'herald.local' };
+    this.#servers.set(key, server);
+    return server;
   }
 
   async deliver(job: DeliveryJob, signal?: AbortSignal): Promise<DeliveryResult> {
     const { email, name } = job.recipient;
     if (!email) throw new PermanentError('no_address', 'recipient has no email address');
     signal?.throwIfAborted();
-    const messageId = `<${job.deliveryId}@${this.#domain}>`;
+    const server = this.#server(job);
+    const messageId = `<${job.deliveryId}@${server.domain}>`;
     const { title, body } = job.notification;
     try {
-      const sending = this.#transport.sendMail({
-        from: this.#from,
+      const sending = server.transport.sendMail({
+        from: server.from,
         to: name ? { name, address: email } : email,
         // Without a title, the start of the body; cut between characters, never inside a surrogate pair.
         subject: title || Array.from(body).slice(0, 78).join(''),
@@ -92,7 +132,8 @@ export class EmailChannel implements Channel {
   }
 
   async close(): Promise<void> {
-    this.#transport.close();
+    for (const s of this.#servers.values()) s.transport.close();
+    this.#servers.clear();
   }
 }
 

@@ -40,10 +40,6 @@ export class WebhookChannel implements Channel {
     this.#http = http;
   }
 
-  canReach(recipient: { webhookUrl: string | null }): boolean {
-    return !!recipient.webhookUrl;
-  }
-
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const { webhookUrl, webhookSecret } = job.recipient;
     if (!webhookUrl || !webhookSecret) throw new PermanentError('no_address', 'recipient has no webhook');

@@ -9,9 +9,14 @@
 //   exhausted ──replay──▶ pending (fresh retry budget)      exhausted ──discard──▶ discarded
 //   pending | failed ──recipient deleted──▶ skipped
 //
-// Terminal: sent, exhausted (until an operator acts), discarded, skipped.
+// After `sent`, vendor callbacks and receipts (advanceAfterSent) move it on, forward only:
+//   sent ──delivered──▶ delivered ──read──▶ read
+//   sent | delivered ──acknowledged (Pushover receipt)──▶ acknowledged
+//   sent | delivered ──undelivered / failed / receipt expired──▶ undelivered
+//
+// Terminal: sent and what follows it, exhausted (until an operator acts), discarded, skipped.
 
-export const DELIVERY_STATUSES = ['pending', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped'] as const;
+export const DELIVERY_STATUSES = ['pending', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'delivered', 'read', 'acknowledged', 'undelivered'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** Statuses a worker may claim (when due). `sending` is claimable once its lease has expired. */
@@ -20,20 +25,42 @@ export const CLAIMABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'sendi
 export const NOTIFICATION_STATUSES = ['accepted', 'in_progress', 'sent', 'partial', 'failed', 'skipped'] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
+/** Statuses a vendor callback or receipt may set. */
+export const AFTER_SENT = ['delivered', 'read', 'acknowledged', 'undelivered'] as const;
+export type AfterSentStatus = (typeof AFTER_SENT)[number];
+
+/** Reached by a send that went out: the vendor took it (sent) or reported on it since. */
+export const WENT_OUT: readonly DeliveryStatus[] = ['sent', 'delivered', 'read', 'acknowledged', 'undelivered'];
+
+const RANK: Partial<Record<DeliveryStatus, number>> = { sent: 0, delivered: 1, read: 2, acknowledged: 2, undelivered: 2 };
+
+/**
+ * Whether a callback may move a delivery from `current` to `next`: only forward along the
+ * machine above, so late, repeated or reordered callbacks are harmless (idempotent).
+ */
+export function advanceAfterSent(current: DeliveryStatus, next: AfterSentStatus): boolean {
+  const from = RANK[current];
+  if (from === undefined || current === next) return false;
+  if (next === 'undelivered' || next === 'acknowledged') return current === 'sent' || current === 'delivered';
+  return RANK[next]! > from && current !== 'undelivered' && current !== 'acknowledged';
+}
+
 export type StatusCounts = Partial<Record<DeliveryStatus, number>>;
 
 /**
  * A notification's status summarizes its deliveries:
  * - accepted: nothing attempted yet; in_progress: some attempted, some still to go;
  * - once every delivery is terminal: sent (no failures), partial (some sent, some failed),
- *   failed (none sent, some failed), skipped (every delivery skipped).
+ *   failed (none sent, some failed), skipped (every delivery skipped). Delivered, read and
+ *   acknowledged count as sent; undelivered as failed.
  */
 export function summarizeNotification(c: StatusCounts): NotificationStatus {
   const n = (s: DeliveryStatus) => c[s] ?? 0;
   const active = n('pending') + n('sending') + n('failed');
-  const done = n('sent') + n('exhausted') + n('discarded') + n('skipped');
+  const ok = n('sent') + n('delivered') + n('read') + n('acknowledged');
+  const problems = n('exhausted') + n('discarded') + n('undelivered');
+  const done = ok + problems + n('skipped');
   if (active > 0) return n('sending') + n('failed') + done === 0 ? 'accepted' : 'in_progress';
-  const problems = n('exhausted') + n('discarded');
-  if (problems === 0) return n('sent') > 0 ? 'sent' : 'skipped';
-  return n('sent') > 0 ? 'partial' : 'failed';
+  if (problems === 0) return ok > 0 ? 'sent' : 'skipped';
+  return ok > 0 ? 'partial' : 'failed';
 }

@@ -5,6 +5,7 @@
 
 import { Type } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
+import { CHANNEL_OPTIONS } from '../channels/registry.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { getNotification, listNotifications } from '../store/notifications.ts';
@@ -22,6 +23,13 @@ export const SendBody = Type.Object(
     body: Type.Optional(Type.String({ maxLength: 100_000 })),
     data: Type.Optional(Type.Unknown({ description: 'Any JSON, passed to channels that carry data (webhooks)' })),
     channels: Type.Optional(Type.Array(Type.Union(CHANNEL_NAMES.map((c) => Type.Literal(c))), { minItems: 1, maxItems: CHANNEL_NAMES.length, uniqueItems: true })),
+    channel_options: Type.Optional(
+      Type.Object(
+        Object.fromEntries(Object.entries(CHANNEL_OPTIONS).map(([c, schema]) => [c, Type.Optional(schema)])),
+        { additionalProperties: false, description: 'Options only one channel has, by channel (e.g. {"pushover": {"priority": 2, "retry": 60, "expire": 3600}})' },
+      ),
+    ),
+    fallback: Type.Optional(Type.Boolean({ description: 'Let a channel that rejects the message hand it to its fallback channel (Kakao AlimTalk -> SMS)', default: false })),
     // The key limit must be a propertyNames constraint: a Record's key schema becomes a
     // patternProperties pattern, which drops maxLength.
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { propertyNames: { maxLength: 100 } })),
@@ -33,7 +41,7 @@ const Accepted = Type.Object({
   id: Type.String(),
   status: Type.Literal('accepted'),
   deliveries: Type.Array(
-    Type.Object({ id: Type.String(), recipient: Type.String(), channel: Type.String(), status: Type.String(), reason: Type.Optional(Type.String()) }),
+    Type.Object({ id: Type.String(), recipient: Type.String(), channel: Type.String(), device: Type.Optional(Type.String()), status: Type.String(), reason: Type.Optional(Type.String()) }),
   ),
 });
 

@@ -1,11 +1,17 @@
 // Recipients: the people (or systems) notifications go to, with their addresses per channel.
 //   PUT    /v1/recipients/{id}   upsert (send scope). A webhook without a secret keeps its current
 //                                secret, or gets a generated whsec_ secret; the response shows it.
-//   GET    /v1/recipients/{id}   read (read scope); the webhook secret is masked.
+//   GET    /v1/recipients/{id}   read (read scope); the webhook secret and the Slack and Discord
+//                                webhook URLs (which are credentials) are masked.
+// Addresses: email, phone (E.164: sms), webhook, pushover, slack, discord, kakao. Devices (push)
+// are registered under the recipient (http/devices.ts). PUT re-enables addresses a vendor
+// reported gone.
 //   DELETE /v1/recipients/{id}   erase personal data (send scope); unsent deliveries are skipped.
 
 import { Type, type Static } from 'typebox';
 import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-signature.ts';
+import { isDiscordWebhookUrl } from '../channels/discord.ts';
+import { isSlackWebhookUrl } from '../channels/slack.ts';
 import { Problem, type FieldError } from '../errors.ts';
 import { deleteRecipient, getRecipient, upsertRecipient } from '../store/recipients.ts';
 import type { RecipientsTable } from '../store/schema.ts';
@@ -23,18 +29,35 @@ const WebhookInput = Type.Object(
   { additionalProperties: false },
 );
 
+const E164 = Type.String({ pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164 phone number, e.g. +821012345678' });
+const ChatInput = Type.Object({ webhook_url: Type.String({ maxLength: 2048, description: 'The incoming-webhook URL' }) }, { additionalProperties: false });
+
 const RecipientInput = Type.Object(
   {
     name: Nullable(Type.String({ maxLength: 200 })),
     email: Nullable(Type.String({ format: 'email', maxLength: 254 })),
-    phone: Nullable(Type.String({ pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164' })),
+    phone: Nullable(E164),
     locale: Nullable(Type.String({ maxLength: 35, description: 'BCP 47 language tag, e.g. ko-KR' })),
     timezone: Nullable(Type.String({ maxLength: 64, description: 'IANA time zone, e.g. Asia/Seoul' })),
     webhook: Nullable(WebhookInput),
+    pushover: Nullable(
+      Type.Object(
+        {
+          user_key: Type.String({ pattern: '^[A-Za-z0-9]{30}$', description: 'Pushover user or group key' }),
+          device: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,25}$', description: 'Only this device of the user' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    slack: Nullable(ChatInput),
+    discord: Nullable(ChatInput),
+    kakao: Nullable(Type.Object({ phone: E164 }, { additionalProperties: false })),
     metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },
 );
+
+const ChatView = Type.Union([Type.Object({ webhook_url: Type.String({ description: 'Masked' }) }), Type.Null()]);
 
 const Recipient = Type.Object({
   id: Type.String(),
@@ -52,6 +75,11 @@ const Recipient = Type.Object({
     }),
     Type.Null(),
   ]),
+  pushover: Type.Union([Type.Object({ user_key: Type.String(), device: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
+  slack: ChatView,
+  discord: ChatView,
+  kakao: Type.Union([Type.Object({ phone: Type.String() }), Type.Null()]),
+  disabled_addresses: Type.Array(Type.String(), { description: 'Channels whose address the vendor reported gone; PUT the address again to re-enable it' }),
   metadata: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   created_at: Type.String(),
   updated_at: Type.String(),
@@ -79,6 +107,11 @@ export function recipientRoutes(app: Api, s: Services): void {
       locale: r.locale,
       timezone: r.timezone,
       webhook,
+      pushover: r.pushover_user_key ? { user_key: r.pushover_user_key, device: r.pushover_device } : null,
+      slack: r.slack_webhook_url ? { webhook_url: maskUrl(s.secrets.open(r.slack_webhook_url)) } : null,
+      discord: r.discord_webhook_url ? { webhook_url: maskUrl(s.secrets.open(r.discord_webhook_url)) } : null,
+      kakao: r.kakao_phone ? { phone: r.kakao_phone } : null,
+      disabled_addresses: r.address_disabled ? r.address_disabled.split(' ') : [],
       metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, unknown>) : null,
       created_at: iso(r.created_at)!,
       updated_at: iso(r.updated_at)!,
@@ -100,7 +133,7 @@ export function recipientRoutes(app: Api, s: Services): void {
     async (request) => {
       const ws = request.principal.workspaceId;
       const input = request.body;
-      checkRecipient(input);
+      checkRecipient(input, s.config.chatAnyHost);
       const existing = await getRecipient(s.store.db, ws, request.params.id);
       const now = Date.now();
       let sealedSecret: string | null = null;
@@ -120,6 +153,12 @@ export function recipientRoutes(app: Api, s: Services): void {
         webhook_secret: sealedSecret,
         webhook_disabled_at: null,
         webhook_disabled_reason: null,
+        pushover_user_key: input.pushover?.user_key ?? null,
+        pushover_device: input.pushover?.device ?? null,
+        slack_webhook_url: input.slack ? s.secrets.seal(input.slack.webhook_url) : null,
+        discord_webhook_url: input.discord ? s.secrets.seal(input.discord.webhook_url) : null,
+        kakao_phone: input.kakao?.phone ?? null,
+        address_disabled: null,
         metadata: input.metadata ? JSON.stringify(input.metadata) : null,
         created_at: existing?.created_at ?? now,
         updated_at: now,
@@ -162,7 +201,7 @@ export function recipientRoutes(app: Api, s: Services): void {
 }
 
 /** Checks what JSON Schema cannot: real time zones and locales, http(s) webhook URLs, secret format. */
-function checkRecipient(input: Static<typeof RecipientInput>): void {
+function checkRecipient(input: Static<typeof RecipientInput>, chatAnyHost: boolean): void {
   const errors: FieldError[] = [];
   if (input.timezone) {
     try {
@@ -178,18 +217,37 @@ function checkRecipient(input: Static<typeof RecipientInput>): void {
       errors.push({ path: 'body.locale', message: `"${input.locale}" is not a BCP 47 language tag` });
     }
   }
-  if (input.webhook) {
+  const checkUrl = (path: string, text: string) => {
     let url: URL | undefined;
     try {
-      url = new URL(input.webhook.url);
+      url = new URL(text);
     } catch {
-      errors.push({ path: 'body.webhook.url', message: 'is not a URL' });
+      errors.push({ path, message: 'is not a URL' });
     }
-    if (url && url.protocol !== 'https:' && url.protocol !== 'http:') errors.push({ path: 'body.webhook.url', message: 'must be an http or https URL' });
-    if (url && (url.username || url.password)) errors.push({ path: 'body.webhook.url', message: 'must not contain credentials' });
+    if (url && url.protocol !== 'https:' && url.protocol !== 'http:') errors.push({ path, message: 'must be an http or https URL' });
+    if (url && (url.username || url.password)) errors.push({ path, message: 'must not contain credentials' });
+  };
+  if (input.slack && !isSlackWebhookUrl(input.slack.webhook_url, { allowAnyHost: chatAnyHost })) {
+    errors.push({ path: 'body.slack.webhook_url', message: `is not a Slack incoming-webhook URL (https://hooks.slack.com/services/…)${chatAnyHost ? '' : '; other hosts need HERALD_CHAT_ANY_HOST=true'}` });
+  }
+  if (input.discord && !isDiscordWebhookUrl(input.discord.webhook_url, { allowAnyHost: chatAnyHost })) {
+    errors.push({ path: 'body.discord.webhook_url', message: `is not a Discord webhook URL (https://discord.com/api/webhooks/{id}/{token})${chatAnyHost ? '' : '; other hosts need HERALD_CHAT_ANY_HOST=true'}` });
+  }
+  if (input.webhook) {
+    checkUrl('body.webhook.url', input.webhook.url);
     if (input.webhook.secret !== undefined && !isValidWebhookSecret(input.webhook.secret)) {
       errors.push({ path: 'body.webhook.secret', message: 'must be "whsec_" followed by base64 of 24 to 64 bytes' });
     }
   }
   if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+}
+
+/** A credential URL for display: scheme, host and the start of the path. */
+function maskUrl(text: string): string {
+  try {
+    const u = new URL(text);
+    return `${u.protocol}//${u.host}${u.pathname.slice(0, 12)}…`;
+  } catch {
+    return '…';
+  }
 }

@@ -27,6 +27,9 @@ import { notificationRoutes } from './notifications.ts';
 import { dlqRoutes } from './dlq.ts';
 import { auditRoutes } from './audit.ts';
 import { keyRoutes } from './keys.ts';
+import { deviceRoutes } from './devices.ts';
+import { providerRoutes } from './providers.ts';
+import { callbackRoutes } from './callbacks.ts';
 import { ProblemSchema } from './schemas.ts';
 
 export type Api = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -225,9 +228,13 @@ export async function buildServer(services: Services): Promise<Api> {
       dlqRoutes(api, services);
       auditRoutes(api, services);
       keyRoutes(api, services);
+      deviceRoutes(api, services);
+      providerRoutes(api, services);
     },
     { prefix: '/v1' },
   );
+  // Vendors call back without API keys (the URL and signatures authenticate them).
+  await app.register(async (cb) => callbackRoutes(cb as unknown as Api, services), { prefix: '/v1/callbacks' });
 
   return app;
 }

@@ -75,12 +75,17 @@ export class SafeHttp {
     this.#excerptBytes = opts.excerptBytes ?? 4096;
   }
 
-  async post(url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<HttpResult> {
+  post(url: string, headers: Record<string, string>, body: string | Uint8Array, signal?: AbortSignal): Promise<HttpResult> {
+    return this.request('POST', url, headers, body, signal);
+  }
+
+  /** One request; the response body is read up to `excerptBytes` (vendor answers are small). */
+  async request(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, headers: Record<string, string>, body?: string | Uint8Array, signal?: AbortSignal): Promise<HttpResult> {
     // The time limit needs no timer of its own: connecting may take half the timeout and the
     // headers the whole of it (the Agent's options); the body is read only until the deadline,
     // with at most half the timeout between chunks. Worst case, about twice the timeout.
     const deadline = Date.now() + this.#timeoutMs;
-    const res = await request(url, { dispatcher: this.#agent, method: 'POST', headers, body, signal });
+    const res = await request(url, { dispatcher: this.#agent, method, headers, body: body ?? null, signal });
     let size = 0;
     const chunks: Buffer[] = [];
     for await (const chunk of res.body as AsyncIterable<Buffer>) {

@@ -11,7 +11,7 @@
 // A retried request therefore never creates a second notification.
 
 import { createHash } from 'node:crypto';
-import type { ChannelName } from '../channels/channel.ts';
+import { DEVICE_CHANNELS, type ChannelName } from '../channels/channel.ts';
 import { canonicalJson } from '../domain/canonical-json.ts';
 import { newId } from '../domain/ids.ts';
 import { planDeliveries } from '../domain/routing.ts';
@@ -21,6 +21,7 @@ import type { AcceptItem, AcceptOutcome, RecipientAddresses, StoreAdapter } from
 import { GroupCommitter } from '../store/group-commit.ts';
 import { findIdempotencyRecord } from '../store/idempotency.ts';
 import type { DeliveriesTable } from '../store/schema.ts';
+import { findActiveDevices } from '../store/devices.ts';
 
 export interface SendRequest {
   to: string | string[];
@@ -29,13 +30,17 @@ export interface SendRequest {
   body?: string;
   data?: unknown;
   channels?: ChannelName[];
+  /** Per-channel options ({pushover: {priority…}, apns: {…}}), validated by the HTTP schema. */
+  channel_options?: Partial<Record<ChannelName, Record<string, unknown>>>;
+  /** Whether a channel may hand the notification to its fallback channel (kakao -> sms). */
+  fallback?: boolean;
   metadata?: Record<string, unknown>;
 }
 
 export interface AcceptResponse {
   id: string;
   status: 'accepted';
-  deliveries: { id: string; recipient: string; channel: string; status: string; reason?: string }[];
+  deliveries: { id: string; recipient: string; channel: string; device?: string; status: string; reason?: string }[];
 }
 
 export interface AcceptResult {
@@ -46,7 +51,7 @@ export interface AcceptResult {
 export class Accepter {
   readonly #store: StoreAdapter;
   readonly #reachable: (r: RecipientAddresses) => Set<ChannelName>;
-  readonly #configured: () => ChannelName[];
+  readonly #configured: (workspaceId: string) => Promise<ChannelName[]>;
   readonly #metrics: Metrics;
   readonly #idempotencyTtl: number;
   readonly #onCommitted: (channels: Set<string>) => void;
@@ -57,8 +62,8 @@ export class Accepter {
     store: StoreAdapter;
     /** The channels a recipient has an address on. */
     reachable: (r: RecipientAddresses) => Set<ChannelName>;
-    /** The channels configured on this deployment, in default priority order. */
-    configured: () => ChannelName[];
+    /** The channels the workspace can deliver on, in default priority order. */
+    configured: (workspaceId: string) => Promise<ChannelName[]>;
     metrics: Metrics;
     idempotencyTtlMs: number;
     /** Called after each commit with the channels that got pending deliveries (a wake-up hint). */
@@ -98,10 +103,20 @@ export class Accepter {
         const unknown = to.filter((id) => !known.has(id));
         throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
       }
+      const configured = await this.#configured(workspaceId);
+      const candidates = req.channels ?? configured;
+      const deviceChannels = DEVICE_CHANNELS.filter((c) => candidates.includes(c) && configured.includes(c));
+      let devices: Map<string, Map<ChannelName, string[]>> | undefined;
+      if (deviceChannels.length > 0) {
+        devices = new Map(recipients.map((r) => [r.id, new Map<ChannelName, string[]>(deviceChannels.map((c) => [c, []]))]));
+        for (const d of await findActiveDevices(this.#store.db, workspaceId, to, deviceChannels)) {
+          devices.get(d.recipient_id)?.get(d.platform as ChannelName)?.push(d.id);
+        }
+      }
       const plan = planDeliveries({
-        recipients: recipients.map((r) => ({ id: r.id, reachable: this.#reachable(r) })),
+        recipients: recipients.map((r) => ({ id: r.id, reachable: this.#reachable(r), devices: devices?.get(r.id) })),
         requested: req.channels,
-        configured: this.#configured(),
+        configured,
       });
       if (plan.unreachable.length > 0) {
         throw new Problem('no_channel', `No usable channel for: ${plan.unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: plan.unreachable } });
@@ -115,6 +130,7 @@ export class Accepter {
         notification_id: notificationId,
         recipient_id: p.recipientId,
         channel: p.channel,
+        device_id: p.deviceId ?? null,
         status: p.skip ? 'skipped' : 'pending',
         reason: p.skip ?? null,
         attempts: 0,
@@ -130,7 +146,14 @@ export class Accepter {
       const response: AcceptResponse = {
         id: notificationId,
         status: 'accepted',
-        deliveries: deliveries.map((d) => ({ id: d.id, recipient: d.recipient_id, channel: d.channel, status: d.status, ...(d.reason && { reason: d.reason }) })),
+        deliveries: deliveries.map((d) => ({
+          id: d.id,
+          recipient: d.recipient_id,
+          channel: d.channel,
+          ...(d.device_id && { device: d.device_id }),
+          status: d.status,
+          ...(d.reason && { reason: d.reason }),
+        })),
       };
       const item: AcceptItem = {
         notification: {
@@ -144,6 +167,8 @@ export class Accepter {
           status: 'accepted',
           idempotency_key: idempotencyKey ?? null,
           delivery_count: deliveries.length,
+          channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
+          fallback: req.fallback ? 1 : 0,
           created_at: now,
         },
         deliveries,

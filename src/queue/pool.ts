@@ -2,7 +2,10 @@
 // (outcomes of every channel are recorded in common group commits), and lease recovery.
 
 import type { Logger } from 'pino';
-import type { Channel } from '../channels/channel.ts';
+import { CHANNEL_PROVIDER, type Channel, type ChannelName } from '../channels/channel.ts';
+import type { ProviderRegistry } from '../channels/providers.ts';
+import { CircuitBreaker } from '../domain/circuit-breaker.ts';
+import { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { SettleItem, StoreAdapter } from '../store/adapter.ts';
@@ -21,10 +24,33 @@ export interface PoolOptions {
   secrets: SecretBox;
   metrics: Metrics;
   log: Logger;
+  providers: ProviderRegistry;
+  callbackUrl: WorkerOptions['callbackUrl'];
+  /** Attempts started per second, per channel (absent: unlimited). */
+  throughput: Readonly<Record<string, number>>;
+  circuit: { threshold: number; cooldownMs: number };
   onAddressGone: WorkerOptions['onAddressGone'];
+  onFallback: WorkerOptions['onFallback'];
+  onReceipt: WorkerOptions['onReceipt'];
+  onCircuit?: WorkerOptions['onCircuit'];
 }
 
-const DEFAULT_CONCURRENCY = 16;
+/**
+ * Concurrent attempts per channel unless HERALD_CONCURRENCY says otherwise. Pushover asks apps
+ * for at most two concurrent connections; Discord webhooks allow about 5 requests per 2 s.
+ */
+export const DEFAULT_CONCURRENCY: Readonly<Record<ChannelName, number>> = {
+  webhook: 128,
+  email: 8,
+  fcm: 64,
+  apns: 64,
+  webpush: 64,
+  pushover: 2,
+  sms: 16,
+  kakao: 16,
+  slack: 8,
+  discord: 4,
+};
 
 /** Lease owners of the pools running in this process. */
 const LIVE_OWNERS = new Set<string>();
@@ -41,10 +67,17 @@ export class WorkerPool {
       return items.map(() => undefined);
     });
     for (const channel of opts.channels) {
-      this.#workers.set(
-        channel.name,
-        new ChannelWorker({ ...opts, channel, concurrency: opts.concurrency[channel.name] ?? DEFAULT_CONCURRENCY, settler: this.#settler }),
-      );
+      const rate = opts.throughput[channel.name];
+      const worker = new ChannelWorker({
+        ...opts,
+        channel,
+        concurrency: opts.concurrency[channel.name] ?? DEFAULT_CONCURRENCY[channel.name],
+        settler: this.#settler,
+        // Lanes to one vendor share its health; a webhook, Slack or Discord URL is one recipient's.
+        breaker: CHANNEL_PROVIDER[channel.name] ? new CircuitBreaker({ ...opts.circuit, maxCooldownMs: Math.max(opts.circuit.cooldownMs, 300_000) }) : undefined,
+        throughput: rate ? new TokenBucket(rate, Math.max(1, Math.ceil(rate)), Date.now()) : undefined,
+      });
+      this.#workers.set(channel.name, worker);
     }
   }
 
@@ -77,6 +110,16 @@ export class WorkerPool {
   start(): void {
     LIVE_OWNERS.add(this.#o.owner);
     for (const w of this.#workers.values()) w.start();
+  }
+
+  /** Circuit state per channel with a breaker. */
+  circuits(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, w] of this.#workers) {
+      const state = w.circuitState();
+      if (state) out[name] = state;
+    }
+    return out;
   }
 
   /** A hint that these channels have new due work. */

@@ -17,8 +17,13 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { DeliveryError, type Channel, type DeliveryJob } from '../channels/channel.ts';
+import { DeliveryError, PermanentError, type Channel, type ChannelName, type DeliveryJob, type DeliveryResult } from '../channels/channel.ts';
+import { buildJob } from './job.ts';
+import type { ProviderRegistry } from '../channels/providers.ts';
+import type { CircuitBreaker } from '../domain/circuit-breaker.ts';
 import { decideRetry } from '../domain/retry.ts';
+import { addressChannels } from '../domain/routing.ts';
+import type { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ClaimedDelivery, SettleItem, StoreAdapter } from '../store/adapter.ts';
@@ -58,8 +63,24 @@ export interface WorkerOptions {
   metrics: Metrics;
   log: Logger;
   settler: GroupCommitter<SettleItem, void>;
+  providers: ProviderRegistry;
+  /** The vendor callback URL of a delivery, when HERALD_PUBLIC_URL is set. */
+  callbackUrl: (channel: ChannelName, deliveryId: string) => string | undefined;
+  /** The lane's circuit breaker (vendor channels); none for per-recipient endpoints. */
+  breaker?: CircuitBreaker | undefined;
+  /** The lane's throughput limit (attempts started per second), when configured. */
+  throughput?: TokenBucket | undefined;
   /** Disables an address a channel reported gone for good (DeliveryError.addressGone). */
   onAddressGone: (delivery: ClaimedDelivery, err: DeliveryError) => Promise<void>;
+  /**
+   * Creates the delivery of the notification to the same recipient on `channel` (a channel's
+   * PermanentError.fallback, when the send allowed it). Resolves true if it was created.
+   */
+  onFallback: (delivery: ClaimedDelivery, channel: ChannelName) => Promise<boolean>;
+  /** Records a receipt to follow (DeliveryResult.receipt) before the delivery is settled as sent. */
+  onReceipt: (delivery: ClaimedDelivery, receipt: NonNullable<DeliveryResult['receipt']>) => Promise<void>;
+  /** Called when the breaker changes state (metrics). */
+  onCircuit?: (channel: string, state: string) => void;
 }
 
 export class ChannelWorker {
@@ -86,6 +107,11 @@ export class ChannelWorker {
     this.#loop ??= this.#run();
   }
 
+  /** The lane's circuit state, when it has a breaker. */
+  circuitState(): string | undefined {
+    return this.#o.breaker?.state(Date.now());
+  }
+
   /** A hint that due work may exist now. */
   wake(): void {
     this.#wakeUp?.();
@@ -103,18 +129,42 @@ export class ChannelWorker {
         await new Promise<void>((r) => (this.#slotFreed = r));
         continue;
       }
-      let claimed: ClaimedDelivery[];
       const claimedAt = Date.now();
+      let want = free;
+      const { breaker, throughput } = this.#o;
+      if (breaker) {
+        const before = breaker.state(claimedAt);
+        want = breaker.admit(claimedAt, want);
+        this.#circuitChanged(before, breaker.state(claimedAt));
+        if (want === 0) {
+          await this.#sleep(before === 'open' ? Math.max(1, Math.min(this.#o.pollMs * 10, breaker.openUntil - claimedAt)) : this.#o.pollMs);
+          continue;
+        }
+      }
+      if (throughput) {
+        const taken = throughput.take(claimedAt, want);
+        if (taken === 0) {
+          if (breaker?.state(claimedAt) === 'half_open') breaker.cancelProbe();
+          await this.#sleep(throughput.msUntilNext(claimedAt));
+          continue;
+        }
+        want = taken;
+      }
+      let claimed: ClaimedDelivery[];
       try {
-        claimed = await store.claim(channel.name, owner, free, claimedAt, leaseMs);
+        claimed = await store.claim(channel.name, owner, want, claimedAt, leaseMs);
         failures = 0;
       } catch (err) {
+        throughput?.giveBack(want);
+        if (breaker?.state(claimedAt) === 'half_open') breaker.cancelProbe();
         failures++;
         const backoff = Math.min(this.#o.pollMs * 2 ** Math.min(failures, 6), 30_000);
         log.error({ err, channel: channel.name, backoff }, 'claim failed; backing off');
         await this.#sleep(backoff);
         continue;
       }
+      throughput?.giveBack(want - claimed.length);
+      if (claimed.length === 0 && breaker?.state(claimedAt) === 'half_open') breaker.cancelProbe();
       for (const row of claimed) {
         // The loop counts unsettled outcomes from #running, so it is woken only after removal.
         const p = this.#attempt(row, claimedAt + leaseMs).finally(() => {
@@ -123,7 +173,7 @@ export class ChannelWorker {
         });
         this.#running.add(p);
       }
-      if (claimed.length < free) {
+      if (claimed.length < want) {
         const untilDue = this.#nextKnownDue - Date.now();
         this.#nextKnownDue = Infinity;
         await this.#sleep(Math.max(0, Math.min(this.#o.pollMs, untilDue)));
@@ -154,12 +204,15 @@ export class ChannelWorker {
     let item: SettleItem;
     const base = { id: row.id, owner, deliveryCount: row.delivery_count };
     const attemptBase = { delivery_id: row.id, workspace_id: row.workspace_id, attempt: row.attempts, started_at: startedAt };
+    const skip = this.#skipReason(row);
     try {
-      if (row.recipient_exists === null) {
-        item = { ...base, status: 'skipped', reason: 'recipient_deleted', attempt: { ...attemptBase, duration_ms: 0, outcome: 'permanent', error_class: 'recipient_deleted', error: 'the recipient was deleted', http_status: null, smtp_reply: null, response: null } };
+      if (skip) {
+        item = { ...base, status: 'skipped', reason: skip.reason, attempt: { ...attemptBase, duration_ms: 0, outcome: 'permanent', error_class: skip.reason, error: skip.message, http_status: null, smtp_reply: null, response: null } };
       } else {
-        const result = await channel.deliver(this.#job(row), this.#abort.signal);
+        const result = await channel.deliver(await this.#job(row), this.#abort.signal);
         const duration = Date.now() - startedAt;
+        this.#vendorAnswered(true);
+        if (result.receipt) await this.#o.onReceipt(row, result.receipt);
         metrics.attemptDuration.observe({ channel: channel.name }, duration / 1000);
         metrics.deliveryOutcomes.inc({ channel: channel.name, outcome: 'success' });
         item = {
@@ -176,12 +229,52 @@ export class ChannelWorker {
         return;
       }
       item = this.#failure(row, err, startedAt);
+      const fallback = err instanceof PermanentError ? err.fallback : undefined;
+      if (fallback && row.fallback === 1 && item.status === 'exhausted') {
+        const created = await this.#o.onFallback(row, fallback).catch((err2: unknown) => {
+          this.#o.log.error({ err: err2, delivery: row.id, fallback }, 'could not create the fallback delivery');
+          return false;
+        });
+        // The notification gained a delivery: its status must be counted, not inferred.
+        if (created) item = { ...item, status: 'skipped', reason: `fallback:${fallback}`, deliveryCount: undefined };
+      }
     }
     metrics.deliveriesFinished.inc({ channel: channel.name, status: item.status });
     this.#inFlight--;
     const settled = this.#o.settler.submit(item);
     this.#freeSlot();
     await this.#record(item, settled, leaseUntil);
+  }
+
+  /** Why a claimed delivery cannot be attempted at all, if it cannot. */
+  #skipReason(row: ClaimedDelivery): { reason: string; message: string } | undefined {
+    if (row.recipient_exists === null) return { reason: 'recipient_deleted', message: 'the recipient was deleted' };
+    if (row.device_id !== null) {
+      if (row.device_platform === null) return { reason: 'device_removed', message: 'the device was removed' };
+      if (row.device_disabled_at !== null) return { reason: 'device_disabled', message: 'the device was disabled' };
+      return undefined;
+    }
+    if (!addressChannels(row).has(row.channel)) return { reason: 'no_address', message: `the recipient has no usable ${row.channel} address` };
+    return undefined;
+  }
+
+  /** Tells the breaker that the vendor answered (or failed to) and reports state changes. */
+  #vendorAnswered(answered: boolean, retryable = false): void {
+    const breaker = this.#o.breaker;
+    if (!breaker) return;
+    const now = Date.now();
+    const before = breaker.state(now);
+    if (retryable) breaker.failure(now);
+    else if (answered) breaker.success();
+    else if (before === 'half_open') breaker.cancelProbe();
+    this.#circuitChanged(before, breaker.state(now));
+  }
+
+  #circuitChanged(before: string, after: string): void {
+    if (before === after) return;
+    this.#o.onCircuit?.(this.#o.channel.name, after);
+    const level = after === 'open' ? 'warn' : 'info';
+    this.#o.log[level]({ channel: this.#o.channel.name, from: before, to: after }, `circuit ${after}`);
   }
 
   #freeSlot(): void {
@@ -223,6 +316,9 @@ export class ChannelWorker {
     const kind = e?.kind ?? 'retryable';
     const errorClass = e?.errorClass ?? 'internal';
     const message = (err as Error)?.message?.slice(0, 1000) ?? String(err);
+    // Retryable failures count against the vendor's health; a permanent one with an HTTP status is
+    // the vendor answering; one without (no credentials, bad address) says nothing about it.
+    this.#vendorAnswered(kind === 'permanent' && e?.detail.httpStatus !== undefined, kind !== 'permanent');
     if (!e) this.#o.log.warn({ err, delivery: row.id, channel: channel.name }, 'channel threw an unclassified error; retrying');
     if (e?.addressGone) {
       this.#o.onAddressGone(row, e).catch((err2: unknown) => this.#o.log.error({ err: err2, delivery: row.id }, 'could not disable a gone address'));
@@ -254,24 +350,8 @@ export class ChannelWorker {
     return { id: row.id, owner, deliveryCount: row.delivery_count, status: 'failed', runAt, errorClass, error: message, attempt };
   }
 
-  #job(row: ClaimedDelivery): DeliveryJob {
-    let data: unknown = null;
-    if (row.data !== null) data = JSON.parse(row.data);
-    return {
-      deliveryId: row.id,
-      notificationId: row.notification_id,
-      workspaceId: row.workspace_id,
-      attempt: row.attempts,
-      notification: { kind: row.kind, title: row.title, body: row.body, data, createdAt: row.notification_created_at },
-      recipient: {
-        id: row.recipient_id,
-        name: row.name,
-        email: row.email,
-        locale: row.locale,
-        webhookUrl: row.webhook_disabled_at === null ? row.webhook_url : null,
-        webhookSecret: row.webhook_secret ? this.#openSecret(row.webhook_secret) : null,
-      },
-    };
+  async #job(row: ClaimedDelivery): Promise<DeliveryJob> {
+    return buildJob(row, { open: (sealed) => this.#openSecret(sealed), providers: this.#o.providers, callbackUrl: this.#o.callbackUrl });
   }
 
   /** Decrypted secrets by sealed value: decrypting on every delivery costs more than the send. */

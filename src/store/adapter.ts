@@ -9,10 +9,27 @@ import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTab
 export type Dialect = 'sqlite' | 'postgres';
 
 /** What routing needs of a recipient: which channels it has an address on. */
-export type RecipientAddresses = Pick<RecipientsTable, 'id' | 'email' | 'phone' | 'webhook_url' | 'webhook_disabled_at'>;
+export type RecipientAddresses = Pick<
+  RecipientsTable,
+  'id' | 'email' | 'phone' | 'webhook_url' | 'webhook_disabled_at' | 'pushover_user_key' | 'slack_webhook_url' | 'discord_webhook_url' | 'kakao_phone' | 'address_disabled'
+>;
 
 /** The columns findRecipients reads, in SQL. */
-export const RECIPIENT_ADDRESS_COLUMNS = 'id, email, phone, webhook_url, webhook_disabled_at';
+export const RECIPIENT_ADDRESS_COLUMNS =
+  'id, email, phone, webhook_url, webhook_disabled_at, pushover_user_key, slack_webhook_url, discord_webhook_url, kakao_phone, address_disabled';
+
+/**
+ * The columns and joins of a claimed delivery (ClaimedDelivery), the same in both dialects: the
+ * claim statement names the claimed deliveries `d`.
+ */
+export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts,
+       n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count, n.channel_options, n.fallback,
+       r.created_at AS recipient_exists, r.name, r.email, r.phone, r.locale, r.timezone, r.webhook_url, r.webhook_secret, r.webhook_disabled_at,
+       r.pushover_user_key, r.pushover_device, r.slack_webhook_url, r.discord_webhook_url, r.kakao_phone, r.address_disabled,
+       dv.platform AS device_platform, dv.token AS device_token, dv.app AS device_app, dv.disabled_at AS device_disabled_at`;
+export const CLAIMED_JOB_JOINS = `JOIN notifications n ON n.id = d.notification_id
+  LEFT JOIN recipients r ON r.workspace_id = d.workspace_id AND r.id = d.recipient_id
+  LEFT JOIN devices dv ON dv.id = d.device_id`;
 
 export interface AcceptItem {
   notification: NotificationsTable;
@@ -34,6 +51,7 @@ export interface ClaimedDelivery {
   notification_id: string;
   recipient_id: string;
   channel: string;
+  device_id: string | null;
   /** Attempts including the one this claim starts. */
   attempts: number;
   kind: string;
@@ -43,14 +61,29 @@ export interface ClaimedDelivery {
   notification_created_at: number;
   /** Deliveries of the notification (see SettleItem.deliveryCount). */
   delivery_count: number;
+  channel_options: string | null;
+  fallback: number;
   /** Null when the recipient was deleted after the notification was accepted. */
   recipient_exists: number | null;
   name: string | null;
   email: string | null;
+  phone: string | null;
   locale: string | null;
+  timezone: string | null;
   webhook_url: string | null;
   webhook_secret: string | null;
   webhook_disabled_at: number | null;
+  pushover_user_key: string | null;
+  pushover_device: string | null;
+  slack_webhook_url: string | null;
+  discord_webhook_url: string | null;
+  kakao_phone: string | null;
+  address_disabled: string | null;
+  /** The device's columns, null when the delivery has no device or the device was deleted. */
+  device_platform: string | null;
+  device_token: string | null;
+  device_app: string | null;
+  device_disabled_at: number | null;
 }
 
 /** The outcome of one attempt, to be recorded by `settle`. */

@@ -24,7 +24,7 @@ import { Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPool
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
@@ -128,15 +128,17 @@ const INSERT_NOTIFICATIONS = {
   query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
     WITH n AS (
-      INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count)
+      INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count,
+                                 channel_options, fallback)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::int8[], $27::int4[])
+                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[])
     ), d AS (
       INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
-                              lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
+                              lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at,
+                              device_id)
       SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
                            $18::int4[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[],
-                           $25::int8[], $26::int8[])
+                           $25::int8[], $26::int8[], $30::text[])
       RETURNING channel, status
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
@@ -167,15 +169,12 @@ const CLAIM = {
          SET status = 'sending', attempts = d.attempts + 1, lease_owner = $4, run_at = $5, updated_at = $2
         FROM due
        WHERE d.id = due.id
-      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts, due.run_at AS due_at
+      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, due.run_at AS due_at
     )
-    SELECT c.id, c.workspace_id, c.notification_id, c.recipient_id, c.channel, c.attempts,
-           n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count,
-           r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
-      FROM claimed c
-      JOIN notifications n ON n.id = c.notification_id
-      LEFT JOIN recipients r ON r.workspace_id = c.workspace_id AND r.id = c.recipient_id
-     ORDER BY c.due_at, c.id`,
+    SELECT ${CLAIMED_JOB_COLUMNS}
+      FROM claimed d
+      ${CLAIMED_JOB_JOINS}
+     ORDER BY d.due_at, d.id`,
 };
 
 /**
@@ -444,7 +443,8 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(ds, [(d) => d.id, (d) => d.workspace_id, (d) => d.notification_id, (d) => d.recipient_id, (d) => d.channel,
           (d) => d.status, (d) => d.reason, (d) => d.attempts, (d) => d.run_at, (d) => d.lease_owner, (d) => d.error_class,
           (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at]),
-        ...columns(ns, [(n) => n.delivery_count]),
+        ...columns(ns, [(n) => n.delivery_count, (n) => n.channel_options, (n) => n.fallback]),
+        ...columns(ds, [(d) => d.device_id]),
       ],
     });
   }

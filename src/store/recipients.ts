@@ -24,6 +24,7 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
   const { deleted, notificationIds } = await store.transaction(async (trx) => {
     const r = await trx.deleteFrom('recipients').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
     if (Number(r.numDeletedRows) === 0) return { deleted: false, notificationIds: [] as string[] };
+    await trx.deleteFrom('devices').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     const now = Date.now();
     const skipped = await trx
       .updateTable('deliveries')
@@ -37,6 +38,24 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
   });
   if (notificationIds.length > 0) await store.refreshNotificationStatus(notificationIds);
   return deleted;
+}
+
+/**
+ * Disables a recipient's address on `channel` (slack, discord, pushover, sms, kakao) after the
+ * vendor reported it gone; a later PUT of the recipient with that address re-enables it.
+ */
+export async function disableRecipientAddress(db: Kysely<Database>, workspaceId: string, id: string, channel: string, now: number): Promise<void> {
+  const row = await db.selectFrom('recipients').select('address_disabled').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+  if (!row) return;
+  const disabled = new Set((row.address_disabled ?? '').split(' ').filter(Boolean));
+  if (disabled.has(channel)) return;
+  disabled.add(channel);
+  await db
+    .updateTable('recipients')
+    .set({ address_disabled: [...disabled].sort().join(' '), updated_at: now })
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .execute();
 }
 
 /** Disables a recipient's webhook (the receiver answered 410 Gone); a later PUT re-enables it. */

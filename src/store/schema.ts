@@ -38,6 +38,15 @@ export interface RecipientsTable {
   /** Set when the receiver answered 410 Gone; routing then treats the webhook as absent. */
   webhook_disabled_at: number | null;
   webhook_disabled_reason: string | null;
+  pushover_user_key: string | null;
+  pushover_device: string | null;
+  /** Sealed (the URL is the credential). */
+  slack_webhook_url: string | null;
+  /** Sealed (the URL is the credential). */
+  discord_webhook_url: string | null;
+  kakao_phone: string | null;
+  /** Space-separated channels whose address the vendor reported gone (slack, discord, pushover…). */
+  address_disabled: string | null;
   metadata: string | null;
   created_at: number;
   updated_at: number;
@@ -53,8 +62,12 @@ export interface NotificationsTable {
   metadata: string | null;
   status: NotificationStatus;
   idempotency_key: string | null;
-  /** How many deliveries the notification has (set at accept, never changes). */
+  /** How many deliveries the notification has (set at accept; grows only by a fallback delivery). */
   delivery_count: number;
+  /** JSON: per-channel options of the send ({pushover: {...}, apns: {...}}). */
+  channel_options: string | null;
+  /** 1 when a channel may hand the notification to its fallback channel (kakao -> sms). */
+  fallback: number;
   created_at: number;
 }
 
@@ -64,6 +77,10 @@ export interface DeliveriesTable {
   notification_id: string;
   recipient_id: string;
   channel: string;
+  /** The device a push delivery goes to (devices.id). */
+  device_id: string | null;
+  /** JSON: what the vendor reported after `sent` (acknowledged_by, error_code…); not set at accept. */
+  status_detail?: string | null;
   status: DeliveryStatus;
   /** Why a delivery is skipped or discarded. */
   reason: string | null;
@@ -133,6 +150,43 @@ export interface DlqJobsTable {
   finished_at: number | null;
 }
 
+export interface DevicesTable {
+  id: string;
+  workspace_id: string;
+  recipient_id: string;
+  platform: 'fcm' | 'apns' | 'webpush';
+  /** sha256 of the raw token (Web Push: of the endpoint), hex: unique per workspace and platform. */
+  token_hash: string;
+  /** Sealed: the raw token, or for Web Push the subscription JSON. */
+  token: string;
+  app: string | null;
+  label: string | null;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+}
+
+export interface ProvidersTable {
+  workspace_id: string;
+  provider: string;
+  /** Sealed JSON of the provider's config. */
+  config: string;
+  base_url: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ReceiptsTable {
+  delivery_id: string;
+  workspace_id: string;
+  channel: string;
+  receipt: string;
+  next_check_at: number;
+  expires_at: number;
+  created_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -143,4 +197,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
   dlq_jobs: DlqJobsTable;
+  devices: DevicesTable;
+  providers: ProvidersTable;
+  receipts: ReceiptsTable;
 }

@@ -28,12 +28,13 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
       response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at
     WHERE idempotency_keys.expires_at <= excluded.created_at`);
   const insertNotification = db.prepare(`
-    INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, delivery_count, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, delivery_count, created_at,
+      channel_options, fallback)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertDelivery = db.prepare(`
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
-      lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const write = db.transaction((batch: AcceptItem[]) =>
     batch.map((item): AcceptOutcome => {
       const n = item.notification;
@@ -42,11 +43,11 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
         const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
         if (r.changes === 0) return 'idempotency_conflict';
       }
-      insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at);
+      insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback);
       for (const d of item.deliveries) {
         insertDelivery.run(
           d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,
-          d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at,
+          d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id,
         );
       }
       return 'ok';

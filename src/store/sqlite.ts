@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
@@ -123,12 +123,9 @@ export class SqliteAdapter implements StoreAdapter {
                        ORDER BY run_at LIMIT ?)
         RETURNING id`),
       claimedJobs: p(`
-        SELECT d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.attempts,
-               n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count,
-               r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
+        SELECT ${CLAIMED_JOB_COLUMNS}
           FROM deliveries d
-          JOIN notifications n ON n.id = d.notification_id
-          LEFT JOIN recipients r ON r.workspace_id = d.workspace_id AND r.id = d.recipient_id
+          ${CLAIMED_JOB_JOINS}
          WHERE d.id IN (SELECT value FROM json_each(?))
          ORDER BY d.run_at`),
       // Complete/fail: only the lease owner may move a `sending` row.

@@ -376,9 +376,13 @@ describe('EmailChannel abort', () => {
       deliveryId: 'dlv_01ARYZ6S41TSV4RRFFQ69G5FAV',
       notificationId: 'ntf_01ARYZ6S41TSV4RRFFQ69G5FAV',
       workspaceId: 'ws_default',
+      channel: 'email',
       attempt: 1,
-      notification: { kind: 'transactional', title: 'Stuck', body: 'x', data: null, createdAt: Date.now() },
-      recipient: { id: 'r', name: null, email: 'stuck@example.org', locale: null, webhookUrl: null, webhookSecret: null },
+      notification: { kind: 'transactional', title: 'Stuck', body: 'x', data: null, createdAt: Date.now(), options: {}, fallback: false },
+      recipient: {
+        id: 'r', name: null, email: 'stuck@example.org', phone: null, locale: null, timezone: null, webhookUrl: null, webhookSecret: null,
+        pushover: null, slackWebhookUrl: null, discordWebhookUrl: null, kakaoPhone: null,
+      },
     };
     const ac = new AbortController();
     try {

@@ -89,3 +89,34 @@ describe('planDeliveries', () => {
     );
   });
 });
+
+describe('planDeliveries with devices', () => {
+  type P = 'webhook' | 'fcm' | 'apns';
+  it('one delivery per device, in device order; a device channel without devices is no_address', () => {
+    const plan = planDeliveries<P>({
+      recipients: [
+        { id: 'a', reachable: new Set<P>(['webhook']), devices: new Map<P, string[]>([['fcm', ['d1', 'd2']], ['apns', []]]) },
+        { id: 'b', reachable: new Set<P>(), devices: new Map<P, string[]>([['fcm', []], ['apns', ['d3']]]) },
+      ],
+      requested: ['fcm', 'apns'],
+      configured: ['webhook', 'fcm', 'apns'],
+    });
+    assert.deepEqual(plan.deliveries, [
+      { recipientId: 'a', channel: 'fcm', deviceId: 'd1' },
+      { recipientId: 'a', channel: 'fcm', deviceId: 'd2' },
+      { recipientId: 'a', channel: 'apns', skip: 'no_address' },
+      { recipientId: 'b', channel: 'fcm', skip: 'no_address' },
+      { recipientId: 'b', channel: 'apns', deviceId: 'd3' },
+    ]);
+    assert.deepEqual(plan.unreachable, []);
+  });
+
+  it('a recipient whose only devices are on an unconfigured platform is unreachable', () => {
+    const plan = planDeliveries<P>({
+      recipients: [{ id: 'a', reachable: new Set<P>(), devices: new Map<P, string[]>([['apns', ['d1']]]) }],
+      configured: ['webhook', 'fcm'],
+    });
+    assert.deepEqual(plan.deliveries, []);
+    assert.deepEqual(plan.unreachable, ['a']);
+  });
+});

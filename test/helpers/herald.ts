@@ -31,6 +31,7 @@ export const TEST_ENV: Record<string, string> = {
   PORT: '0',
   HERALD_LOG_LEVEL: process.env.HERALD_TEST_LOG ?? 'silent',
   HERALD_ALLOW_NETWORKS: '127.0.0.0/8,::1/128',
+  HERALD_CHAT_ANY_HOST: 'true',
   HERALD_POLL_INTERVAL: '50ms',
   HERALD_RETRY_SCHEDULE: '100ms,200ms,300ms',
   HERALD_SHUTDOWN_GRACE: '2s',

@@ -72,7 +72,7 @@ const cases: Case[] = [
   { name: 'title: boolean', body: { to: 'alice', title: true }, status: 422, code: 'validation_failed', paths: ['body.title'] },
   { name: 'kind not matching its pattern', body: { to: 'alice', title: 'x', kind: 'Has Spaces' }, status: 422, code: 'validation_failed', paths: ['body.kind'] },
   { name: 'title over 1000 characters', body: { to: 'alice', title: 't'.repeat(1001) }, status: 422, code: 'validation_failed', paths: ['body.title'] },
-  { name: 'unknown channel', body: { to: 'alice', title: 'x', channels: ['sms'] }, status: 422, code: 'validation_failed', paths: ['body.channels.0'] },
+  { name: 'unknown channel', body: { to: 'alice', title: 'x', channels: ['fax'] }, status: 422, code: 'validation_failed', paths: ['body.channels.0'] },
   { name: 'duplicate channels', body: { to: 'alice', title: 'x', channels: ['webhook', 'webhook'] }, status: 422, code: 'validation_failed', paths: ['body.channels'] },
   { name: 'empty channels', body: { to: 'alice', title: 'x', channels: [] }, status: 422, code: 'validation_failed', paths: ['body.channels'] },
   { name: 'metadata key over 100 characters', body: { to: 'alice', title: 'x', metadata: { ['k'.repeat(101)]: 1 } }, status: 422, code: 'validation_failed', paths: ['body.metadata'] },

@@ -55,7 +55,9 @@ function recipient(id: string, over: Partial<RecipientsTable> = {}): RecipientsT
   const now = Date.now();
   return {
     workspace_id: WS, id, name: `Name of ${id}`, email: `${id}@example.com`, phone: null, locale: 'de-DE', timezone: null,
-    webhook_url: `https://example.com/${id}`, webhook_secret: `sealed-${id}`, webhook_disabled_at: null, webhook_disabled_reason: null, metadata: null, created_at: now - 5000, updated_at: now - 5000,
+    webhook_url: `https://example.com/${id}`, webhook_secret: `sealed-${id}`, webhook_disabled_at: null, webhook_disabled_reason: null,
+    pushover_user_key: null, pushover_device: null, slack_webhook_url: null, discord_webhook_url: null, kakao_phone: null, address_disabled: null,
+    metadata: null, created_at: now - 5000, updated_at: now - 5000,
     ...over,
   };
 }
@@ -70,10 +72,10 @@ function item(
   const ws = o.ws ?? WS;
   const notification: NotificationsTable = {
     id: newId('ntf'), workspace_id: ws, kind: 'alert', title: `T ${channel}`, body: 'B', data: '{"n":1}', metadata: null,
-    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, created_at: created,
+    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, created_at: created,
   };
   const deliveries: DeliveriesTable[] = recipients.map((r) => ({
-    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel,
+    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null,
     status: o.skip ? 'skipped' : 'pending', reason: o.skip ? 'no_address' : null, attempts: 0, run_at: o.runAt ?? created,
     lease_owner: null, error_class: null, last_error: null, provider_message_id: null, created_at: created, updated_at: created,
     completed_at: o.skip ? created : null,
@@ -162,10 +164,17 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
 
     it('findRecipients returns the addresses of the workspace\'s recipients among the ids, with times as numbers', async () => {
       const byId = (x: { id: string }, y: { id: string }) => (x.id < y.id ? -1 : 1);
-      const rows = [recipient(uniq('r'), { webhook_disabled_at: Date.now() }), recipient(uniq('r'), { email: null })];
+      const rows = [
+        recipient(uniq('r'), { webhook_disabled_at: Date.now(), pushover_user_key: 'u'.repeat(30), address_disabled: 'pushover' }),
+        recipient(uniq('r'), { email: null, slack_webhook_url: 'sealed-slack', discord_webhook_url: 'sealed-discord', kakao_phone: '+821012345678' }),
+      ];
       await addRecipients(...rows, { ...recipient(rows[0]!.id), workspace_id: 'ws_other', name: 'Other' });
       const found = await store.findRecipients(WS, [rows[0]!.id, rows[1]!.id, 'nobody']);
-      const addresses = rows.map((r) => ({ id: r.id, email: r.email, phone: r.phone, webhook_url: r.webhook_url, webhook_disabled_at: r.webhook_disabled_at }));
+      const addresses = rows.map((r) => ({
+        id: r.id, email: r.email, phone: r.phone, webhook_url: r.webhook_url, webhook_disabled_at: r.webhook_disabled_at,
+        pushover_user_key: r.pushover_user_key, slack_webhook_url: r.slack_webhook_url, discord_webhook_url: r.discord_webhook_url,
+        kakao_phone: r.kakao_phone, address_disabled: r.address_disabled,
+      }));
       assert.deepEqual([...found].sort(byId), addresses.sort(byId));
       assert.deepEqual(await store.findRecipients(WS, [rows[1]!.id]), [addresses.find((a) => a.id === rows[1]!.id)]);
       assert.equal(typeof found.find((f) => f.webhook_disabled_at !== null)!.webhook_disabled_at, 'number');
@@ -181,7 +190,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const ns = await store.db.selectFrom('notifications').selectAll().where('id', 'in', items.map((i) => i.notification.id)).orderBy('id').execute();
       assert.deepEqual(ns, items.map((i) => i.notification));
       const ds = await store.db.selectFrom('deliveries').selectAll().where('channel', '=', ch).orderBy('id').execute();
-      assert.deepEqual(ds, items.flatMap((i) => i.deliveries));
+      assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null }))));
       const idem = await store.db.selectFrom('idempotency_keys').selectAll().where('key', '=', items[1]!.idempotency!.key).execute();
       assert.deepEqual(idem, [{
         workspace_id: WS, key: items[1]!.idempotency!.key, request_hash: items[1]!.idempotency!.requestHash,
@@ -264,11 +273,13 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const rr = recipient(r2);
       const got = firstTwo[0]!;
       assert.deepEqual({ ...got }, {
-        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, attempts: 1,
+        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
-        delivery_count: 1,
-        recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, locale: rr.locale, webhook_url: rr.webhook_url, webhook_secret: rr.webhook_secret,
-        webhook_disabled_at: null,
+        delivery_count: 1, channel_options: null, fallback: 0,
+        recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, phone: rr.phone, locale: rr.locale, timezone: rr.timezone,
+        webhook_url: rr.webhook_url, webhook_secret: rr.webhook_secret, webhook_disabled_at: null,
+        pushover_user_key: null, pushover_device: null, slack_webhook_url: null, discord_webhook_url: null, kakao_phone: null, address_disabled: null,
+        device_platform: null, device_token: null, device_app: null, device_disabled_at: null,
       });
       assert.equal(typeof got.recipient_exists, 'number');
 

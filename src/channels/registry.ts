@@ -1,0 +1,73 @@
+// Every channel Herald has, with what the API validates for it: the provider config a workspace
+// PUTs (PROVIDERS), and the per-send options of each channel (CHANNEL_OPTIONS). createChannels
+// builds one instance of every channel for a process.
+
+import type { Logger } from 'pino';
+import type { TSchema } from 'typebox';
+import type { Cidr } from '../net/address-policy.ts';
+import type { SafeHttp } from '../net/safe-http.ts';
+import { ApnsChannel, ApnsOptions, ApnsProviderConfig, APNS_SECRET_FIELDS } from './apns.ts';
+import type { Channel, ChannelName, ProviderName } from './channel.ts';
+import { DiscordChannel, DiscordOptions } from './discord.ts';
+import { EmailChannel, SmtpProviderConfig, SMTP_SECRET_FIELDS } from './email.ts';
+import { FcmChannel, FcmOptions, FcmProviderConfig, FCM_SECRET_FIELDS } from './fcm.ts';
+import { KakaoChannel, KakaoOptions, KakaoProviderConfig, KAKAO_SECRET_FIELDS } from './kakao.ts';
+import { PushoverChannel, PushoverOptions, PushoverProviderConfig, PUSHOVER_SECRET_FIELDS, type AppLimits } from './pushover.ts';
+import { SlackChannel, SlackOptions } from './slack.ts';
+import { SmsChannel, SmsOptions, TwilioProviderConfig, TWILIO_SECRET_FIELDS } from './sms.ts';
+import { WebhookChannel } from './webhook.ts';
+import { WebpushChannel, WebpushOptions, WebpushProviderConfig, WEBPUSH_SECRET_FIELDS } from './webpush.ts';
+
+export interface ProviderSpec {
+  /** The schema of PUT /v1/providers/{provider} `config`. */
+  config: TSchema;
+  /** Top-level config fields shown masked. */
+  secretFields: readonly string[];
+}
+
+export const PROVIDERS: Readonly<Record<ProviderName, ProviderSpec>> = {
+  fcm: { config: FcmProviderConfig, secretFields: FCM_SECRET_FIELDS },
+  apns: { config: ApnsProviderConfig, secretFields: APNS_SECRET_FIELDS },
+  webpush: { config: WebpushProviderConfig, secretFields: WEBPUSH_SECRET_FIELDS },
+  pushover: { config: PushoverProviderConfig, secretFields: PUSHOVER_SECRET_FIELDS },
+  twilio: { config: TwilioProviderConfig, secretFields: TWILIO_SECRET_FIELDS },
+  kakao: { config: KakaoProviderConfig, secretFields: KAKAO_SECRET_FIELDS },
+  smtp: { config: SmtpProviderConfig, secretFields: SMTP_SECRET_FIELDS },
+};
+
+/** The schema of `channel_options.<channel>` on a send, for channels that take options. */
+export const CHANNEL_OPTIONS: Readonly<Partial<Record<ChannelName, TSchema>>> = {
+  fcm: FcmOptions,
+  apns: ApnsOptions,
+  webpush: WebpushOptions,
+  pushover: PushoverOptions,
+  sms: SmsOptions,
+  kakao: KakaoOptions,
+  slack: SlackOptions,
+  discord: DiscordOptions,
+};
+
+export interface ChannelDeps {
+  http: SafeHttp;
+  allow: readonly Cidr[];
+  timeoutMs: number;
+  smtp: { url: URL | undefined; from: string; timeoutMs: number; maxConnections: number };
+  log: Logger;
+  onPushoverLimits: (workspaceId: string, limits: AppLimits) => void;
+}
+
+export function createChannels(d: ChannelDeps): Map<ChannelName, Channel> {
+  const list: Channel[] = [
+    new WebhookChannel(d.http),
+    new EmailChannel({ smtpUrl: d.smtp.url, from: d.smtp.from, timeoutMs: d.smtp.timeoutMs, maxConnections: d.smtp.maxConnections }),
+    new FcmChannel({ http: d.http }),
+    new ApnsChannel({ allow: d.allow, timeoutMs: d.timeoutMs }),
+    new WebpushChannel({ http: d.http }),
+    new PushoverChannel({ http: d.http, onAppLimits: d.onPushoverLimits }),
+    new SmsChannel({ http: d.http }),
+    new KakaoChannel({ http: d.http }),
+    new SlackChannel({ http: d.http }),
+    new DiscordChannel({ http: d.http }),
+  ];
+  return new Map(list.map((c) => [c.name, c]));
+}

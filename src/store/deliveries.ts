@@ -1,0 +1,117 @@
+// What happens to a delivery after its attempt: vendor reports (callbacks, receipts) that move a
+// `sent` delivery on, receipts to follow, and fallback deliveries. Dialect-neutral (Kysely).
+
+import type { Kysely } from 'kysely';
+import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../domain/delivery-status.ts';
+import { newId } from '../domain/ids.ts';
+import type { StoreAdapter } from './adapter.ts';
+import type { Database, DeliveriesTable, ReceiptsTable } from './schema.ts';
+
+export async function getDeliveryById(db: Kysely<Database>, id: string): Promise<DeliveriesTable | undefined> {
+  return db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * Applies a vendor's report on a delivery: moves it to `next` if the state machine allows it
+ * (forward only, so repeated and reordered reports are no-ops) and records `detail`. Returns the
+ * status the delivery has afterwards, and whether it moved. The notification's status is refreshed
+ * when it moved.
+ */
+export async function reportDelivery(
+  store: StoreAdapter,
+  deliveryId: string,
+  next: AfterSentStatus,
+  detail: Record<string, unknown> | undefined,
+  now: number,
+): Promise<{ moved: boolean; status: DeliveryStatus } | undefined> {
+  const result = await store.transaction(async (trx) => {
+    const d = await trx.selectFrom('deliveries').select(['status', 'notification_id', 'status_detail']).where('id', '=', deliveryId).executeTakeFirst();
+    if (!d) return undefined;
+    if (!advanceAfterSent(d.status, next)) return { moved: false, status: d.status, notificationId: d.notification_id };
+    const merged = { ...(d.status_detail ? (JSON.parse(d.status_detail) as Record<string, unknown>) : {}), ...detail };
+    const r = await trx
+      .updateTable('deliveries')
+      .set({ status: next, status_detail: Object.keys(merged).length ? JSON.stringify(merged) : null, updated_at: now })
+      .where('id', '=', deliveryId)
+      .where('status', '=', d.status)
+      .executeTakeFirst();
+    return { moved: Number(r.numUpdatedRows) > 0, status: next, notificationId: d.notification_id };
+  });
+  if (!result) return undefined;
+  if (result.moved) await store.refreshNotificationStatus([result.notificationId]);
+  return { moved: result.moved, status: result.status };
+}
+
+export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable): Promise<void> {
+  await db
+    .insertInto('receipts')
+    .values(row)
+    .onConflict((oc) => oc.column('delivery_id').doUpdateSet({ receipt: row.receipt, next_check_at: row.next_check_at, expires_at: row.expires_at }))
+    .execute();
+}
+
+/**
+ * Claims up to `limit` receipts due for a check: pushes their next_check_at to `until` and returns
+ * them. The outer `next_check_at <= now` is re-checked on the locked row (PostgreSQL re-evaluates
+ * an UPDATE's WHERE on rows changed by a concurrent transaction), so two pollers never check the
+ * same receipt in one interval.
+ */
+export async function claimDueReceipts(db: Kysely<Database>, now: number, until: number, limit: number): Promise<ReceiptsTable[]> {
+  return db
+    .updateTable('receipts')
+    .set({ next_check_at: until })
+    .where('next_check_at', '<=', now)
+    .where('delivery_id', 'in', db.selectFrom('receipts').select('delivery_id').where('next_check_at', '<=', now).orderBy('next_check_at').limit(limit))
+    .returningAll()
+    .execute();
+}
+
+export async function deleteReceipt(db: Kysely<Database>, deliveryId: string): Promise<void> {
+  await db.deleteFrom('receipts').where('delivery_id', '=', deliveryId).execute();
+}
+
+/**
+ * Creates the fallback delivery of `from`'s notification to the same recipient on `channel`, due
+ * now, unless the notification already has a delivery to that recipient on that channel (so a
+ * re-attempt after a crash does not create a second one). Returns whether it was created.
+ */
+export async function createFallbackDelivery(store: StoreAdapter, from: { id: string; workspace_id: string; notification_id: string; recipient_id: string }, channel: string, now: number): Promise<boolean> {
+  return store.transaction(async (trx) => {
+    const existing = await trx
+      .selectFrom('deliveries')
+      .select('id')
+      .where('notification_id', '=', from.notification_id)
+      .where('recipient_id', '=', from.recipient_id)
+      .where('channel', '=', channel)
+      .executeTakeFirst();
+    if (existing) return false;
+    await trx
+      .insertInto('deliveries')
+      .values({
+        id: newId('dlv'),
+        workspace_id: from.workspace_id,
+        notification_id: from.notification_id,
+        recipient_id: from.recipient_id,
+        channel,
+        device_id: null,
+        status: 'pending',
+        reason: `fallback_from:${from.id}`,
+        attempts: 0,
+        run_at: now,
+        lease_owner: null,
+        error_class: null,
+        last_error: null,
+        provider_message_id: null,
+        created_at: now,
+        updated_at: now,
+        completed_at: null,
+      })
+      .execute();
+    await trx
+      .updateTable('notifications')
+      .set((eb) => ({ delivery_count: eb('delivery_count', '+', 1) }))
+      .where('id', '=', from.notification_id)
+      .execute();
+    return true;
+  });
+}
