@@ -74,7 +74,7 @@ export function maskConfig(provider: ProviderName, config: Record<string, unknow
   for (const [k, v] of Object.entries(config)) {
     if (!secret.has(k)) out[k] = v;
     else if (typeof v === 'string' && /^[a-z]+:\/\//.test(v)) out[k] = maskUrlPassword(v);
-    else if (typeof v === 'string') out[k] = v.length > 8 ? `${v.slice(0, 4)}…` : '…';
+    else if (typeof v === 'string') out[k] = v.length >= 20 ? `…${v.slice(-4)}` : '…';
     else out[k] = '…';
   }
   return out;
@@ -140,6 +140,15 @@ export function providerRoutes(app: Api, s: Services): void {
       },
     );
   }
+
+  // Every known provider has its own PUT route above; this one answers the rest.
+  app.put(
+    '/providers/:provider',
+    { config: { scope: 'admin' }, schema: { hide: true, params: Type.Object({ provider: Type.String({ maxLength: 64 }) }) } },
+    async (request) => {
+      throw new Problem('not_found', `No provider "${request.params.provider}" (providers: ${PROVIDER_NAMES.join(', ')})`);
+    },
+  );
 
   app.get(
     '/providers',
