@@ -130,9 +130,6 @@ export class DiscordChannel implements Channel {
     this.#http = opts.http;
   }
 
-  canReach(recipient: { discordWebhookUrl: string | null }): boolean {
-    return !!recipient.discordWebhookUrl;
-  }
 
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const url = job.recipient.discordWebhookUrl;

@@ -224,9 +224,6 @@ export class KakaoChannel implements Channel {
     this.#http = opts.http;
   }
 
-  canReach(recipient: { kakaoPhone: string | null }): boolean {
-    return !!recipient.kakaoPhone;
-  }
 
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const opts = job.notification.options as KakaoOptions;

@@ -137,9 +137,6 @@ export class PushoverChannel implements Channel {
     this.#onAppLimits = opts.onAppLimits;
   }
 
-  canReach(recipient: { pushover: { userKey: string } | null }): boolean {
-    return !!recipient.pushover?.userKey;
-  }
 
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const address = job.recipient.pushover;

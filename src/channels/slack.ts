@@ -144,9 +144,6 @@ export class SlackChannel implements Channel {
     this.#http = opts.http;
   }
 
-  canReach(recipient: { slackWebhookUrl: string | null }): boolean {
-    return !!recipient.slackWebhookUrl;
-  }
 
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const url = job.recipient.slackWebhookUrl;

@@ -133,9 +133,6 @@ export class SmsChannel implements Channel {
     this.#baseUrl = opts.baseUrl ?? TWILIO_DEFAULT_BASE_URL;
   }
 
-  canReach(recipient: { phone: string | null }): boolean {
-    return !!recipient.phone;
-  }
 
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const to = job.recipient.phone;

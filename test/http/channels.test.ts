@@ -232,6 +232,46 @@ describe('SMS over Twilio with signed status callbacks', () => {
     assert.equal(after1.status, 'sent');
   });
 
+  it('POST /v1/providers/twilio/test makes one real attempt and answers the vendor\'s verdict', async () => {
+    await h.api('PUT', '/v1/recipients/tess', { phone: '+14155550125' });
+    const ok = await h.api('POST', '/v1/providers/twilio/test', { to: 'tess' });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.body.ok, true);
+    assert.ok(twilio.messages.has(ok.body.provider_message_id));
+    twilio.failTo('+14155550125', { code: 21211 });
+    const bad = await h.api('POST', '/v1/providers/twilio/test', { to: 'tess', body: 'again' });
+    assert.deepEqual([bad.body.ok, bad.body.outcome, bad.body.http_status], [false, 'permanent', 400]);
+    assert.match(bad.body.error, /not a valid phone number/);
+    assert.equal((await h.api('POST', '/v1/providers/twilio/test', { to: 'nobody' })).status, 404);
+    assert.equal((await h.api('POST', '/v1/providers/fcm/test', { to: 'tess' })).status, 404, 'fcm is not configured');
+    const none = await h.api('GET', '/v1/notifications?recipient=tess');
+    assert.deepEqual(none.body.data, [], 'a test is not a notification');
+  });
+
+  it('HERALD_THROUGHPUT paces a lane: 10 SMS at 5/s take about a second', async () => {
+    const paced = await startHerald({ HERALD_THROUGHPUT: 'sms:5' });
+    try {
+      await paced.api('PUT', '/v1/providers/twilio', { config: twilio.config(), base_url: twilio.url });
+      await paced.api('PUT', '/v1/recipients/pat', { phone: '+14155550126' });
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) ids.push((await paced.api('POST', '/v1/notifications', { to: 'pat', body: `m${i}`, channels: ['sms'] })).body.id);
+      for (const id of ids) await settled(paced, id);
+      const starts = (
+        await paced.herald.services.store.db
+          .selectFrom('delivery_attempts')
+          .innerJoin('deliveries', 'deliveries.id', 'delivery_attempts.delivery_id')
+          .select('delivery_attempts.started_at')
+          .where('deliveries.notification_id', 'in', ids)
+          .execute()
+      ).map((r) => r.started_at);
+      assert.equal(starts.length, 10);
+      // A bucket of 5 tokens refilled at 5/s: the 10th attempt cannot start before ~1 s after the first.
+      assert.ok(Math.max(...starts) - Math.min(...starts) >= 800, `spread ${Math.max(...starts) - Math.min(...starts)} ms`);
+    } finally {
+      await paced.stop();
+    }
+  });
+
   it('an undelivered report fails the notification and keeps the error code', async () => {
     await h.api('PUT', '/v1/recipients/erin', { phone: '+14155550124' });
     const sent = await h.api('POST', '/v1/notifications', { to: 'erin', body: 'hello', channels: ['sms'] });
@@ -277,6 +317,8 @@ describe('Pushover emergency priority: receipts followed until acknowledged', ()
     assert.equal(n.deliveries[0].status_detail.acknowledged_by, user);
     assert.equal(n.deliveries[0].status_detail.acknowledged_by_device, 'phone');
     assert.equal(n.status, 'sent');
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`herald_pushover_app_remaining\\{workspace="[^"]+"\\} ${po.limits.remaining}`));
   });
 
   it('without a callback, the receipt is polled until acknowledged', async () => {
