@@ -13,6 +13,7 @@ import type { ProviderName } from '../channels/channel.ts';
 import { parseReceiptCallback } from '../channels/pushover.ts';
 import { parseTwilioCallback, TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from '../channels/twilio-signature.ts';
 import { CALLBACK_PROVIDERS } from '../channels/callbacks.ts';
+import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { deleteReceipt, getDeliveryById, reportDelivery } from '../store/deliveries.ts';
 import type { Services } from '../services.ts';
@@ -26,7 +27,24 @@ const Query = Type.Object({
 
 const FormBody = Type.Record(Type.String(), Type.String());
 
+/** How long a callback waits for its delivery's outcome to be recorded (a fast vendor can report first). */
+const SETTLE_WAIT_MS = 3_000;
+
 export function callbackRoutes(app: Api, s: Services): void {
+  /**
+   * reportDelivery, but a report that arrives while the attempt's outcome is not yet recorded
+   * (`sending`) waits for it, up to SETTLE_WAIT_MS, instead of being dropped.
+   */
+  const apply = async (id: string, next: AfterSentStatus, detail: Record<string, unknown>): Promise<boolean> => {
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    for (;;) {
+      const r = await reportDelivery(s.store, id, next, detail, Date.now());
+      if (r?.moved) return true;
+      if (r?.status !== 'sending' || Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
   // Vendors post application/x-www-form-urlencoded; repeated fields keep their last value.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -66,7 +84,7 @@ export function callbackRoutes(app: Api, s: Services): void {
       let moved = false;
       if (report.status) {
         const detail = { twilio_status: report.messageStatus, ...(report.errorCode && { error_code: report.errorCode }) };
-        moved = (await reportDelivery(s.store, d.id, report.status, detail, Date.now()))?.moved ?? false;
+        moved = await apply(d.id, report.status, detail);
       }
       s.metrics.callbacks.inc({ provider: 'twilio', result: moved ? 'applied' : 'ignored' });
       return reply.code(204).send(null);
@@ -96,7 +114,7 @@ export function callbackRoutes(app: Api, s: Services): void {
           acknowledged_by_device: cb.acknowledgedByDevice ?? null,
           acknowledged_at: cb.acknowledgedAt ? new Date(cb.acknowledgedAt).toISOString() : null,
         };
-        moved = (await reportDelivery(s.store, d.id, 'acknowledged', detail, Date.now()))?.moved ?? false;
+        moved = await apply(d.id, 'acknowledged', detail);
         await deleteReceipt(s.store.db, d.id);
       }
       s.metrics.callbacks.inc({ provider: 'pushover', result: moved ? 'applied' : 'ignored' });

@@ -194,6 +194,27 @@ const cases: Case[] = [
   { name: 'phone not E.164', method: 'PUT', path: '/v1/recipients/rc', body: { phone: '12345' }, status: 422, code: 'validation_failed', paths: ['body.phone'] },
   { name: 'phone with a leading zero country code', method: 'PUT', path: '/v1/recipients/rc', body: { phone: '+0123456' }, status: 422, code: 'validation_failed', paths: ['body.phone'] },
   { name: 'several bad recipient fields at once', method: 'PUT', path: '/v1/recipients/rc', body: { name: 'n'.repeat(201), nickname: 'x', email: 5 }, status: 422, code: 'validation_failed', paths: ['body.name', 'body.nickname', 'body.email'] },
+  { name: 'pushover user key of the wrong shape', method: 'PUT', path: '/v1/recipients/rc', body: { pushover: { user_key: 'short' } }, status: 422, code: 'validation_failed', paths: ['body.pushover.user_key'] },
+  { name: 'slack webhook that is not a URL', method: 'PUT', path: '/v1/recipients/rc', body: { slack: { webhook_url: 'hooks' } }, status: 422, code: 'validation_failed', paths: ['body.slack.webhook_url'] },
+  { name: 'kakao phone not E.164', method: 'PUT', path: '/v1/recipients/rc', body: { kakao: { phone: '010-1234-5678' } }, status: 422, code: 'validation_failed', paths: ['body.kakao.phone'] },
+
+  // --- channels: options, providers, devices, callbacks
+  { name: 'channel_options for an unknown channel', body: { to: 'alice', title: 'x', channel_options: { fax: {} } }, status: 422, code: 'validation_failed', paths: ['body.channel_options.fax'] },
+  { name: 'pushover priority out of range', body: { to: 'alice', title: 'x', channel_options: { pushover: { priority: 3 } } }, status: 422, code: 'validation_failed', paths: ['body.channel_options.pushover.priority'] },
+  { name: 'apns option of the wrong type', body: { to: 'alice', title: 'x', channel_options: { apns: { badge: 'many' } } }, status: 422, code: 'validation_failed', paths: ['body.channel_options.apns.badge'] },
+  { name: 'fallback that is not a boolean', body: { to: 'alice', title: 'x', fallback: 'yes' }, status: 422, code: 'validation_failed', paths: ['body.fallback'] },
+  { name: 'provider config missing', method: 'PUT', path: '/v1/providers/pushover', body: {}, status: 422, code: 'validation_failed', paths: ['body.config'] },
+  { name: 'provider config with unknown fields', method: 'PUT', path: '/v1/providers/pushover', body: { config: { app_token: 'a'.repeat(30), extra: 1 } }, status: 422, code: 'validation_failed', paths: ['body.config.extra'] },
+  { name: 'provider base_url that is not http(s)', method: 'PUT', path: '/v1/providers/smtp', body: { config: { url: 'smtp://h:25', from: 'a@b.c' }, base_url: 'gopher://x' }, status: 422, code: 'validation_failed', paths: ['body.base_url'] },
+  { name: 'one VAPID key without the other', method: 'PUT', path: '/v1/providers/webpush', body: { config: { subject: 'mailto:a@b.c', vapid_private_key: 'a'.repeat(43) } }, status: 422, code: 'validation_failed' },
+  { name: 'unknown provider', method: 'PUT', path: '/v1/providers/telegraph', body: { config: {} }, status: 404, code: 'not_found' },
+  { name: 'provider test for an unknown provider', method: 'POST', path: '/v1/providers/telegraph/test', body: { to: 'alice' }, status: 422, code: 'validation_failed', paths: ['params.provider'] },
+  { name: 'device platform unknown', method: 'POST', path: '/v1/recipients/alice/devices', body: { platform: 'pager', token: 'x' }, status: 422, code: 'validation_failed', paths: ['body.platform'] },
+  { name: 'device id of the wrong shape', method: 'DELETE', path: '/v1/recipients/alice/devices/dev_x', status: 422, code: 'validation_failed', paths: ['params.device_id'] },
+  { name: 'callback without a token', method: 'POST', path: '/v1/callbacks/twilio?delivery=dlv_01M80SGJJ90MBTNVTV0KVD1QYY', body: 'MessageSid=SM1&MessageStatus=delivered', headers: { 'content-type': 'application/x-www-form-urlencoded' }, who: 'none', status: 422, code: 'validation_failed', paths: ['querystring.token'] },
+  { name: 'callback with a forged token', method: 'POST', path: '/v1/callbacks/pushover?delivery=dlv_01M80SGJJ90MBTNVTV0KVD1QYY&token=AAAAAAAAAAAAAAAAAAAAAA', body: 'receipt=r&acknowledged=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, who: 'none', status: 403, code: 'invalid_signature' },
+  { name: 'callback for an unknown provider', method: 'POST', path: '/v1/callbacks/fcm', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, who: 'none', status: 404, code: 'not_found' },
+  { name: 'callback with a JSON body of the wrong shape', method: 'POST', path: '/v1/callbacks/twilio?delivery=dlv_01M80SGJJ90MBTNVTV0KVD1QYY&token=AAAAAAAAAAAAAAAAAAAAAA', body: { MessageSid: 5 }, who: 'none', status: 422, code: 'validation_failed', paths: ['body.MessageSid'] },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
 ];
 
