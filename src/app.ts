@@ -30,6 +30,7 @@ import { ReceiptTracker } from './queue/receipts.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
 import { purgeExpiredIdempotency } from './store/idempotency.ts';
+import { purgeExpiredDedupeKeys } from './store/dedupe.ts';
 import { openStore } from './store/index.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
 import { disableRecipientAddress, disableRecipientWebhook, getRecipient } from './store/recipients.ts';
@@ -202,7 +203,11 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       }
       // Any node resumes DLQ bulk jobs a crashed process left running (they are database work).
       await dlq.start();
-      purgeTimer = setInterval(() => void purgeExpiredIdempotency(store.db, Date.now()).catch((err) => log.warn({ err }, 'idempotency purge failed')), 3_600_000);
+      purgeTimer = setInterval(() => {
+        const now = Date.now();
+        void purgeExpiredIdempotency(store.db, now).catch((err) => log.warn({ err }, 'idempotency purge failed'));
+        void purgeExpiredDedupeKeys(store.db, now).catch((err) => log.warn({ err }, 'dedupe key purge failed'));
+      }, 3_600_000);
       purgeTimer.unref();
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;

@@ -8,21 +8,31 @@
 //                      sending ──lease expired───▶ sending    (another worker reclaims it)
 //   exhausted ──replay──▶ pending (fresh retry budget)      exhausted ──discard──▶ discarded
 //   pending | failed ──recipient deleted──▶ skipped
+//   scheduled | throttled ──due (run_at)──▶ claimed like pending    (send_at, quiet hours, blackout; rate limit)
+//   pending | failed | scheduled | throttled ──cancel──▶ cancelled
+//   (at accept) ──same dedupe key inside its window──▶ deduplicated
 //
 // After `sent`, vendor callbacks and receipts (advanceAfterSent) move it on, forward only:
 //   sent ──delivered──▶ delivered ──read──▶ read
 //   sent | delivered ──acknowledged (Pushover receipt)──▶ acknowledged
 //   sent | delivered ──undelivered / failed / receipt expired──▶ undelivered
 //
-// Terminal: sent and what follows it, exhausted (until an operator acts), discarded, skipped.
+// Terminal: sent and what follows it, exhausted (until an operator acts), discarded, skipped,
+// cancelled, deduplicated.
 
-export const DELIVERY_STATUSES = ['pending', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'delivered', 'read', 'acknowledged', 'undelivered'] as const;
+export const DELIVERY_STATUSES = [
+  'pending', 'scheduled', 'throttled', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'cancelled', 'deduplicated',
+  'delivered', 'read', 'acknowledged', 'undelivered',
+] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** Statuses a worker may claim (when due). `sending` is claimable once its lease has expired. */
-export const CLAIMABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'sending'];
+export const CLAIMABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'sending', 'scheduled', 'throttled'];
 
-export const NOTIFICATION_STATUSES = ['accepted', 'in_progress', 'sent', 'partial', 'failed', 'skipped'] as const;
+/** Not yet attempted or between attempts, and not leased: what cancelling a notification stops. */
+export const CANCELLABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'scheduled', 'throttled'];
+
+export const NOTIFICATION_STATUSES = ['accepted', 'in_progress', 'sent', 'partial', 'failed', 'skipped', 'cancelled'] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 /** Statuses a vendor callback or receipt may set. */
@@ -51,16 +61,17 @@ export type StatusCounts = Partial<Record<DeliveryStatus, number>>;
  * A notification's status summarizes its deliveries:
  * - accepted: nothing attempted yet; in_progress: some attempted, some still to go;
  * - once every delivery is terminal: sent (no failures), partial (some sent, some failed),
- *   failed (none sent, some failed), skipped (every delivery skipped). Delivered, read and
- *   acknowledged count as sent; undelivered as failed.
+ *   failed (none sent, some failed), cancelled (none sent or failed, some cancelled), skipped
+ *   (every delivery skipped or deduplicated). Delivered, read and acknowledged count as sent;
+ *   undelivered as failed.
  */
 export function summarizeNotification(c: StatusCounts): NotificationStatus {
   const n = (s: DeliveryStatus) => c[s] ?? 0;
-  const active = n('pending') + n('sending') + n('failed');
+  const active = n('pending') + n('scheduled') + n('throttled') + n('sending') + n('failed');
   const ok = n('sent') + n('delivered') + n('read') + n('acknowledged');
   const problems = n('exhausted') + n('discarded') + n('undelivered');
-  const done = ok + problems + n('skipped');
+  const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled');
   if (active > 0) return n('sending') + n('failed') + done === 0 ? 'accepted' : 'in_progress';
-  if (problems === 0) return ok > 0 ? 'sent' : 'skipped';
+  if (problems === 0) return ok > 0 ? 'sent' : n('cancelled') > 0 ? 'cancelled' : 'skipped';
   return ok > 0 ? 'partial' : 'failed';
 }

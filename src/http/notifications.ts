@@ -8,7 +8,7 @@ import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { CHANNEL_OPTIONS } from '../channels/registry.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
-import { getNotification, listNotifications } from '../store/notifications.ts';
+import { cancelNotification, getNotification, listNotifications } from '../store/notifications.ts';
 import type { DeliveryAttemptsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
@@ -29,6 +29,9 @@ export const SendBody = Type.Object(
         { additionalProperties: false, description: 'Options only one channel has, by channel (e.g. {"pushover": {"priority": 2, "retry": 60, "expire": 3600}})' },
       ),
     ),
+    dedupe_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Recipients that got a notification with this key inside dedupe_window get this one as `deduplicated`' })),
+    dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '24h', description: 'How long a dedupe_key holds, e.g. "24h" (at most 30d)' })),
+    send_at: Type.Optional(Type.String({ format: 'date-time', description: 'Deliver at this time (ISO 8601 with offset); until then deliveries are `scheduled`' })),
     fallback: Type.Optional(Type.Boolean({ description: 'Let a channel that rejects the message hand it to its fallback channel (Kakao AlimTalk -> SMS)', default: false })),
     // The key limit must be a propertyNames constraint: a Record's key schema becomes a
     // patternProperties pattern, which drops maxLength.
@@ -41,7 +44,15 @@ const Accepted = Type.Object({
   id: Type.String(),
   status: Type.Literal('accepted'),
   deliveries: Type.Array(
-    Type.Object({ id: Type.String(), recipient: Type.String(), channel: Type.String(), device: Type.Optional(Type.String()), status: Type.String(), reason: Type.Optional(Type.String()) }),
+    Type.Object({
+      id: Type.String(),
+      recipient: Type.String(),
+      channel: Type.String(),
+      device: Type.Optional(Type.String()),
+      status: Type.String(),
+      reason: Type.Optional(Type.String()),
+      scheduled_for: Type.Optional(Type.String({ description: 'When a `scheduled` delivery will go' })),
+    }),
   ),
 });
 
@@ -91,6 +102,28 @@ export function notificationRoutes(app: Api, s: Services): void {
         byDelivery.set(a.delivery_id, list);
       }
       return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d, byDelivery.get(d.id) ?? [])));
+    },
+  );
+
+  app.delete(
+    '/notifications/:id',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Cancel what has not been sent',
+        description:
+          'Deliveries still waiting (pending, scheduled, throttled, or failed between retries) become `cancelled`; one being attempted at this moment finishes. Answers the notification afterwards.',
+        tags: ['notifications'],
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        response: { 200: NotificationView, ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const cancelled = await cancelNotification(s.store, ws, request.params.id, Date.now());
+      if (cancelled === undefined) throw new Problem('not_found', `No notification "${request.params.id}"`);
+      const found = (await getNotification(s.store.db, ws, request.params.id))!;
+      return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d)));
     },
   );
 

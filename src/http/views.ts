@@ -1,6 +1,7 @@
 // JSON views of stored rows, shared by the resources that show them, with their schemas.
 
 import { Type, type Static } from 'typebox';
+import { CANCELLABLE } from '../domain/delivery-status.ts';
 import type { DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from '../store/schema.ts';
 import { iso } from './schemas.ts';
 
@@ -68,7 +69,7 @@ export function attemptView(a: DeliveryAttemptsTable): Static<typeof AttemptView
 }
 
 export function deliveryView(d: DeliveriesTable, attempts?: DeliveryAttemptsTable[]): Static<typeof DeliveryView> {
-  const waiting = d.status === 'pending' || d.status === 'failed';
+  const waiting = (CANCELLABLE as readonly string[]).includes(d.status);
   return {
     id: d.id,
     notification_id: d.notification_id,

@@ -14,7 +14,9 @@ import { createHash } from 'node:crypto';
 import { DEVICE_CHANNELS, type ChannelName } from '../channels/channel.ts';
 import { canonicalJson } from '../domain/canonical-json.ts';
 import { newId } from '../domain/ids.ts';
-import { planDeliveries } from '../domain/routing.ts';
+import { planDeliveries, type PlannedDelivery } from '../domain/routing.ts';
+import { summarizeNotification, type DeliveryStatus, type StatusCounts } from '../domain/delivery-status.ts';
+import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AcceptItem, AcceptOutcome, RecipientAddresses, StoreAdapter } from '../store/adapter.ts';
@@ -22,6 +24,9 @@ import { GroupCommitter } from '../store/group-commit.ts';
 import { findIdempotencyRecord } from '../store/idempotency.ts';
 import type { DeliveriesTable } from '../store/schema.ts';
 import { findActiveDevices } from '../store/devices.ts';
+import { findDedupeHolders } from '../store/dedupe.ts';
+
+const DEFAULT_DEDUPE_WINDOW_MS = 86_400_000;
 
 export interface SendRequest {
   to: string | string[];
@@ -34,13 +39,22 @@ export interface SendRequest {
   channel_options?: Partial<Record<ChannelName, Record<string, unknown>>>;
   /** Whether a channel may hand the notification to its fallback channel (kakao -> sms). */
   fallback?: boolean;
+  /** ISO 8601 time: deliveries wait (`scheduled`, reason send_at) until then. Past: now. */
+  send_at?: string;
+  /**
+   * A recipient that already got a notification with this key inside the window (default 24 h)
+   * gets this one as `deduplicated` deliveries instead.
+   */
+  dedupe_key?: string;
+  /** Duration, e.g. "24h". */
+  dedupe_window?: string;
   metadata?: Record<string, unknown>;
 }
 
 export interface AcceptResponse {
   id: string;
   status: 'accepted';
-  deliveries: { id: string; recipient: string; channel: string; device?: string; status: string; reason?: string }[];
+  deliveries: { id: string; recipient: string; channel: string; device?: string; status: string; reason?: string; scheduled_for?: string }[];
 }
 
 export interface AcceptResult {
@@ -81,6 +95,7 @@ export class Accepter {
   async accept(workspaceId: string, req: SendRequest, idempotencyKey?: string): Promise<AcceptResult> {
     const title = req.title ?? '';
     const body = req.body ?? '';
+    checkTiming(req);
     if (title.trim() === '' && body.trim() === '') throw new Problem('empty_content', 'Give a title or a body (or both)');
     const to = [...new Set(Array.isArray(req.to) ? req.to : [req.to])];
 
@@ -122,79 +137,131 @@ export class Accepter {
         throw new Problem('no_channel', `No usable channel for: ${plan.unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: plan.unreachable } });
       }
 
-      const now = Date.now();
-      const notificationId = newId('ntf');
-      const deliveries: DeliveriesTable[] = plan.deliveries.map((p) => ({
+      for (let round = 1; ; round++) {
+        const now = Date.now();
+        const dedupeKey = req.dedupe_key;
+        const holders = dedupeKey === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, to, dedupeKey, now);
+        const { item, response } = this.#build(workspaceId, req, title, body, plan.deliveries, now, holders, idempotencyKey, requestHash);
+        const outcome = await this.#committer.submit(item);
+        if (outcome === 'idempotency_conflict') {
+          const winner = await this.#replay(workspaceId, idempotencyKey!, requestHash!);
+          if (winner) return winner;
+          throw new Problem('idempotency_in_flight', 'A concurrent request with this Idempotency-Key is being processed; retry shortly', { headers: { 'retry-after': '1' } });
+        }
+        // Another notification took a dedupe key between our read and our write: decide again.
+        if (outcome === 'dedupe_conflict') {
+          if (round < 3) continue;
+          throw new Problem('conflict', 'Concurrent notifications with this dedupe_key are being accepted; retry shortly', { headers: { 'retry-after': '1' } });
+        }
+        this.#committed(item.deliveries);
+        return { response, replayed: false };
+      }
+    } finally {
+      if (idempotencyKey !== undefined) this.#inFlight.delete(flightKey);
+    }
+  }
+
+  /** The notification row, its deliveries and the 202 body, for a plan decided at `now`. */
+  #build(
+    workspaceId: string,
+    req: SendRequest,
+    title: string,
+    body: string,
+    planned: readonly PlannedDelivery<ChannelName>[],
+    now: number,
+    dedupeHolders: ReadonlyMap<string, string> | undefined,
+    idempotencyKey: string | undefined,
+    requestHash: string | undefined,
+  ): { item: AcceptItem; response: AcceptResponse } {
+    const sendAt = req.send_at === undefined ? now : Date.parse(req.send_at);
+    const later = sendAt > now;
+    const notificationId = newId('ntf');
+    const deliveries: DeliveriesTable[] = planned.map((p) => {
+      const duplicateOf = dedupeHolders?.get(p.recipientId);
+      const [status, reason]: [DeliveryStatus, string | null] = p.skip
+        ? ['skipped', p.skip]
+        : duplicateOf
+          ? ['deduplicated', `duplicate_of:${duplicateOf}`]
+          : later
+            ? ['scheduled', 'send_at']
+            : ['pending', null];
+      const terminal = status === 'skipped' || status === 'deduplicated';
+      return {
         id: newId('dlv'),
         workspace_id: workspaceId,
         notification_id: notificationId,
         recipient_id: p.recipientId,
         channel: p.channel,
         device_id: p.deviceId ?? null,
-        status: p.skip ? 'skipped' : 'pending',
-        reason: p.skip ?? null,
+        status,
+        reason,
         attempts: 0,
-        run_at: now,
+        run_at: Math.max(now, sendAt),
         lease_owner: null,
         error_class: null,
         last_error: null,
         provider_message_id: null,
         created_at: now,
         updated_at: now,
-        completed_at: p.skip ? now : null,
-      }));
-      const response: AcceptResponse = {
+        completed_at: terminal ? now : null,
+      };
+    });
+    const counts: StatusCounts = {};
+    for (const d of deliveries) counts[d.status] = (counts[d.status] ?? 0) + 1;
+    const response: AcceptResponse = {
+      id: notificationId,
+      status: 'accepted',
+      deliveries: deliveries.map((d) => ({
+        id: d.id,
+        recipient: d.recipient_id,
+        channel: d.channel,
+        ...(d.device_id && { device: d.device_id }),
+        status: d.status,
+        ...(d.reason && { reason: d.reason }),
+        ...(d.status === 'scheduled' && { scheduled_for: new Date(d.run_at).toISOString() }),
+      })),
+    };
+    const dedupeKey = req.dedupe_key;
+    const item: AcceptItem = {
+      notification: {
         id: notificationId,
-        status: 'accepted',
-        deliveries: deliveries.map((d) => ({
-          id: d.id,
-          recipient: d.recipient_id,
-          channel: d.channel,
-          ...(d.device_id && { device: d.device_id }),
-          status: d.status,
-          ...(d.reason && { reason: d.reason }),
-        })),
-      };
-      const item: AcceptItem = {
-        notification: {
-          id: notificationId,
-          workspace_id: workspaceId,
-          kind: req.kind ?? 'transactional',
-          title,
-          body,
-          data: req.data === undefined ? null : JSON.stringify(req.data),
-          metadata: req.metadata === undefined ? null : JSON.stringify(req.metadata),
-          status: 'accepted',
-          idempotency_key: idempotencyKey ?? null,
-          delivery_count: deliveries.length,
-          channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
-          fallback: req.fallback ? 1 : 0,
-          created_at: now,
+        workspace_id: workspaceId,
+        kind: req.kind ?? 'transactional',
+        title,
+        body,
+        data: req.data === undefined ? null : JSON.stringify(req.data),
+        metadata: req.metadata === undefined ? null : JSON.stringify(req.metadata),
+        status: summarizeNotification(counts),
+        idempotency_key: idempotencyKey ?? null,
+        delivery_count: deliveries.length,
+        channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
+        fallback: req.fallback ? 1 : 0,
+        created_at: now,
+      },
+      deliveries,
+      ...(idempotencyKey !== undefined && {
+        idempotency: { key: idempotencyKey, requestHash: requestHash!, response: JSON.stringify(response), expiresAt: now + this.#idempotencyTtl },
+      }),
+      ...(dedupeKey !== undefined && {
+        dedupe: {
+          key: dedupeKey,
+          recipients: [...new Set(planned.map((p) => p.recipientId))].filter((r) => !dedupeHolders?.has(r)),
+          expiresAt: now + (req.dedupe_window === undefined ? DEFAULT_DEDUPE_WINDOW_MS : parseDuration(req.dedupe_window)),
         },
-        deliveries,
-        ...(idempotencyKey !== undefined && {
-          idempotency: { key: idempotencyKey, requestHash: requestHash!, response: JSON.stringify(response), expiresAt: now + this.#idempotencyTtl },
-        }),
-      };
+      }),
+    };
+    return { item, response };
+  }
 
-      const outcome = await this.#committer.submit(item);
-      if (outcome === 'idempotency_conflict') {
-        const winner = await this.#replay(workspaceId, idempotencyKey!, requestHash!);
-        if (winner) return winner;
-        throw new Problem('idempotency_in_flight', 'A concurrent request with this Idempotency-Key is being processed; retry shortly', { headers: { 'retry-after': '1' } });
-      }
-      this.#metrics.notificationsAccepted.inc();
-      const woken = new Set<string>();
-      for (const d of deliveries) {
-        if (d.status !== 'pending') continue;
-        woken.add(d.channel);
-        this.#metrics.deliveriesCreated.inc({ channel: d.channel });
-      }
-      this.#onCommitted(woken);
-      return { response, replayed: false };
-    } finally {
-      if (idempotencyKey !== undefined) this.#inFlight.delete(flightKey);
+  #committed(deliveries: readonly DeliveriesTable[]): void {
+    this.#metrics.notificationsAccepted.inc();
+    const woken = new Set<string>();
+    for (const d of deliveries) {
+      if (d.status !== 'pending') continue;
+      woken.add(d.channel);
+      this.#metrics.deliveriesCreated.inc({ channel: d.channel });
     }
+    this.#onCommitted(woken);
   }
 
   async #replay(workspaceId: string, key: string, requestHash: string): Promise<AcceptResult | undefined> {
@@ -210,4 +277,27 @@ export class Accepter {
   drain(): Promise<void> {
     return this.#committer.drain();
   }
+}
+
+const MAX_SEND_AHEAD_MS = 366 * 86_400_000;
+const MAX_DEDUPE_WINDOW_MS = 30 * 86_400_000;
+
+/** send_at and dedupe_window within their bounds (the schema checks their syntax). */
+function checkTiming(req: SendRequest): void {
+  const errors: { path: string; message: string }[] = [];
+  if (req.send_at !== undefined) {
+    const at = Date.parse(req.send_at);
+    if (!Number.isFinite(at)) errors.push({ path: 'body.send_at', message: 'is not a date-time' });
+    else if (at - Date.now() > MAX_SEND_AHEAD_MS) errors.push({ path: 'body.send_at', message: 'is more than a year ahead' });
+  }
+  if (req.dedupe_window !== undefined) {
+    let ms: number | undefined;
+    try {
+      ms = parseDuration(req.dedupe_window);
+    } catch {
+      errors.push({ path: 'body.dedupe_window', message: 'is not a duration' });
+    }
+    if (ms !== undefined && (ms < 1000 || ms > MAX_DEDUPE_WINDOW_MS)) errors.push({ path: 'body.dedupe_window', message: 'must be from 1s to 30d' });
+  }
+  if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
 }

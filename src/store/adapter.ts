@@ -35,14 +35,18 @@ export interface AcceptItem {
   notification: NotificationsTable;
   deliveries: DeliveriesTable[];
   idempotency?: { key: string; requestHash: string; response: string; expiresAt: number };
+  /** Dedupe keys this notification takes, one per recipient (dedupe_keys rows), held until expiresAt. */
+  dedupe?: { key: string; recipients: string[]; expiresAt: number };
 }
 
 /**
- * `ok`: the notification, its deliveries and its idempotency record are committed.
+ * `ok`: the notification, its deliveries, its idempotency record and its dedupe keys are committed.
  * `idempotency_conflict`: another request committed the same idempotency key first (or it exists
  * unexpired); nothing of this item was written.
+ * `dedupe_conflict`: another notification holds one of its dedupe keys (unexpired), or took it
+ * first in the same batch; nothing of this item was written (the caller decides again).
  */
-export type AcceptOutcome = 'ok' | 'idempotency_conflict';
+export type AcceptOutcome = 'ok' | 'idempotency_conflict' | 'dedupe_conflict';
 
 /** A claimed delivery with what a channel needs, joined from its notification and recipient. */
 export interface ClaimedDelivery {
@@ -143,7 +147,7 @@ export interface StoreAdapter {
 
   /**
    * Claims up to `limit` due deliveries of `channel` for `owner`, in run_at order: rows in
-   * pending/failed with run_at <= now, and rows in sending whose lease (run_at) has expired.
+   * pending/failed/scheduled/throttled with run_at <= now, and rows in sending whose lease (run_at) has expired.
    * Each claimed row becomes `sending`, attempts + 1, lease_owner = owner, run_at = now + leaseMs.
    * One statement: two workers never claim the same row.
    */

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from './schema.ts';
-import type { NotificationStatus } from '../domain/delivery-status.ts';
+import { CANCELLABLE, type NotificationStatus } from '../domain/delivery-status.ts';
+import type { StoreAdapter } from './adapter.ts';
 
 export interface NotificationRecord {
   notification: NotificationsTable;
@@ -38,4 +39,26 @@ export async function listNotifications(
     ? await db.selectFrom('deliveries').selectAll().where('notification_id', 'in', notifications.map((n) => n.id)).orderBy('id').execute()
     : [];
   return { notifications, deliveries };
+}
+
+/**
+ * Cancels whatever of a notification has not been sent: its deliveries that are waiting (pending,
+ * failed between attempts, scheduled, throttled) become `cancelled`. A delivery being attempted
+ * right now (`sending`, leased) is not stopped: it finishes or fails as usual. Returns undefined
+ * for an unknown notification, else how many deliveries were cancelled.
+ */
+export async function cancelNotification(store: StoreAdapter, workspaceId: string, id: string, now: number): Promise<number | undefined> {
+  const cancelled = await store.transaction(async (trx) => {
+    const n = await trx.selectFrom('notifications').select('id').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
+    if (!n) return undefined;
+    const r = await trx
+      .updateTable('deliveries')
+      .set({ status: 'cancelled', reason: 'cancelled', lease_owner: null, completed_at: now, updated_at: now })
+      .where('notification_id', '=', id)
+      .where('status', 'in', CANCELLABLE)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  });
+  if (cancelled) await store.refreshNotificationStatus([id]);
+  return cancelled;
 }

@@ -120,6 +120,23 @@ const INSERT_IDEMPOTENCY = {
 };
 
 /**
+ * Dedupe keys of a batch: a row comes back for each (workspace, recipient, key) that is now held by
+ * its notification: new, or replacing an expired holder. A key held unexpired returns nothing.
+ * Callers sort the rows and give each key at most once per statement.
+ */
+const INSERT_DEDUPE = {
+  name: 'herald_accept_dedupe',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
+  text: `
+    INSERT INTO dedupe_keys (workspace_id, recipient_id, key, notification_id, created_at, expires_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+    ON CONFLICT (workspace_id, recipient_id, key) DO UPDATE SET
+      notification_id = EXCLUDED.notification_id, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    WHERE dedupe_keys.expires_at <= EXCLUDED.created_at
+    RETURNING notification_id`,
+};
+
+/**
  * The notifications and deliveries of a batch, as two multi-row inserts in one statement, then a
  * wake-up NOTIFY per channel that got pending deliveries (sent by PostgreSQL on commit).
  */
@@ -145,7 +162,7 @@ const INSERT_NOTIFICATIONS = {
 };
 
 /**
- * Claim, in one statement: lock up to $3 due rows of channel $1 (pending/failed with run_at <= now,
+ * Claim, in one statement: lock up to $3 due rows of channel $1 (pending/failed/scheduled/throttled with run_at <= now,
  * or sending whose lease has expired), oldest run_at first, skipping rows another transaction has
  * locked, so concurrent claimers never get the same row. A row another claimer committed after
  * this statement's snapshot is re-checked against the WHERE once unlocked, and is dropped since
@@ -160,7 +177,7 @@ const CLAIM = {
   text: `
     WITH due AS (
       SELECT id, run_at FROM deliveries
-       WHERE channel = $1 AND status IN ('pending', 'failed', 'sending') AND run_at <= $2
+       WHERE channel = $1 AND status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND run_at <= $2
        ORDER BY run_at
        LIMIT $3
        FOR UPDATE SKIP LOCKED
@@ -399,33 +416,72 @@ export class PostgresAdapter implements StoreAdapter {
   async acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {
     if (items.length === 0) return [];
     const keyed = new Map<string, number>(); // "workspace\0key" -> index of the first item with it
+    const deduped = new Map<string, number>(); // "workspace\0recipient\0key" -> index of the first item with it
     const outcomes: AcceptOutcome[] = items.map((item, i) => {
-      if (!item.idempotency) return 'ok';
-      const k = `${item.notification.workspace_id}\u0000${item.idempotency.key}`;
-      if (keyed.has(k)) return 'idempotency_conflict';
-      keyed.set(k, i);
+      if (item.idempotency) {
+        const k = `${item.notification.workspace_id}\u0000${item.idempotency.key}`;
+        if (keyed.has(k)) return 'idempotency_conflict';
+        keyed.set(k, i);
+      }
+      for (const r of item.dedupe?.recipients ?? []) {
+        const k = `${item.notification.workspace_id}\u0000${r}\u0000${item.dedupe!.key}`;
+        if (deduped.has(k)) return 'dedupe_conflict';
+      }
+      for (const r of item.dedupe?.recipients ?? []) deduped.set(`${item.notification.workspace_id}\u0000${r}\u0000${item.dedupe!.key}`, i);
       return 'ok';
     });
-    if (keyed.size === 0) {
+    if (keyed.size === 0 && deduped.size === 0) {
       await this.#writeAccepted(this.#pool, items);
       return outcomes;
     }
     return this.#tx(async (c) => {
-      const rows = [...keyed.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => items[i]!);
-      const won = await c.query<{ workspace_id: string; key: string }>({
-        ...INSERT_IDEMPOTENCY,
-        values: columns(rows, [
-          (it) => it.notification.workspace_id,
-          (it) => it.idempotency!.key,
-          (it) => it.idempotency!.requestHash,
-          (it) => it.notification.id,
-          (it) => it.idempotency!.response,
-          (it) => it.notification.created_at,
-          (it) => it.idempotency!.expiresAt,
-        ]),
-      });
-      const ours = new Set(won.rows.map((r) => `${r.workspace_id}\u0000${r.key}`));
-      for (const [k, i] of keyed) if (!ours.has(k)) outcomes[i] = 'idempotency_conflict';
+      const sorted = <K>(m: Map<string, K>) => [...m.entries()].filter(([, i]) => outcomes[i as number] === 'ok').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      if (keyed.size > 0) {
+        const rows = sorted(keyed).map(([, i]) => items[i]!);
+        const won = await c.query<{ workspace_id: string; key: string }>({
+          ...INSERT_IDEMPOTENCY,
+          values: columns(rows, [
+            (it) => it.notification.workspace_id,
+            (it) => it.idempotency!.key,
+            (it) => it.idempotency!.requestHash,
+            (it) => it.notification.id,
+            (it) => it.idempotency!.response,
+            (it) => it.notification.created_at,
+            (it) => it.idempotency!.expiresAt,
+          ]),
+        });
+        const ours = new Set(won.rows.map((r) => `${r.workspace_id}\u0000${r.key}`));
+        for (const [k, i] of keyed) if (outcomes[i] === 'ok' && !ours.has(k)) outcomes[i] = 'idempotency_conflict';
+      }
+      if (deduped.size > 0) {
+        const rows = sorted(deduped).map(([k, i]) => ({ item: items[i]!, recipient: k.split('\u0000')[1]! }));
+        const won = await c.query<{ notification_id: string }>({
+          ...INSERT_DEDUPE,
+          values: columns(rows, [
+            (r) => r.item.notification.workspace_id,
+            (r) => r.recipient,
+            (r) => r.item.dedupe!.key,
+            (r) => r.item.notification.id,
+            (r) => r.item.notification.created_at,
+            (r) => r.item.dedupe!.expiresAt,
+          ]),
+        });
+        const held = new Map<string, number>();
+        for (const r of won.rows) held.set(r.notification_id, (held.get(r.notification_id) ?? 0) + 1);
+        const lost: string[] = [];
+        items.forEach((item, i) => {
+          if (outcomes[i] !== 'ok' || !item.dedupe?.recipients.length) return;
+          if ((held.get(item.notification.id) ?? 0) < item.dedupe.recipients.length) {
+            outcomes[i] = 'dedupe_conflict';
+            lost.push(item.notification.id);
+          }
+        });
+        // What the losers took before losing (their idempotency record, their other keys) is given back.
+        if (lost.length > 0) {
+          await c.query({ text: 'DELETE FROM dedupe_keys WHERE notification_id = ANY($1::text[])', values: [lost] });
+          await c.query({ text: 'DELETE FROM idempotency_keys WHERE notification_id = ANY($1::text[])', values: [lost] });
+        }
+      }
       const accepted = items.filter((_, i) => outcomes[i] === 'ok');
       if (accepted.length > 0) await this.#writeAccepted(c, accepted);
       return outcomes;

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, RecipientsTable } from './schema.ts';
 import type { StoreAdapter } from './adapter.ts';
+import { CANCELLABLE } from '../domain/delivery-status.ts';
 
 export async function getRecipient(db: Kysely<Database>, workspaceId: string, id: string): Promise<RecipientsTable | undefined> {
   return db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
@@ -31,7 +32,7 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
       .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
       .where('workspace_id', '=', workspaceId)
       .where('recipient_id', '=', id)
-      .where('status', 'in', ['pending', 'failed'])
+      .where('status', 'in', CANCELLABLE)
       .returning('notification_id')
       .execute();
     return { deleted: true, notificationIds: [...new Set(skipped.map((s) => s.notification_id))] };

@@ -2,11 +2,14 @@
 //
 // Contract (StoreAdapter.acceptBatch): one transaction per batch; per item, the idempotency record
 // first (a live record for the key means `idempotency_conflict` and nothing of the item is
-// written), then the notification and its deliveries. The transaction commits with
+// written), then the notification and its deliveries, then its dedupe keys (a key held by another
+// notification means `dedupe_conflict`: the item's savepoint is rolled back). The transaction commits with
 // synchronous=FULL, so when it returns the batch is on stable storage.
 
 import type BetterSqlite3 from 'better-sqlite3';
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+
+class DedupeConflict extends Error {}
 
 /** Opens the pragmas every Herald SQLite connection uses. */
 export function configureConnection(db: BetterSqlite3.Database): void {
@@ -35,22 +38,49 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
       lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const insertDedupe = db.prepare(`
+    INSERT INTO dedupe_keys (workspace_id, recipient_id, key, notification_id, created_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (workspace_id, recipient_id, key) DO UPDATE SET
+      notification_id = excluded.notification_id, created_at = excluded.created_at, expires_at = excluded.expires_at
+    WHERE dedupe_keys.expires_at <= excluded.created_at`);
+  // An item with dedupe keys is written in a savepoint (a nested better-sqlite3 transaction), so a
+  // key held by another notification undoes that item alone.
+  const writeDeduped = db.transaction((item: AcceptItem): AcceptOutcome => {
+    const outcome = writeItem(item);
+    if (outcome !== 'ok') return outcome;
+    const n = item.notification;
+    const { key, recipients, expiresAt } = item.dedupe!;
+    for (const r of recipients) {
+      if (insertDedupe.run(n.workspace_id, r, key, n.id, n.created_at, expiresAt).changes === 0) throw new DedupeConflict();
+    }
+    return 'ok';
+  });
+  const writeItem = (item: AcceptItem): AcceptOutcome => {
+    const n = item.notification;
+    if (item.idempotency) {
+      const { key, requestHash, response, expiresAt } = item.idempotency;
+      const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
+      if (r.changes === 0) return 'idempotency_conflict';
+    }
+    insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback);
+    for (const d of item.deliveries) {
+      insertDelivery.run(
+        d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,
+        d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id,
+      );
+    }
+    return 'ok';
+  };
   const write = db.transaction((batch: AcceptItem[]) =>
     batch.map((item): AcceptOutcome => {
-      const n = item.notification;
-      if (item.idempotency) {
-        const { key, requestHash, response, expiresAt } = item.idempotency;
-        const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
-        if (r.changes === 0) return 'idempotency_conflict';
+      if (!item.dedupe || item.dedupe.recipients.length === 0) return writeItem(item);
+      try {
+        return writeDeduped(item);
+      } catch (err) {
+        if (err instanceof DedupeConflict) return 'dedupe_conflict';
+        throw err;
       }
-      insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback);
-      for (const d of item.deliveries) {
-        insertDelivery.run(
-          d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,
-          d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id,
-        );
-      }
-      return 'ok';
     }),
   );
   // IMMEDIATE: take the write lock at BEGIN, so the busy timeout applies instead of a lock-upgrade

@@ -119,7 +119,7 @@ export class SqliteAdapter implements StoreAdapter {
         UPDATE deliveries
            SET status = 'sending', attempts = attempts + 1, lease_owner = ?, run_at = ?, updated_at = ?
          WHERE id IN (SELECT id FROM deliveries
-                       WHERE channel = ? AND status IN ('pending', 'failed', 'sending') AND run_at <= ?
+                       WHERE channel = ? AND status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND run_at <= ?
                        ORDER BY run_at LIMIT ?)
         RETURNING id`),
       claimedJobs: p(`
@@ -152,7 +152,7 @@ export class SqliteAdapter implements StoreAdapter {
          WHERE status = 'sending' AND lease_owner IN (SELECT value FROM json_each(@owners))`),
       leaseOwners: p(`
         SELECT DISTINCT lease_owner FROM deliveries
-         WHERE status IN ('pending', 'failed', 'sending') AND status = 'sending' AND lease_owner IS NOT NULL`),
+         WHERE status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND status = 'sending' AND lease_owner IS NOT NULL`),
     };
   }
 

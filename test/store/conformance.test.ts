@@ -218,6 +218,40 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(owners, [{ key: k1, notification_id: first.notification.id }, { key: k3, notification_id: batch[3]!.notification.id }].sort((a, b) => (a.key < b.key ? -1 : 1)));
     });
 
+    it('acceptBatch: dedupe keys are held by one notification per recipient; a conflicting item writes nothing', async () => {
+      const ch = uniq('ch');
+      const [ra, rb] = [uniq('r'), uniq('r')];
+      const key = uniq('dk');
+      const later = Date.now() + 60_000;
+      const deduped = (rs: string[], k = key, expiresAt = later, idem?: string) => {
+        const it = item(ch, rs, idem ? { key: idem } : {});
+        it.dedupe = { key: k, recipients: rs, expiresAt };
+        return it;
+      };
+      const first = deduped([ra]);
+      // Same key and recipient twice in one batch (first wins, the loser's idempotency key is not
+      // taken); another recipient; another key.
+      const idem = uniq('k');
+      const batch = [first, deduped([ra, rb], key, later, idem), deduped([rb]), deduped([ra], uniq('dk'))];
+      assert.deepEqual(await store.acceptBatch(batch), ['ok', 'dedupe_conflict', 'ok', 'ok']);
+      // Held by an earlier batch: conflict, and nothing of the item is written, not even its other keys.
+      const again = deduped([uniq('r'), ra], key, later, idem);
+      assert.deepEqual(await store.acceptBatch([again]), ['dedupe_conflict']);
+      const ids = [...batch, again].map((i) => i.notification.id);
+      const written = new Set((await store.db.selectFrom('notifications').select('id').where('id', 'in', ids).execute()).map((r) => r.id));
+      assert.deepEqual(ids.map((id) => written.has(id)), [true, false, true, true, false]);
+      const holders = await store.db.selectFrom('dedupe_keys').select(['recipient_id', 'notification_id']).where('key', '=', key).orderBy('recipient_id').execute();
+      assert.deepEqual(holders, [{ recipient_id: ra, notification_id: first.notification.id }, { recipient_id: rb, notification_id: batch[2]!.notification.id }].sort((a, b) => (a.recipient_id < b.recipient_id ? -1 : 1)));
+      assert.deepEqual(await store.db.selectFrom('idempotency_keys').select('key').where('key', '=', idem).execute(), [], 'a loser gives its idempotency key back');
+      // An expired key is taken over.
+      const expiring = uniq('dk');
+      assert.deepEqual(await store.acceptBatch([deduped([ra], expiring, Date.now() - 1)]), ['ok']);
+      const takeover = deduped([ra], expiring);
+      assert.deepEqual(await store.acceptBatch([takeover]), ['ok']);
+      const row = await store.db.selectFrom('dedupe_keys').select('notification_id').where('key', '=', expiring).executeTakeFirstOrThrow();
+      assert.equal(row.notification_id, takeover.notification.id);
+    });
+
     it('acceptBatch: an expired idempotency record is replaced', async () => {
       const ch = uniq('ch');
       const key = uniq('k');

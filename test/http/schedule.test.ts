@@ -1,0 +1,113 @@
+// Scheduled sends, cancellation and deduplication through the API, on SQLite and PostgreSQL.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`scheduling, cancellation and deduplication (${dialect})`, () => {
+    let db: TestSchema | undefined;
+    let h: TestHerald;
+    let rx: Receiver;
+    before(async () => {
+      if (dialect === 'postgres') db = await freshSchema();
+      h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+      rx = await startReceiver();
+      for (const id of ['ann', 'ben', 'cat']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
+    });
+    after(async () => {
+      await h?.stop();
+      await rx?.close();
+      await db?.drop();
+    });
+
+    const received = (id: string) => rx.received.filter((r) => r.headers['webhook-id'] === id);
+
+    it('send_at: deliveries are scheduled, visible with their time, and go when due', async () => {
+      const at = new Date(Date.now() + 1500);
+      const sent = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'Later', send_at: at.toISOString() });
+      assert.equal(sent.status, 202, sent.text);
+      const [d] = sent.body.deliveries;
+      assert.equal(d.status, 'scheduled');
+      assert.equal(d.reason, 'send_at');
+      assert.equal(d.scheduled_for, at.toISOString());
+      const view = (await h.api('GET', `/v1/notifications/${sent.body.id}`)).body;
+      assert.equal(view.deliveries[0].next_attempt_at, at.toISOString());
+      assert.equal(view.status, 'accepted');
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(received(d.id).length, 0, 'not before its time');
+      await waitFor(() => received(d.id).length > 0, 10_000, 'the scheduled webhook');
+      assert.ok(Number(received(d.id)[0]!.headers['webhook-timestamp']) * 1000 >= at.getTime() - 1000, 'signed at or after its time');
+      assert.ok(Date.now() >= at.getTime());
+    });
+
+    it('DELETE cancels what has not been sent; the notification is cancelled; nothing arrives', async () => {
+      const sent = await h.api('POST', '/v1/notifications', { to: ['ann', 'ben'], title: 'Never', send_at: new Date(Date.now() + 60_000).toISOString() });
+      const cancelled = await h.api('DELETE', `/v1/notifications/${sent.body.id}`);
+      assert.equal(cancelled.status, 200, cancelled.text);
+      assert.equal(cancelled.body.status, 'cancelled');
+      assert.deepEqual(cancelled.body.deliveries.map((d: any) => [d.status, d.reason]), [['cancelled', 'cancelled'], ['cancelled', 'cancelled']]);
+      const again = await h.api('DELETE', `/v1/notifications/${sent.body.id}`);
+      assert.equal(again.status, 200, 'cancelling twice is harmless');
+      assert.equal((await h.api('DELETE', '/v1/notifications/ntf_01M80SGJJ90MBTNVTV0KVD1QYY')).status, 404);
+      const cancelledList = await h.api('GET', '/v1/notifications?status=cancelled');
+      assert.ok(cancelledList.body.data.some((n: any) => n.id === sent.body.id));
+      for (const d of sent.body.deliveries) assert.equal(received(d.id).length, 0);
+    });
+
+    it('a sent notification cannot be un-sent: DELETE changes nothing', async () => {
+      const sent = await h.api('POST', '/v1/notifications', { to: 'cat', title: 'Now' });
+      await waitFor(() => received(sent.body.deliveries[0].id).length > 0, 10_000, 'delivery');
+      await waitFor(async () => (await h.api('GET', `/v1/notifications/${sent.body.id}`)).body.status === 'sent', 10_000, 'sent');
+      const res = await h.api('DELETE', `/v1/notifications/${sent.body.id}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.status, 'sent');
+    });
+
+    it('dedupe_key: the same key for the same recipient inside the window is deduplicated; others are not', async () => {
+      const first = await h.api('POST', '/v1/notifications', { to: ['ann', 'ben'], title: 'Disk full', dedupe_key: 'disk-full-db1' });
+      assert.deepEqual(first.body.deliveries.map((d: any) => d.status), ['pending', 'pending']);
+      const second = await h.api('POST', '/v1/notifications', { to: ['ben', 'cat'], title: 'Disk full again', dedupe_key: 'disk-full-db1' });
+      assert.equal(second.status, 202);
+      const byRecipient = Object.fromEntries(second.body.deliveries.map((d: any) => [d.recipient, d]));
+      assert.equal(byRecipient.ben.status, 'deduplicated');
+      assert.equal(byRecipient.ben.reason, `duplicate_of:${first.body.id}`);
+      assert.equal(byRecipient.cat.status, 'pending');
+      const other = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'Other key', dedupe_key: 'disk-full-db2' });
+      assert.equal(other.body.deliveries[0].status, 'pending');
+      await waitFor(() => received(byRecipient.cat.id).length > 0, 10_000, 'cat gets hers');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(received(byRecipient.ben.id).length, 0, 'ben does not get a second one');
+      const all = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'dup', dedupe_key: 'disk-full-db1' });
+      assert.equal(all.body.deliveries[0].status, 'deduplicated');
+      await waitFor(async () => (await h.api('GET', `/v1/notifications/${all.body.id}`)).body.status === 'skipped', 5000, 'fully deduplicated notification is skipped');
+    });
+
+    it('dedupe_window: after it, the key is free again', async () => {
+      const a = await h.api('POST', '/v1/notifications', { to: 'cat', title: 'x', dedupe_key: 'short', dedupe_window: '1s' });
+      assert.equal(a.body.deliveries[0].status, 'pending');
+      assert.equal((await h.api('POST', '/v1/notifications', { to: 'cat', title: 'x', dedupe_key: 'short', dedupe_window: '1s' })).body.deliveries[0].status, 'deduplicated');
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await h.api('POST', '/v1/notifications', { to: 'cat', title: 'x', dedupe_key: 'short', dedupe_window: '1s' })).body.deliveries[0].status, 'pending');
+    });
+
+    it('concurrent sends with one dedupe key: exactly one goes out', async () => {
+      const results = await Promise.all(Array.from({ length: 30 }, () => h.api('POST', '/v1/notifications', { to: 'ann', title: 'storm', dedupe_key: 'storm-1' })));
+      assert.ok(results.every((r) => r.status === 202), results.map((r) => r.status).join(','));
+      const statuses = results.map((r) => r.body.deliveries[0].status);
+      assert.equal(statuses.filter((st) => st !== 'deduplicated').length, 1, statuses.join(','));
+    });
+
+    it('refuses bad timing fields', async () => {
+      const far = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'x', send_at: new Date(Date.now() + 400 * 86_400_000).toISOString() });
+      assert.equal(far.status, 422);
+      const notIso = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'x', send_at: 'tomorrow' });
+      assert.equal(notIso.status, 422);
+      const window = await h.api('POST', '/v1/notifications', { to: 'ann', title: 'x', dedupe_key: 'k', dedupe_window: '90d' });
+      assert.equal(window.status, 422);
+      assert.equal(window.body.errors[0].path, 'body.dedupe_window');
+    });
+  });
+}
