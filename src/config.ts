@@ -112,6 +112,19 @@ function perChannel(what: string, min: number, max: number, example: string): Pa
   return parse;
 }
 
+/** "<requests>/<window>" (e.g. 100/1s, 5000/1h): a window of whole seconds, 1s to 1d. Empty: none. */
+const requestRate: Parser<{ limit: number; periodMs: number } | undefined> = (s) => {
+  if (s === '') return undefined;
+  const m = /^(\d+)\s*\/\s*(\S+)$/.exec(s);
+  if (!m) throw new Error(`expected <requests>/<window> such as 100/1s or 5000/1h, got "${s}"`);
+  const limit = Number(m[1]);
+  if (limit < 1 || limit > 1_000_000) throw new Error(`expected from 1 to 1000000 requests per window, got ${m[1]}`);
+  const periodMs = parseDuration(m[2]!);
+  if (periodMs < 1000 || periodMs > 86_400_000 || periodMs % 1000 !== 0) throw new Error(`expected a window of whole seconds from 1s to 1d, got "${m[2]}"`);
+  return { limit, periodMs };
+};
+requestRate.show = (v) => (v === undefined ? '(unset)' : `${v.limit}/${formatDuration(v.periodMs)}`);
+
 /** The schema. Order here is the order `herald config` prints. */
 export const settings = {
   host: setting('HOST', '0.0.0.0', str, 'Address the HTTP server binds to.'),
@@ -139,6 +152,7 @@ export const settings = {
   leaseTime: setting('HERALD_LEASE_TIME', '60s', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
   pollInterval: setting('HERALD_POLL_INTERVAL', '1s', duration(10, 60_000), 'How often idle workers look for due deliveries (wake-ups make it faster).'),
   shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),
+  keyRateLimit: setting('HERALD_KEY_RATE_LIMIT', '', requestRate, 'Requests each API key may make, as <requests>/<window> (e.g. 100/1s): a token bucket refilled continuously, shared through Redis when REDIS_URL is set. Excess: 429 with Retry-After. Empty: unlimited.'),
   idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '24h', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
   logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
 } as const;

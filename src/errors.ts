@@ -17,6 +17,7 @@ export const PROBLEMS = {
   payload_too_large: { status: 413, title: 'The request body is too large' },
   uri_too_long: { status: 414, title: 'The request URL is too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  rate_limited: { status: 429, title: 'Too many requests; retry after Retry-After' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   validation_failed: { status: 422, title: 'The request is not valid' },
   idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used with a different request' },

@@ -30,6 +30,7 @@ import { keyRoutes } from './keys.ts';
 import { deviceRoutes } from './devices.ts';
 import { providerRoutes } from './providers.ts';
 import { callbackRoutes } from './callbacks.ts';
+import { keyRateLimit } from './rate-limit.ts';
 import { ProblemSchema } from './schemas.ts';
 
 export type Api = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -223,6 +224,7 @@ export async function buildServer(services: Services): Promise<Api> {
         if (needed && !hasScope(principal, needed)) throw new Problem('forbidden', `This needs the "${needed}" scope`);
         request.principal = principal;
       });
+      keyRateLimit(api, services); // after authentication: limits each key's requests
       recipientRoutes(api, services);
       notificationRoutes(api, services);
       dlqRoutes(api, services);
