@@ -34,6 +34,7 @@ function item(now: number): AcceptItem {
       delivery_count: 1,
       channel_options: null,
       fallback: 0,
+      routing: 'all',
       created_at: now,
     },
     deliveries: [
@@ -44,6 +45,7 @@ function item(now: number): AcceptItem {
         recipient_id: PAYLOAD.to,
         channel: CHANNEL,
         device_id: null,
+        after_id: null,
         status: 'pending',
         reason: null,
         attempts: 0,

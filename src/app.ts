@@ -35,7 +35,7 @@ import { openStore } from './store/index.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
 import { disableRecipientAddress, disableRecipientWebhook, getRecipient } from './store/recipients.ts';
 import { disableDevice } from './store/devices.ts';
-import { createFallbackDelivery, putReceipt } from './store/deliveries.ts';
+import { advanceChain, createFallbackDelivery, putReceipt } from './store/deliveries.ts';
 
 /** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
 const RECEIPT_FIRST_CHECK_MS = 5_000;
@@ -140,6 +140,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
           if (created) wake([channel]);
           return created;
         },
+        onChainStep: async (delivery) => wake(await advanceChain(store, delivery.id, Date.now())),
         onReceipt: async (delivery, receipt) => {
           const now = Date.now();
           await putReceipt(store.db, { delivery_id: delivery.id, workspace_id: delivery.workspace_id, channel: delivery.channel, receipt: receipt.id, next_check_at: now + RECEIPT_FIRST_CHECK_MS, expires_at: receipt.expiresAt, created_at: now });
@@ -152,6 +153,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         providers,
         intervalMs: config.receiptPollInterval,
         log,
+        wake,
         checkers: {
           pushover: async (creds, receipt, signal) => {
             const r = await pollReceipt(http, creds, receipt, signal);

@@ -11,6 +11,9 @@
 //   scheduled | throttled ──due (run_at)──▶ claimed like pending    (send_at, quiet hours, blackout; rate limit)
 //   pending | failed | scheduled | throttled ──cancel──▶ cancelled
 //   (at accept) ──same dedupe key inside its window──▶ deduplicated
+//   standby ──the step it waits for failed (exhausted, undelivered, skipped)──▶ pending   (routing "first")
+//   standby ──the step it waits for succeeded──▶ skipped (reason earlier_channel_sent)
+//   skipped (earlier_channel_sent) ──that step is reported undelivered later──▶ pending
 //
 // After `sent`, vendor callbacks and receipts (advanceAfterSent) move it on, forward only:
 //   sent ──delivered──▶ delivered ──read──▶ read
@@ -21,7 +24,7 @@
 // cancelled, deduplicated.
 
 export const DELIVERY_STATUSES = [
-  'pending', 'scheduled', 'throttled', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'cancelled', 'deduplicated',
+  'pending', 'scheduled', 'throttled', 'standby', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'cancelled', 'deduplicated',
   'delivered', 'read', 'acknowledged', 'undelivered',
 ] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -30,7 +33,7 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const CLAIMABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'sending', 'scheduled', 'throttled'];
 
 /** Not yet attempted or between attempts, and not leased: what cancelling a notification stops. */
-export const CANCELLABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'scheduled', 'throttled'];
+export const CANCELLABLE: readonly DeliveryStatus[] = ['pending', 'failed', 'scheduled', 'throttled', 'standby'];
 
 export const NOTIFICATION_STATUSES = ['accepted', 'in_progress', 'sent', 'partial', 'failed', 'skipped', 'cancelled'] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
@@ -67,7 +70,7 @@ export type StatusCounts = Partial<Record<DeliveryStatus, number>>;
  */
 export function summarizeNotification(c: StatusCounts): NotificationStatus {
   const n = (s: DeliveryStatus) => c[s] ?? 0;
-  const active = n('pending') + n('scheduled') + n('throttled') + n('sending') + n('failed');
+  const active = n('pending') + n('scheduled') + n('throttled') + n('standby') + n('sending') + n('failed');
   const ok = n('sent') + n('delivered') + n('read') + n('acknowledged');
   const problems = n('exhausted') + n('discarded') + n('undelivered');
   const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled');

@@ -39,7 +39,10 @@ export function callbackRoutes(app: Api, s: Services): void {
     const deadline = Date.now() + SETTLE_WAIT_MS;
     for (;;) {
       const r = await reportDelivery(s.store, id, next, detail, Date.now());
-      if (r?.moved) return true;
+      if (r?.moved) {
+        s.pool?.wake(r.woken);
+        return true;
+      }
       if (r?.status !== 'sending' || Date.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

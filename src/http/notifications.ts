@@ -31,6 +31,7 @@ export const SendBody = Type.Object(
     ),
     dedupe_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Recipients that got a notification with this key inside dedupe_window get this one as `deduplicated`' })),
     dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '24h', description: 'How long a dedupe_key holds, e.g. "24h" (at most 30d)' })),
+    routing: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('first')], { description: '"first": one channel at a time in priority order (channels, or the default order); the next only if it fails' })),
     send_at: Type.Optional(Type.String({ format: 'date-time', description: 'Deliver at this time (ISO 8601 with offset); until then deliveries are `scheduled`' })),
     fallback: Type.Optional(Type.Boolean({ description: 'Let a channel that rejects the message hand it to its fallback channel (Kakao AlimTalk -> SMS)', default: false })),
     // The key limit must be a propertyNames constraint: a Record's key schema becomes a

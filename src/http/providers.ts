@@ -250,6 +250,7 @@ export function providerRoutes(app: Api, s: Services): void {
         delivery_count: 1,
         channel_options: null,
         fallback: 0,
+        routing: 'all',
         recipient_exists: r.created_at,
         device_platform: device?.platform ?? null,
         device_token: device?.token ?? null,

@@ -28,6 +28,7 @@ export const DeliveryView = Type.Object({
   channel: Str,
   device: NullStr,
   status: Str,
+  waits_for: Type.Union([Type.String(), Type.Null()], { description: 'Routing "first": the delivery whose channel must fail before this one goes' }),
   reason: NullStr,
   status_detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], { description: 'What the vendor reported after sending (who acknowledged, its error code…)' }),
   attempts: Type.Integer(),
@@ -69,7 +70,7 @@ export function attemptView(a: DeliveryAttemptsTable): Static<typeof AttemptView
 }
 
 export function deliveryView(d: DeliveriesTable, attempts?: DeliveryAttemptsTable[]): Static<typeof DeliveryView> {
-  const waiting = (CANCELLABLE as readonly string[]).includes(d.status);
+  const waiting = d.status !== 'standby' && (CANCELLABLE as readonly string[]).includes(d.status);
   return {
     id: d.id,
     notification_id: d.notification_id,
@@ -77,6 +78,7 @@ export function deliveryView(d: DeliveriesTable, attempts?: DeliveryAttemptsTabl
     channel: d.channel,
     device: d.device_id,
     status: d.status,
+    waits_for: d.after_id,
     reason: d.reason,
     status_detail: d.status_detail ? (JSON.parse(d.status_detail) as Record<string, unknown>) : null,
     attempts: d.attempts,

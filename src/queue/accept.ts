@@ -48,6 +48,8 @@ export interface SendRequest {
   dedupe_key?: string;
   /** Duration, e.g. "24h". */
   dedupe_window?: string;
+  /** 'all' (default): every channel at once; 'first': one channel at a time, the next only if it fails. */
+  routing?: 'all' | 'first';
   metadata?: Record<string, unknown>;
 }
 
@@ -176,6 +178,10 @@ export class Accepter {
     const sendAt = req.send_at === undefined ? now : Date.parse(req.send_at);
     const later = sendAt > now;
     const notificationId = newId('ntf');
+    const routing = req.routing ?? 'all';
+    // Routing "first": per recipient, the deliveries of its first channel go; each later channel's
+    // wait (`standby`) for the previous channel's first delivery (after_id).
+    const stepOf = new Map<string, { channel: string; first: string; previous: string | null }>();
     const deliveries: DeliveriesTable[] = planned.map((p) => {
       const duplicateOf = dedupeHolders?.get(p.recipientId);
       const [status, reason]: [DeliveryStatus, string | null] = p.skip
@@ -186,15 +192,26 @@ export class Accepter {
             ? ['scheduled', 'send_at']
             : ['pending', null];
       const terminal = status === 'skipped' || status === 'deduplicated';
+      const id = newId('dlv');
+      let afterId: string | null = null;
+      if (routing === 'first' && !terminal) {
+        const step = stepOf.get(p.recipientId);
+        if (!step) stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: null });
+        else if (step.channel === p.channel) afterId = step.previous;
+        else {
+          stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: step.first });
+          afterId = step.first;
+        }
+      }
       return {
-        id: newId('dlv'),
+        id,
         workspace_id: workspaceId,
         notification_id: notificationId,
         recipient_id: p.recipientId,
         channel: p.channel,
         device_id: p.deviceId ?? null,
-        status,
-        reason,
+        status: afterId ? 'standby' : status,
+        reason: afterId ? 'routing_first' : reason,
         attempts: 0,
         run_at: Math.max(now, sendAt),
         lease_owner: null,
@@ -204,6 +221,7 @@ export class Accepter {
         created_at: now,
         updated_at: now,
         completed_at: terminal ? now : null,
+        after_id: afterId,
       };
     });
     const counts: StatusCounts = {};
@@ -236,6 +254,7 @@ export class Accepter {
         delivery_count: deliveries.length,
         channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
         fallback: req.fallback ? 1 : 0,
+        routing,
         created_at: now,
       },
       deliveries,

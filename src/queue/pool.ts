@@ -32,6 +32,7 @@ export interface PoolOptions {
   onAddressGone: WorkerOptions['onAddressGone'];
   onFallback: WorkerOptions['onFallback'];
   onReceipt: WorkerOptions['onReceipt'];
+  onChainStep: WorkerOptions['onChainStep'];
   onCircuit?: WorkerOptions['onCircuit'];
 }
 

@@ -32,16 +32,26 @@ export class ReceiptTracker {
   readonly #checkers: Partial<Record<ChannelName, ReceiptChecker>>;
   readonly #intervalMs: number;
   readonly #log: Logger;
+  readonly #wake: (channels: string[]) => void;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
-  constructor(opts: { store: StoreAdapter; providers: ProviderRegistry; checkers: Partial<Record<ChannelName, ReceiptChecker>>; intervalMs: number; log: Logger }) {
+  constructor(opts: {
+    store: StoreAdapter;
+    providers: ProviderRegistry;
+    checkers: Partial<Record<ChannelName, ReceiptChecker>>;
+    intervalMs: number;
+    log: Logger;
+    /** Channels that got due deliveries (routing "first" moving on). */
+    wake: (channels: string[]) => void;
+  }) {
     this.#store = opts.store;
     this.#providers = opts.providers;
     this.#checkers = opts.checkers;
     this.#intervalMs = opts.intervalMs;
     this.#log = opts.log;
+    this.#wake = opts.wake;
   }
 
   start(): void {
@@ -81,7 +91,8 @@ export class ReceiptTracker {
         }
       }
       if (!outcome.status) continue;
-      await reportDelivery(this.#store, r.delivery_id, outcome.status, outcome.detail, Date.now());
+      const reported = await reportDelivery(this.#store, r.delivery_id, outcome.status, outcome.detail, Date.now());
+      if (reported?.woken.length) this.#wake(reported.woken);
       await deleteReceipt(this.#store.db, r.delivery_id);
       settled++;
     }

@@ -79,6 +79,11 @@ export interface WorkerOptions {
   onFallback: (delivery: ClaimedDelivery, channel: ChannelName) => Promise<boolean>;
   /** Records a receipt to follow (DeliveryResult.receipt) before the delivery is settled as sent. */
   onReceipt: (delivery: ClaimedDelivery, receipt: NonNullable<DeliveryResult['receipt']>) => Promise<void>;
+  /**
+   * Called once an outcome of a routing "first" notification is recorded, so its chain moves on
+   * (store/deliveries.ts advanceChain).
+   */
+  onChainStep: (delivery: ClaimedDelivery) => Promise<void>;
   /** Called when the breaker changes state (metrics). */
   onCircuit?: (channel: string, state: string) => void;
 }
@@ -243,7 +248,10 @@ export class ChannelWorker {
     this.#inFlight--;
     const settled = this.#o.settler.submit(item);
     this.#freeSlot();
-    await this.#record(item, settled, leaseUntil);
+    const recorded = await this.#record(item, settled, leaseUntil);
+    if (recorded && row.routing === 'first' && item.status !== 'failed') {
+      await this.#o.onChainStep(row).catch((err: unknown) => this.#o.log.error({ err, delivery: row.id }, 'could not move the routing chain on'));
+    }
   }
 
   /** Why a claimed delivery cannot be attempted at all, if it cannot. */
@@ -290,17 +298,17 @@ export class ChannelWorker {
    * an error, never dropped silently: the delivery stays `sending` until its lease expires, then
    * it is claimed and attempted again (at-least-once: its webhook-id may reach the receiver twice).
    */
-  async #record(item: SettleItem, submitted: Promise<void>, leaseUntil: number): Promise<void> {
+  async #record(item: SettleItem, submitted: Promise<void>, leaseUntil: number): Promise<boolean> {
     let pending = submitted;
     for (let failures = 1; ; failures++) {
       try {
         await pending;
-        return;
+        return true;
       } catch (err) {
         const delay = Math.min(SETTLE_RETRY_MIN_MS * 2 ** (failures - 1), SETTLE_RETRY_MAX_MS);
         if (!this.#o.store.isUnavailable(err) || this.#abort.signal.aborted || Date.now() + delay >= leaseUntil) {
           this.#o.log.error({ err, delivery: item.id, failures }, 'could not record delivery outcome; it will be attempted again when its lease expires');
-          return;
+          return false;
         }
         if (failures === 1) this.#o.log.warn({ err, delivery: item.id }, 'could not record delivery outcome yet; retrying while the lease lasts');
         await abortableDelay(delay, this.#abort.signal);

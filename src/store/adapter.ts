@@ -23,7 +23,7 @@ export const RECIPIENT_ADDRESS_COLUMNS =
  * claim statement names the claimed deliveries `d`.
  */
 export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts,
-       n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count, n.channel_options, n.fallback,
+       n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count, n.channel_options, n.fallback, n.routing,
        r.created_at AS recipient_exists, r.name, r.email, r.phone, r.locale, r.timezone, r.webhook_url, r.webhook_secret, r.webhook_disabled_at,
        r.pushover_user_key, r.pushover_device, r.slack_webhook_url, r.discord_webhook_url, r.kakao_phone, r.address_disabled,
        dv.platform AS device_platform, dv.token AS device_token, dv.app AS device_app, dv.disabled_at AS device_disabled_at`;
@@ -67,6 +67,7 @@ export interface ClaimedDelivery {
   delivery_count: number;
   channel_options: string | null;
   fallback: number;
+  routing: string;
   /** Null when the recipient was deleted after the notification was accepted. */
   recipient_exists: number | null;
   name: string | null;

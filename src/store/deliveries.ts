@@ -14,8 +14,8 @@ export async function getDeliveryById(db: Kysely<Database>, id: string): Promise
 /**
  * Applies a vendor's report on a delivery: moves it to `next` if the state machine allows it
  * (forward only, so repeated and reordered reports are no-ops) and records `detail`. Returns the
- * status the delivery has afterwards, and whether it moved. The notification's status is refreshed
- * when it moved.
+ * status the delivery has afterwards, whether it moved, and (routing "first") the channels whose
+ * deliveries the move made due. The notification's status is refreshed when it moved.
  */
 export async function reportDelivery(
   store: StoreAdapter,
@@ -23,11 +23,16 @@ export async function reportDelivery(
   next: AfterSentStatus,
   detail: Record<string, unknown> | undefined,
   now: number,
-): Promise<{ moved: boolean; status: DeliveryStatus } | undefined> {
+): Promise<{ moved: boolean; status: DeliveryStatus; woken: string[] } | undefined> {
   const result = await store.transaction(async (trx) => {
-    const d = await trx.selectFrom('deliveries').select(['status', 'notification_id', 'status_detail']).where('id', '=', deliveryId).executeTakeFirst();
+    const d = await trx
+      .selectFrom('deliveries')
+      .innerJoin('notifications', 'notifications.id', 'deliveries.notification_id')
+      .select(['deliveries.status', 'deliveries.notification_id', 'deliveries.status_detail', 'notifications.routing'])
+      .where('deliveries.id', '=', deliveryId)
+      .executeTakeFirst();
     if (!d) return undefined;
-    if (!advanceAfterSent(d.status, next)) return { moved: false, status: d.status, notificationId: d.notification_id };
+    if (!advanceAfterSent(d.status, next)) return { moved: false, status: d.status, notificationId: d.notification_id, routing: d.routing };
     const merged = { ...(d.status_detail ? (JSON.parse(d.status_detail) as Record<string, unknown>) : {}), ...detail };
     const r = await trx
       .updateTable('deliveries')
@@ -35,11 +40,13 @@ export async function reportDelivery(
       .where('id', '=', deliveryId)
       .where('status', '=', d.status)
       .executeTakeFirst();
-    return { moved: Number(r.numUpdatedRows) > 0, status: next, notificationId: d.notification_id };
+    return { moved: Number(r.numUpdatedRows) > 0, status: next, notificationId: d.notification_id, routing: d.routing };
   });
   if (!result) return undefined;
-  if (result.moved) await store.refreshNotificationStatus([result.notificationId]);
-  return { moved: result.moved, status: result.status };
+  if (!result.moved) return { moved: false, status: result.status, woken: [] };
+  await store.refreshNotificationStatus([result.notificationId]);
+  const woken = result.routing === 'first' ? await advanceChain(store, deliveryId, now) : [];
+  return { moved: true, status: result.status, woken };
 }
 
 export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable): Promise<void> {
@@ -114,4 +121,55 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
       .execute();
     return true;
   });
+}
+
+/** Statuses by which a step of a "first" routing chain succeeded, and by which it failed. */
+const STEP_SUCCEEDED: readonly DeliveryStatus[] = ['sent', 'delivered', 'read', 'acknowledged'];
+const STEP_FAILED: readonly DeliveryStatus[] = ['exhausted', 'discarded', 'undelivered', 'skipped', 'deduplicated'];
+
+/**
+ * Routing "first": after a delivery of a chain reached a new status, moves the chain on. The
+ * delivery's step is its notification's deliveries to the same recipient on the same channel.
+ * - some delivery of the step succeeded: every `standby` delivery of that recipient in the
+ *   notification becomes `skipped` (reason earlier_channel_sent);
+ * - every delivery of the step failed: the deliveries waiting for it (after_id in the step),
+ *   `standby`, or skipped as earlier_channel_sent (a success later reported undelivered), become
+ *   `pending`, due now;
+ * - otherwise (part of the step is still under way) nothing changes.
+ * Returns the channels of deliveries made due. Idempotent: running it again changes nothing more.
+ */
+export async function advanceChain(store: StoreAdapter, deliveryId: string, now: number): Promise<string[]> {
+  const result = await store.transaction(async (trx) => {
+    const d = await trx.selectFrom('deliveries').select(['notification_id', 'recipient_id', 'channel']).where('id', '=', deliveryId).executeTakeFirst();
+    if (!d) return { woken: [] as string[], notificationId: undefined };
+    const step = await trx
+      .selectFrom('deliveries')
+      .select(['id', 'status'])
+      .where('notification_id', '=', d.notification_id)
+      .where('recipient_id', '=', d.recipient_id)
+      .where('channel', '=', d.channel)
+      .execute();
+    if (step.some((s) => STEP_SUCCEEDED.includes(s.status))) {
+      const r = await trx
+        .updateTable('deliveries')
+        .set({ status: 'skipped', reason: 'earlier_channel_sent', completed_at: now, updated_at: now })
+        .where('notification_id', '=', d.notification_id)
+        .where('recipient_id', '=', d.recipient_id)
+        .where('status', '=', 'standby')
+        .executeTakeFirst();
+      return { woken: [], notificationId: Number(r.numUpdatedRows) > 0 ? d.notification_id : undefined };
+    }
+    if (!step.every((s) => STEP_FAILED.includes(s.status))) return { woken: [], notificationId: undefined };
+    const promoted = await trx
+      .updateTable('deliveries')
+      .set({ status: 'pending', reason: null, run_at: now, completed_at: null, updated_at: now })
+      .where('notification_id', '=', d.notification_id)
+      .where('after_id', 'in', step.map((s) => s.id))
+      .where((eb) => eb.or([eb('status', '=', 'standby'), eb.and([eb('status', '=', 'skipped'), eb('reason', '=', 'earlier_channel_sent')])]))
+      .returning('channel')
+      .execute();
+    return { woken: [...new Set(promoted.map((p) => p.channel))], notificationId: promoted.length > 0 ? d.notification_id : undefined };
+  });
+  if (result.notificationId) await store.refreshNotificationStatus([result.notificationId]);
+  return result.woken;
 }

@@ -68,6 +68,8 @@ export interface NotificationsTable {
   channel_options: string | null;
   /** 1 when a channel may hand the notification to its fallback channel (kakao -> sms). */
   fallback: number;
+  /** 'all': every allowed channel at once; 'first': one channel at a time (deliveries.after_id). */
+  routing: string;
   created_at: number;
 }
 
@@ -81,6 +83,8 @@ export interface DeliveriesTable {
   device_id: string | null;
   /** JSON: what the vendor reported after `sent` (acknowledged_by, error_code…); not set at accept. */
   status_detail?: string | null;
+  /** Routing "first": this `standby` delivery goes only if the step of delivery after_id fails. */
+  after_id: string | null;
   status: DeliveryStatus;
   /** Why a delivery is skipped or discarded. */
   reason: string | null;
@@ -187,6 +191,79 @@ export interface ReceiptsTable {
   created_at: number;
 }
 
+export interface KindsTable {
+  workspace_id: string;
+  kind: string;
+  /** 1: bypasses opt-out and quiet hours. */
+  mandatory: number;
+  /** JSON array of channels in priority order; null: every configured channel in default order. */
+  channels: string | null;
+  quiet_hours: 'defer' | 'drop' | 'ignore';
+  routing: 'all' | 'first';
+  /** JSON {<channel or "*">: {limit, per_ms}}. */
+  rate_limits: string | null;
+  /** What happens to deliveries beyond the rate limit. */
+  throttle: 'defer' | 'drop';
+  /** JSON {window_ms, key?}. */
+  digest: string | null;
+  /** During a channel blackout window: wait for its end, or fall back to another channel. */
+  blackout: 'defer' | 'fallback';
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PreferencesTable {
+  workspace_id: string;
+  recipient_id: string;
+  /** JSON {<kind>: {allowed?, channels?}}. */
+  kinds: string;
+  /** JSON {start: "HH:MM", end: "HH:MM"}, in the recipient's time zone (UTC without one). */
+  quiet_hours: string | null;
+  updated_at: number;
+}
+
+export interface TemplatesTable {
+  workspace_id: string;
+  key: string;
+  /** 1, 2, …; the latest is the highest. */
+  version: number;
+  /** JSON array of {locale, channel, title, body, html?, subject?}. */
+  variants: string;
+  created_at: number;
+}
+
+export interface TopicsTable {
+  workspace_id: string;
+  key: string;
+  name: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TopicMembersTable {
+  workspace_id: string;
+  topic_key: string;
+  recipient_id: string;
+  added_at: number;
+}
+
+export interface WorkspaceSettingsTable {
+  workspace_id: string;
+  default_locale: string;
+  /** JSON {<channel>: {start: "HH:MM", end: "HH:MM", timezone}}. */
+  channel_blackouts: string | null;
+  updated_at: number;
+}
+
+export interface DedupeKeysTable {
+  workspace_id: string;
+  recipient_id: string;
+  key: string;
+  notification_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -200,4 +277,11 @@ export interface Database {
   devices: DevicesTable;
   providers: ProvidersTable;
   receipts: ReceiptsTable;
+  dedupe_keys: DedupeKeysTable;
+  kinds: KindsTable;
+  preferences: PreferencesTable;
+  templates: TemplatesTable;
+  topics: TopicsTable;
+  topic_members: TopicMembersTable;
+  workspace_settings: WorkspaceSettingsTable;
 }

@@ -72,10 +72,10 @@ function item(
   const ws = o.ws ?? WS;
   const notification: NotificationsTable = {
     id: newId('ntf'), workspace_id: ws, kind: 'alert', title: `T ${channel}`, body: 'B', data: '{"n":1}', metadata: null,
-    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, created_at: created,
+    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, routing: 'all', created_at: created,
   };
   const deliveries: DeliveriesTable[] = recipients.map((r) => ({
-    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null,
+    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null, after_id: null,
     status: o.skip ? 'skipped' : 'pending', reason: o.skip ? 'no_address' : null, attempts: 0, run_at: o.runAt ?? created,
     lease_owner: null, error_class: null, last_error: null, provider_message_id: null, created_at: created, updated_at: created,
     completed_at: o.skip ? created : null,
@@ -309,7 +309,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual({ ...got }, {
         id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
-        delivery_count: 1, channel_options: null, fallback: 0,
+        delivery_count: 1, channel_options: null, fallback: 0, routing: 'all',
         recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, phone: rr.phone, locale: rr.locale, timezone: rr.timezone,
         webhook_url: rr.webhook_url, webhook_secret: rr.webhook_secret, webhook_disabled_at: null,
         pushover_user_key: null, pushover_device: null, slack_webhook_url: null, discord_webhook_url: null, kakao_phone: null, address_disabled: null,

@@ -8,6 +8,7 @@ import * as m0003 from './0003_delivery_count.ts';
 import * as m0005 from './0005_channels.ts';
 import * as m0006 from './0006_policy.ts';
 import * as m0007 from './0007_send_rules.ts';
+import * as m0008 from './0008_routing.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005_channels': m0005,
   '0006_policy': m0006,
   '0007_send_rules': m0007,
+  '0008_routing': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {
