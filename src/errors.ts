@@ -24,6 +24,7 @@ export const PROBLEMS = {
   unknown_recipients: { status: 422, title: 'Some recipients do not exist' },
   no_channel: { status: 422, title: 'Some recipients cannot be reached on any requested channel' },
   empty_content: { status: 422, title: 'A notification needs a title or a body' },
+  missing_variables: { status: 422, title: 'The template uses variables the data does not have' },
   internal: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -1,0 +1,85 @@
+// Workspace settings.
+//   GET /v1/settings   (read scope); the defaults when never set
+//   PUT /v1/settings   replace (admin scope): {default_locale?, channel_blackouts?}
+// default_locale: a BCP 47 tag, stored canonical (default "en"); the last step of every template's
+// locale fallback. channel_blackouts: {<channel>: {start: "HH:MM", end: "HH:MM", timezone}}: no
+// delivery on that channel between start and end local time in `timezone` (end before start
+// crosses midnight); what a deferred delivery does then is the kind's `blackout` policy.
+
+import { Type, type Static } from 'typebox';
+import { CHANNEL_NAMES } from '../channels/channel.ts';
+import { Problem, type FieldError } from '../errors.ts';
+import { recordAudit } from '../store/audit.ts';
+import { DEFAULT_LOCALE, getSettings, putSettings, type WorkspaceSettings } from '../store/settings.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { iso, problems } from './schemas.ts';
+import { LOCAL_TIME_PATTERN } from './preferences.ts';
+
+const LocalTime = Type.String({ pattern: LOCAL_TIME_PATTERN, description: 'Local wall-clock time, HH:MM (24 h)' });
+const Window = Type.Object(
+  { start: LocalTime, end: LocalTime, timezone: Type.String({ maxLength: 64, description: 'IANA time zone, e.g. Asia/Seoul' }) },
+  { additionalProperties: false },
+);
+
+const SettingsInput = Type.Object(
+  {
+    default_locale: Type.Optional(Type.String({ maxLength: 35, description: `BCP 47 language tag (default ${DEFAULT_LOCALE})` })),
+    channel_blackouts: Type.Optional(Type.Union([Type.Record(Type.String(), Window, { maxProperties: CHANNEL_NAMES.length }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+const SettingsView = Type.Object({
+  default_locale: Type.String(),
+  channel_blackouts: Type.Union([Type.Record(Type.String(), Type.Object({ start: Type.String(), end: Type.String(), timezone: Type.String() })), Type.Null()]),
+  updated_at: Type.Union([Type.String(), Type.Null()], { description: 'null: never set (the defaults)' }),
+});
+
+const view = (w: WorkspaceSettings): Static<typeof SettingsView> => ({ default_locale: w.default_locale, channel_blackouts: w.channel_blackouts, updated_at: iso(w.updated_at) });
+
+export function settingsRoutes(app: Api, s: Services): void {
+  app.get(
+    '/settings',
+    { config: { scope: 'read' }, schema: { summary: 'Read the workspace settings', tags: ['settings'], response: { 200: SettingsView, ...problems(401, 403) } } },
+    async (request) => view(await getSettings(s.store.db, request.principal.workspaceId)),
+  );
+
+  app.put(
+    '/settings',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Replace the workspace settings', tags: ['settings'], body: SettingsInput, response: { 200: SettingsView, ...problems(401, 403, 422) } },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const input = request.body;
+      const errors: FieldError[] = [];
+      let locale = DEFAULT_LOCALE;
+      if (input.default_locale !== undefined) {
+        try {
+          locale = Intl.getCanonicalLocales(input.default_locale)[0]!;
+        } catch {
+          errors.push({ path: 'body.default_locale', message: `"${input.default_locale}" is not a BCP 47 language tag` });
+        }
+      }
+      const blackouts = input.channel_blackouts ? { ...input.channel_blackouts } : null;
+      for (const [channel, w] of Object.entries(blackouts ?? {})) {
+        if (!(CHANNEL_NAMES as readonly string[]).includes(channel)) {
+          errors.push({ path: `body.channel_blackouts.${channel}`, message: `is not a channel (${CHANNEL_NAMES.join(', ')})` });
+          continue;
+        }
+        if (w.start === w.end) errors.push({ path: `body.channel_blackouts.${channel}.end`, message: 'must differ from start' });
+        try {
+          blackouts![channel] = { ...w, timezone: new Intl.DateTimeFormat('en', { timeZone: w.timezone }).resolvedOptions().timeZone };
+        } catch {
+          errors.push({ path: `body.channel_blackouts.${channel}.timezone`, message: `"${w.timezone}" is not an IANA time zone` });
+        }
+      }
+      if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+      const saved = await putSettings(s.store.db, { workspace_id: ws, default_locale: locale, channel_blackouts: blackouts });
+      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'settings.put', details: request.body });
+      return view(saved);
+    },
+  );
+}

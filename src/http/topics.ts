@@ -1,0 +1,208 @@
+// Topics: named audiences. A send `to: {topic}` fans out to every member, in batches.
+//   PUT    /v1/topics/{key}           {name?}: create (201) or rename (200) (send scope)
+//   GET    /v1/topics                 list by key, keyset-paged (read scope)
+//   GET    /v1/topics/{key}           one, with its member count (read scope)
+//   DELETE /v1/topics/{key}           the topic and its memberships (send scope)
+//   POST   /v1/topics/{key}/members   {add?: [id…], remove?: [id…]} at most 1000 each (send scope);
+//                                     every id added must be a recipient (else 422
+//                                     unknown_recipients listing them, and nothing changes);
+//                                     adding a member or removing a non-member is a no-op
+//   GET    /v1/topics/{key}/members   recipient ids in order, keyset-paged (read scope)
+// Deleting a recipient does not delete its memberships by itself: see store/topics.ts
+// removeRecipientFromTopics.
+
+import { Type, type Static } from 'typebox';
+import { Problem, type FieldError } from '../errors.ts';
+import { addMembers, countMembers, deleteTopic, existingRecipientIds, getTopic, listMembers, listTopics, removeMembers, upsertTopic } from '../store/topics.ts';
+import type { TopicsTable } from '../store/schema.ts';
+import type { Services } from '../services.ts';
+import type { Api } from './server.ts';
+import { Cursor, iso, Limit, problems, RecipientId } from './schemas.ts';
+
+export const TOPIC_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+export const TopicKey = Type.String({ pattern: TOPIC_KEY_PATTERN, description: 'Your key for the topic, e.g. ops or project:42:watchers' });
+
+const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).pattern);
+
+/** The most ids one members request may add, and remove. */
+export const MAX_MEMBER_CHANGES = 1000;
+
+const CURSOR_PREFIX = 'k1:';
+
+/**
+ * Where a page of a listing ordered by a textual key starts (the key after which it starts) and
+ * how long it is. The cursor names the last key of the previous page; one whose key does not match
+ * `pattern` (not made by Herald for this listing) is a 400.
+ */
+export function keyPageRequest(q: { cursor?: string | undefined; limit?: number | undefined }, pattern: RegExp): { after: string | undefined; limit: number } {
+  let after: string | undefined;
+  if (q.cursor !== undefined) {
+    const text = /^[A-Za-z0-9_-]{1,300}$/.test(q.cursor) ? Buffer.from(q.cursor, 'base64url').toString('utf8') : '';
+    after = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : undefined;
+    if (after === undefined || !pattern.test(after)) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
+  }
+  return { after, limit: q.limit ?? 50 };
+}
+
+/** Trims rows read with `limit + 1` to the page, with the cursor of the next page (null on the last). */
+export function keyPageOf<T>(rows: T[], limit: number, keyOf: (row: T) => string): { rows: T[]; next_cursor: string | null } {
+  if (rows.length <= limit) return { rows, next_cursor: null };
+  const page = rows.slice(0, limit);
+  return { rows: page, next_cursor: Buffer.from(CURSOR_PREFIX + keyOf(page.at(-1)!), 'utf8').toString('base64url') };
+}
+
+const TopicView = Type.Object({
+  key: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+});
+const TopicWithCount = Type.Object({ ...TopicView.properties, member_count: Type.Integer() });
+
+const Params = Type.Object({ key: TopicKey });
+const PageQuery = Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false });
+const Ids = Type.Array(RecipientId, { maxItems: MAX_MEMBER_CHANGES });
+
+const view = (t: TopicsTable): Static<typeof TopicView> => ({ key: t.key, name: t.name, created_at: iso(t.created_at)!, updated_at: iso(t.updated_at)! });
+
+export function topicRoutes(app: Api, s: Services): void {
+  const db = () => s.store.db;
+  const mustExist = async (ws: string, key: string) => {
+    const topic = await getTopic(db(), ws, key);
+    if (!topic) throw new Problem('not_found', `No topic "${key}"`);
+    return topic;
+  };
+
+  app.put(
+    '/topics/:key',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Create or rename a topic',
+        tags: ['topics'],
+        params: Params,
+        body: Type.Object({ name: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])) }, { additionalProperties: false }),
+        response: { 200: TopicWithCount, 201: TopicWithCount, ...problems(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const ws = request.principal.workspaceId;
+      const { topic, created } = await upsertTopic(db(), ws, request.params.key, request.body.name ?? null);
+      const member_count = created ? 0 : await countMembers(db(), ws, topic.key);
+      return reply.code(created ? 201 : 200).send({ ...view(topic), member_count });
+    },
+  );
+
+  app.get(
+    '/topics',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'List topics',
+        tags: ['topics'],
+        querystring: PageQuery,
+        response: { 200: Type.Object({ data: Type.Array(TopicView), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...problems(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { after, limit } = keyPageRequest(request.query, new RegExp(TOPIC_KEY_PATTERN));
+      const rows = await listTopics(db(), request.principal.workspaceId, { after, limit: limit + 1 });
+      const page = keyPageOf(rows, limit, (t) => t.key);
+      return { data: page.rows.map(view), next_cursor: page.next_cursor };
+    },
+  );
+
+  app.get(
+    '/topics/:key',
+    {
+      config: { scope: 'read' },
+      schema: { summary: 'Read a topic and its member count', tags: ['topics'], params: Params, response: { 200: TopicWithCount, ...problems(401, 403, 404) } },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const topic = await mustExist(ws, request.params.key);
+      return { ...view(topic), member_count: await countMembers(db(), ws, topic.key) };
+    },
+  );
+
+  app.delete(
+    '/topics/:key',
+    {
+      config: { scope: 'send' },
+      schema: { summary: 'Delete a topic and its memberships', tags: ['topics'], params: Params, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    },
+    async (request, reply) => {
+      if (!(await deleteTopic(s.store, request.principal.workspaceId, request.params.key))) throw new Problem('not_found', `No topic "${request.params.key}"`);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/topics/:key/members',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Add and remove members',
+        tags: ['topics'],
+        params: Params,
+        body: Type.Object({ add: Type.Optional(Ids), remove: Type.Optional(Ids) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            added: Type.Integer({ description: 'Recipients that were not members before' }),
+            removed: Type.Integer({ description: 'Recipients that were members before' }),
+            member_count: Type.Integer(),
+          }),
+          ...problems(401, 403, 404, 422),
+        },
+      },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const add = request.body.add ?? [];
+      const remove = request.body.remove ?? [];
+      const adding = new Set(add);
+      const errors: FieldError[] = [];
+      remove.forEach((id, i) => {
+        if (adding.has(id)) errors.push({ path: `body.remove.${i}`, message: `"${id}" is also in add` });
+      });
+      if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+      const topic = await mustExist(ws, request.params.key);
+      const known = await existingRecipientIds(db(), ws, add);
+      const unknown = [...adding].filter((id) => !known.has(id));
+      if (unknown.length) {
+        throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
+      }
+      const added = await addMembers(db(), ws, topic.key, add);
+      const removed = await removeMembers(db(), ws, topic.key, remove);
+      return { added, removed, member_count: await countMembers(db(), ws, topic.key) };
+    },
+  );
+
+  app.get(
+    '/topics/:key/members',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "List a topic's members",
+        tags: ['topics'],
+        params: Params,
+        querystring: PageQuery,
+        response: {
+          200: Type.Object({
+            data: Type.Array(Type.Object({ recipient: Type.String(), added_at: Type.String() })),
+            next_cursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...problems(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const { after, limit } = keyPageRequest(request.query, RECIPIENT_ID);
+      const topic = await mustExist(ws, request.params.key);
+      const rows = await listMembers(db(), ws, topic.key, { after, limit: limit + 1 });
+      const page = keyPageOf(rows, limit, (m) => m.recipient_id);
+      return { data: page.rows.map((m) => ({ recipient: m.recipient_id, added_at: iso(m.added_at)! })), next_cursor: page.next_cursor };
+    },
+  );
+}
