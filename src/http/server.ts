@@ -30,6 +30,11 @@ import { keyRoutes } from './keys.ts';
 import { deviceRoutes } from './devices.ts';
 import { providerRoutes } from './providers.ts';
 import { callbackRoutes } from './callbacks.ts';
+import { kindRoutes } from './kinds.ts';
+import { preferenceRoutes } from './preferences.ts';
+import { templateRoutes } from './templates.ts';
+import { topicRoutes } from './topics.ts';
+import { settingsRoutes } from './settings.ts';
 import { keyRateLimit } from './rate-limit.ts';
 import { ProblemSchema } from './schemas.ts';
 
@@ -232,6 +237,11 @@ export async function buildServer(services: Services): Promise<Api> {
       keyRoutes(api, services);
       deviceRoutes(api, services);
       providerRoutes(api, services);
+      kindRoutes(api, services);
+      preferenceRoutes(api, services);
+      templateRoutes(api, services);
+      topicRoutes(api, services);
+      settingsRoutes(api, services);
     },
     { prefix: '/v1' },
   );
