@@ -18,6 +18,7 @@ import { CallbackUrls } from './channels/callbacks.ts';
 import { ProviderRegistry } from './channels/providers.ts';
 import { pollReceipt } from './channels/pushover.ts';
 import { createChannels } from './channels/registry.ts';
+import { createRateLimiter } from './ratelimit/index.ts';
 import { addressChannels } from './domain/routing.ts';
 import type { Config } from './config.ts';
 import { buildServer, type Api } from './http/server.ts';
@@ -96,6 +97,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       metrics.pushoverAppReset.set({ workspace: ws }, l.resetAt);
     },
   });
+  const rateLimiter = createRateLimiter(config, { log, metrics });
   const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
   const callbacks = new CallbackUrls(secrets, config.publicUrl);
 
@@ -177,7 +179,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, accepter, dlq, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, accepter, dlq, state };
   const server = await buildServer(services).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -221,6 +223,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         state.stopping = true;
         clearInterval(purgeTimer);
         await server.close();
+        await rateLimiter.close();
         await accepter.drain();
         await dlq.stop();
         await unlisten?.();

@@ -8,6 +8,7 @@ import type { CallbackUrls } from './channels/callbacks.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
 import type { ProviderRegistry } from './channels/providers.ts';
 import type { WorkerPool } from './queue/pool.ts';
+import type { RateLimiter } from './ratelimit/limiter.ts';
 import type { Config } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
@@ -36,6 +37,8 @@ export interface Services {
   readonly callbacks: CallbackUrls;
   /** This node's workers (worker role only). */
   readonly pool: WorkerPool | undefined;
+  /** Atomic counters: in Redis when REDIS_URL is set, else in-process. */
+  readonly rateLimiter: RateLimiter;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly state: { started: boolean; stopping: boolean };
