@@ -35,6 +35,7 @@ function item(now: number): AcceptItem {
       channel_options: null,
       fallback: 0,
       routing: 'all',
+      template: null,
       created_at: now,
     },
     deliveries: [
@@ -46,6 +47,7 @@ function item(now: number): AcceptItem {
         channel: CHANNEL,
         device_id: null,
         after_id: null,
+        content: null,
         status: 'pending',
         reason: null,
         attempts: 0,

@@ -28,6 +28,7 @@ import { Accepter } from './queue/accept.ts';
 import { DlqService } from './queue/dlq.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
+import { PolicyCache } from './queue/policy.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
 import { purgeExpiredIdempotency } from './store/idempotency.ts';
@@ -98,6 +99,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     },
   });
   const rateLimiter = createRateLimiter(config, { log, metrics });
+  const policy = new PolicyCache(store.db, { bus });
   const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
   const callbacks = new CallbackUrls(secrets, config.publicUrl);
 
@@ -176,10 +178,12 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     metrics,
     idempotencyTtlMs: config.idempotencyTtl,
     onCommitted: wake,
+    policy,
+    rateLimiter,
   });
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, accepter, dlq, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, accepter, dlq, state };
   const server = await buildServer(services).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -233,6 +237,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await http.close();
         keys.close();
         providers.close();
+        policy.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

@@ -9,6 +9,7 @@ import type { Channel, ChannelName } from './channels/channel.ts';
 import type { ProviderRegistry } from './channels/providers.ts';
 import type { WorkerPool } from './queue/pool.ts';
 import type { RateLimiter } from './ratelimit/limiter.ts';
+import type { PolicyCache } from './queue/policy.ts';
 import type { Config } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
@@ -39,6 +40,8 @@ export interface Services {
   readonly pool: WorkerPool | undefined;
   /** Atomic counters: in Redis when REDIS_URL is set, else in-process. */
   readonly rateLimiter: RateLimiter;
+  /** Cached kinds, settings and templates; `invalidate` after changing them. */
+  readonly policy: PolicyCache;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly state: { started: boolean; stopping: boolean };

@@ -168,6 +168,9 @@ export interface DeliveryJob {
     options: Record<string, unknown>;
     /** Whether the send allows a fallback channel (PermanentError.fallback), e.g. kakao -> sms. */
     fallback: boolean;
+    /** Email only, from a template's variant: the HTML part and the subject. */
+    html?: string;
+    subject?: string;
   };
   recipient: RecipientAddress;
   /** Set for DEVICE_CHANNELS: the one device this delivery goes to. */

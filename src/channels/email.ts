@@ -105,9 +105,9 @@ export class EmailChannel implements Channel {
         from: server.from,
         to: name ? { name, address: email } : email,
         // Without a title, the start of the body; cut between characters, never inside a surrogate pair.
-        subject: title || Array.from(body).slice(0, 78).join(''),
+        subject: job.notification.subject ?? (title || Array.from(body).slice(0, 78).join('')),
         text: body,
-        html: renderEmailHtml(title, body),
+        html: job.notification.html ?? renderEmailHtml(title, body),
         messageId,
         headers: { 'X-Herald-Notification': job.notificationId },
       });

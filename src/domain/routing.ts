@@ -1,50 +1,5 @@
-// Which deliveries a notification makes. Pure.
-//
-// Candidates are the requested channels, or, when none are requested, every channel Herald has
-// configured. For each recipient and candidate: a delivery is `pending` when the channel is
-// configured and the recipient has an address on it. A channel that was explicitly requested but
-// cannot be used is recorded as a `skipped` delivery with the reason, so the decision is visible.
-// A recipient with no pending delivery at all is unreachable (the request is refused).
-// A device channel (push) makes one delivery per active device of the recipient on it; the
-// recipient is reachable on it when it has at least one.
-
-export type SkipReason = 'no_address' | 'channel_not_configured';
-
-export interface PlannedDelivery<C extends string> {
-  recipientId: string;
-  channel: C;
-  deviceId?: string;
-  skip?: SkipReason;
-}
-
-export function planDeliveries<C extends string>(input: {
-  recipients: { id: string; reachable: ReadonlySet<C>; devices?: ReadonlyMap<C, readonly string[]> }[];
-  requested?: readonly C[] | undefined;
-  configured: readonly C[];
-}): { deliveries: PlannedDelivery<C>[]; unreachable: string[] } {
-  const explicit = input.requested !== undefined;
-  const candidates = explicit ? [...new Set(input.requested)] : input.configured;
-  const deliveries: PlannedDelivery<C>[] = [];
-  const unreachable: string[] = [];
-  for (const r of input.recipients) {
-    let any = false;
-    for (const channel of candidates) {
-      let skip: SkipReason | undefined;
-      const devices = r.devices?.get(channel);
-      if (!input.configured.includes(channel)) skip = 'channel_not_configured';
-      else if (devices ? devices.length === 0 : !r.reachable.has(channel)) skip = 'no_address';
-      if (!skip) {
-        any = true;
-        if (devices) for (const deviceId of devices) deliveries.push({ recipientId: r.id, channel, deviceId });
-        else deliveries.push({ recipientId: r.id, channel });
-      } else if (explicit) {
-        deliveries.push({ recipientId: r.id, channel, skip });
-      }
-    }
-    if (!any) unreachable.push(r.id);
-  }
-  return { deliveries, unreachable };
-}
+// Which channels a recipient can be reached on through its own addresses. Pure. (Which of them a
+// notification uses is domain/decide.ts; devices are counted there.)
 
 /** A recipient's address columns (store/adapter.ts RecipientAddresses). */
 export interface AddressColumns {

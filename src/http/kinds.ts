@@ -200,6 +200,7 @@ export function kindRoutes(app: Api, s: Services): void {
       const ws = request.principal.workspaceId;
       const policy = toPolicy(request.params.kind, request.body);
       const { kind, created } = await putKind(s.store.db, ws, request.params.kind, policy);
+      s.policy.invalidate(ws);
       await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'kind.put', target: kind.kind, details: request.body });
       return reply.code(created ? 201 : 200).send(kindView(kind));
     },

@@ -251,6 +251,7 @@ export function providerRoutes(app: Api, s: Services): void {
         channel_options: null,
         fallback: 0,
         routing: 'all',
+        content: null,
         recipient_exists: r.created_at,
         device_platform: device?.platform ?? null,
         device_token: device?.token ?? null,

@@ -229,7 +229,7 @@ export async function buildServer(services: Services): Promise<Api> {
         if (needed && !hasScope(principal, needed)) throw new Problem('forbidden', `This needs the "${needed}" scope`);
         request.principal = principal;
       });
-      keyRateLimit(api, services); // after authentication: limits each key's requests
+      keyRateLimit(api, services, services.rateLimiter); // after authentication: limits each key's requests
       recipientRoutes(api, services);
       notificationRoutes(api, services);
       dlqRoutes(api, services);

@@ -78,6 +78,7 @@ export function settingsRoutes(app: Api, s: Services): void {
       }
       if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
       const saved = await putSettings(s.store.db, { workspace_id: ws, default_locale: locale, channel_blackouts: blackouts });
+      s.policy.invalidate(ws);
       await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'settings.put', details: request.body });
       return view(saved);
     },

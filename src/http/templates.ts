@@ -107,6 +107,7 @@ export function templateRoutes(app: Api, s: Services): void {
       const ws = request.principal.workspaceId;
       const variants = checkVariants(request.body.variants);
       const template = await putTemplate(s.store, ws, request.params.key, variants);
+      s.policy.invalidate(ws);
       await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'template.put', target: template.key, details: { version: template.version } });
       return reply.code(201).send(view(template));
     },
@@ -169,6 +170,7 @@ export function templateRoutes(app: Api, s: Services): void {
     async (request, reply) => {
       const ws = request.principal.workspaceId;
       if (!(await deleteTemplate(s.store.db, ws, request.params.key))) throw new Problem('not_found', `No template "${request.params.key}"`);
+      s.policy.invalidate(ws);
       await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'template.delete', target: request.params.key });
       return reply.code(204).send(null);
     },

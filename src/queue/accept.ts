@@ -1,5 +1,7 @@
-// The accept path of POST /v1/notifications: validate against the store, plan deliveries, and
-// write the notification with its deliveries durably before answering.
+// The accept path of POST /v1/notifications: validate against the store, decide each recipient's
+// deliveries under the workspace's policy (docs/policy.md: kind, preferences, quiet hours, channel
+// blackouts, rate limits, templates, routing, deduplication), and write the notification with its
+// deliveries durably before answering.
 //
 // Contract: `accept` resolves only after the notification, its deliveries and its idempotency
 // record are committed to stable storage (group commit: concurrent requests share one commit).
@@ -14,7 +16,9 @@ import { createHash } from 'node:crypto';
 import { DEVICE_CHANNELS, type ChannelName } from '../channels/channel.ts';
 import { canonicalJson } from '../domain/canonical-json.ts';
 import { newId } from '../domain/ids.ts';
-import { planDeliveries, type PlannedDelivery } from '../domain/routing.ts';
+import { decideRecipient, type DecidedDelivery } from '../domain/decide.ts';
+import { localeChain, pickVariant } from '../domain/locale.ts';
+import { missingVariables, renderVariant, TemplateError, type RenderedContent } from '../domain/templates.ts';
 import { summarizeNotification, type DeliveryStatus, type StatusCounts } from '../domain/delivery-status.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
@@ -25,6 +29,11 @@ import { findIdempotencyRecord } from '../store/idempotency.ts';
 import type { DeliveriesTable } from '../store/schema.ts';
 import { findActiveDevices } from '../store/devices.ts';
 import { findDedupeHolders } from '../store/dedupe.ts';
+import { getPreferencesFor, type Preferences } from '../store/preferences.ts';
+import type { Kind } from '../store/kinds.ts';
+import type { Template } from '../store/templates.ts';
+import type { RateLimiter } from '../ratelimit/limiter.ts';
+import type { PolicyCache } from './policy.ts';
 
 const DEFAULT_DEDUPE_WINDOW_MS = 86_400_000;
 
@@ -48,8 +57,10 @@ export interface SendRequest {
   dedupe_key?: string;
   /** Duration, e.g. "24h". */
   dedupe_window?: string;
-  /** 'all' (default): every channel at once; 'first': one channel at a time, the next only if it fails. */
+  /** Overrides the kind's routing: 'all' every channel at once; 'first' one at a time, the next only if it fails. */
   routing?: 'all' | 'first';
+  /** A template key: title and body are rendered per recipient locale and channel from `data`. */
+  template?: string;
   metadata?: Record<string, unknown>;
 }
 
@@ -73,6 +84,8 @@ export class Accepter {
   readonly #onCommitted: (channels: Set<string>) => void;
   readonly #committer: GroupCommitter<AcceptItem, AcceptOutcome>;
   readonly #inFlight = new Set<string>();
+  readonly #policy: PolicyCache;
+  readonly #limiter: RateLimiter;
 
   constructor(opts: {
     store: StoreAdapter;
@@ -84,7 +97,11 @@ export class Accepter {
     idempotencyTtlMs: number;
     /** Called after each commit with the channels that got pending deliveries (a wake-up hint). */
     onCommitted: (channels: Set<string>) => void;
+    policy: PolicyCache;
+    rateLimiter: RateLimiter;
   }) {
+    this.#policy = opts.policy;
+    this.#limiter = opts.rateLimiter;
     this.#store = opts.store;
     this.#reachable = opts.reachable;
     this.#configured = opts.configured;
@@ -98,7 +115,7 @@ export class Accepter {
     const title = req.title ?? '';
     const body = req.body ?? '';
     checkTiming(req);
-    if (title.trim() === '' && body.trim() === '') throw new Problem('empty_content', 'Give a title or a body (or both)');
+    if (req.template === undefined && title.trim() === '' && body.trim() === '') throw new Problem('empty_content', 'Give a title or a body (or both), or a template');
     const to = [...new Set(Array.isArray(req.to) ? req.to : [req.to])];
 
     let requestHash: string | undefined;
@@ -120,8 +137,18 @@ export class Accepter {
         const unknown = to.filter((id) => !known.has(id));
         throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
       }
-      const configured = await this.#configured(workspaceId);
-      const candidates = req.channels ?? configured;
+      const now = Date.now();
+      const kindName = req.kind ?? 'transactional';
+      const [configured, kind, settings, template] = await Promise.all([
+        this.#configured(workspaceId),
+        this.#policy.kind(workspaceId, kindName),
+        this.#policy.settings(workspaceId),
+        req.template === undefined ? undefined : this.#policy.template(workspaceId, req.template),
+      ]);
+      if (req.template !== undefined && !template) {
+        throw new Problem('validation_failed', `body.template: no template "${req.template}"`, { errors: [{ path: 'body.template', message: `no template "${req.template}"` }] });
+      }
+      const candidates = req.channels ?? (kind.channels as ChannelName[] | null) ?? configured;
       const deviceChannels = DEVICE_CHANNELS.filter((c) => candidates.includes(c) && configured.includes(c));
       let devices: Map<string, Map<ChannelName, string[]>> | undefined;
       if (deviceChannels.length > 0) {
@@ -130,20 +157,39 @@ export class Accepter {
           devices.get(d.recipient_id)?.get(d.platform as ChannelName)?.push(d.id);
         }
       }
-      const plan = planDeliveries({
-        recipients: recipients.map((r) => ({ id: r.id, reachable: this.#reachable(r), devices: devices?.get(r.id) })),
-        requested: req.channels,
-        configured,
-      });
-      if (plan.unreachable.length > 0) {
-        throw new Problem('no_channel', `No usable channel for: ${plan.unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: plan.unreachable } });
+      // A mandatory kind ignores preferences (opt-outs and quiet hours alike): no need to read them.
+      const prefs: Map<string, Preferences> | undefined = kind.mandatory ? undefined : await getPreferencesFor(this.#store.db, workspaceId, to);
+      const blackouts = settings.channel_blackouts
+        ? Object.fromEntries(Object.entries(settings.channel_blackouts).map(([c, w]) => [c, { start: w.start, end: w.end, timeZone: w.timezone }]))
+        : null;
+      const decided: DecidedDelivery[] = [];
+      const unreachable: string[] = [];
+      for (const r of recipients) {
+        const p = prefs?.get(r.id);
+        const out = decideRecipient(
+          {
+            kind: { mandatory: kind.mandatory, channels: kind.channels, quietHours: kind.quiet_hours, blackout: kind.blackout },
+            requested: req.channels,
+            configured,
+            now,
+            sendAt: req.send_at === undefined ? undefined : Date.parse(req.send_at),
+            blackouts,
+          },
+          { id: r.id, reachable: this.#reachable(r), devices: devices?.get(r.id), preference: p?.kinds[kindName], quietHours: p?.quiet_hours, timeZone: r.timezone },
+        );
+        if (!out.reachable) unreachable.push(r.id);
+        decided.push(...out.deliveries);
       }
+      if (unreachable.length > 0) {
+        throw new Problem('no_channel', `No usable channel for: ${unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: unreachable } });
+      }
+      const contents = template ? renderAll(template, decided, recipients, settings.default_locale, req.data ?? {}) : undefined;
+      await this.#throttle(workspaceId, kind, decided, now, to.length === 1);
 
       for (let round = 1; ; round++) {
-        const now = Date.now();
         const dedupeKey = req.dedupe_key;
         const holders = dedupeKey === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, to, dedupeKey, now);
-        const { item, response } = this.#build(workspaceId, req, title, body, plan.deliveries, now, holders, idempotencyKey, requestHash);
+        const { item, response } = this.#build(workspaceId, req, kind, title, body, decided, contents, template, now, holders, idempotencyKey, requestHash);
         const outcome = await this.#committer.submit(item);
         if (outcome === 'idempotency_conflict') {
           const winner = await this.#replay(workspaceId, idempotencyKey!, requestHash!);
@@ -167,31 +213,28 @@ export class Accepter {
   #build(
     workspaceId: string,
     req: SendRequest,
+    kind: Kind,
     title: string,
     body: string,
-    planned: readonly PlannedDelivery<ChannelName>[],
+    planned: readonly DecidedDelivery[],
+    contents: readonly (RenderedContent | undefined)[] | undefined,
+    template: Template | undefined,
     now: number,
     dedupeHolders: ReadonlyMap<string, string> | undefined,
     idempotencyKey: string | undefined,
     requestHash: string | undefined,
   ): { item: AcceptItem; response: AcceptResponse } {
-    const sendAt = req.send_at === undefined ? now : Date.parse(req.send_at);
-    const later = sendAt > now;
     const notificationId = newId('ntf');
-    const routing = req.routing ?? 'all';
+    const routing = req.routing ?? kind.routing;
     // Routing "first": per recipient, the deliveries of its first channel go; each later channel's
     // wait (`standby`) for the previous channel's first delivery (after_id).
     const stepOf = new Map<string, { channel: string; first: string; previous: string | null }>();
-    const deliveries: DeliveriesTable[] = planned.map((p) => {
+    const deliveries: DeliveriesTable[] = planned.map((p, i) => {
       const duplicateOf = dedupeHolders?.get(p.recipientId);
-      const [status, reason]: [DeliveryStatus, string | null] = p.skip
-        ? ['skipped', p.skip]
-        : duplicateOf
-          ? ['deduplicated', `duplicate_of:${duplicateOf}`]
-          : later
-            ? ['scheduled', 'send_at']
-            : ['pending', null];
+      const [status, reason]: [DeliveryStatus, string | null] =
+        p.status === 'skipped' ? ['skipped', p.reason] : duplicateOf ? ['deduplicated', `duplicate_of:${duplicateOf}`] : [p.status, p.reason];
       const terminal = status === 'skipped' || status === 'deduplicated';
+      const content = contents?.[i];
       const id = newId('dlv');
       let afterId: string | null = null;
       if (routing === 'first' && !terminal) {
@@ -213,7 +256,7 @@ export class Accepter {
         status: afterId ? 'standby' : status,
         reason: afterId ? 'routing_first' : reason,
         attempts: 0,
-        run_at: Math.max(now, sendAt),
+        run_at: p.runAt,
         lease_owner: null,
         error_class: null,
         last_error: null,
@@ -222,6 +265,7 @@ export class Accepter {
         updated_at: now,
         completed_at: terminal ? now : null,
         after_id: afterId,
+        content: content ? JSON.stringify(content) : null,
       };
     });
     const counts: StatusCounts = {};
@@ -236,7 +280,7 @@ export class Accepter {
         ...(d.device_id && { device: d.device_id }),
         status: d.status,
         ...(d.reason && { reason: d.reason }),
-        ...(d.status === 'scheduled' && { scheduled_for: new Date(d.run_at).toISOString() }),
+        ...((d.status === 'scheduled' || d.status === 'throttled') && { scheduled_for: new Date(d.run_at).toISOString() }),
       })),
     };
     const dedupeKey = req.dedupe_key;
@@ -244,9 +288,9 @@ export class Accepter {
       notification: {
         id: notificationId,
         workspace_id: workspaceId,
-        kind: req.kind ?? 'transactional',
-        title,
-        body,
+        kind: kind.kind,
+        title: title || contents?.find((c) => c)?.title || '',
+        body: body || contents?.find((c) => c)?.body || '',
         data: req.data === undefined ? null : JSON.stringify(req.data),
         metadata: req.metadata === undefined ? null : JSON.stringify(req.metadata),
         status: summarizeNotification(counts),
@@ -255,6 +299,7 @@ export class Accepter {
         channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
         fallback: req.fallback ? 1 : 0,
         routing,
+        template: template ? `${template.key}@${template.version}` : null,
         created_at: now,
       },
       deliveries,
@@ -270,6 +315,52 @@ export class Accepter {
       }),
     };
     return { item, response };
+  }
+
+  /**
+   * Rate limits, per recipient x channel for the kind (kind.rate_limits[channel], else its "*"):
+   * one token per notification and channel, taken only for deliveries that would go (pending or
+   * scheduled). Beyond the limit a delivery is `throttled` until a token is back (kind throttle
+   * `defer`) or skipped as `throttled` (`drop`). A single-recipient send throttled on every channel
+   * is refused with 429 and Retry-After, and nothing is stored.
+   */
+  async #throttle(workspaceId: string, kind: Kind, decided: DecidedDelivery[], now: number, single: boolean): Promise<void> {
+    const limits = kind.rate_limits;
+    if (!limits) return;
+    const groups = new Map<string, DecidedDelivery[]>();
+    for (const d of decided) {
+      if (d.status === 'skipped') continue;
+      const k = `${d.recipientId}\u0000${d.channel}`;
+      const g = groups.get(k);
+      if (g) g.push(d);
+      else groups.set(k, [d]);
+    }
+    let going = 0;
+    let retryAfterMs = Infinity;
+    const refused: DecidedDelivery[][] = [];
+    for (const [, group] of groups) {
+      const { recipientId, channel } = group[0]!;
+      const limit = limits[channel] ?? limits['*'];
+      if (!limit) {
+        going++;
+        continue;
+      }
+      const decision = await this.#limiter.consume(`rl:${workspaceId}:${kind.kind}:${recipientId}:${channel}`, limit.limit, limit.per_ms);
+      if (decision.allowed) {
+        going++;
+        continue;
+      }
+      retryAfterMs = Math.min(retryAfterMs, decision.retryAfterMs);
+      refused.push(group);
+      for (const d of group) {
+        if (kind.throttle === 'drop') Object.assign(d, { status: 'skipped', reason: 'throttled', runAt: now });
+        else Object.assign(d, { status: 'throttled', reason: 'rate_limit', runAt: Math.max(d.runAt, now + decision.retryAfterMs) });
+      }
+    }
+    if (single && going === 0 && refused.length > 0) {
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+      throw new Problem('rate_limited', `This recipient got too many "${kind.kind}" notifications; retry in ${seconds}s`, { headers: { 'retry-after': String(seconds) } });
+    }
   }
 
   #committed(deliveries: readonly DeliveriesTable[]): void {
@@ -319,4 +410,42 @@ function checkTiming(req: SendRequest): void {
     if (ms !== undefined && (ms < 1000 || ms > MAX_DEDUPE_WINDOW_MS)) errors.push({ path: 'body.dedupe_window', message: 'must be from 1s to 30d' });
   }
   if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+}
+
+/**
+ * Each decided delivery's rendering of the template: the variant for the recipient's locale chain
+ * (recipient locale, its prefixes, the workspace default) and the delivery's channel. Refuses the
+ * send (422 missing_variables, listing them) when a variant uses names `data` lacks, or
+ * (validation_failed) when no variant fits a recipient.
+ */
+function renderAll(template: Template, decided: readonly DecidedDelivery[], recipients: readonly { id: string; locale: string | null }[], defaultLocale: string, data: unknown): (RenderedContent | undefined)[] {
+  const locales = new Map(recipients.map((r) => [r.id, r.locale]));
+  const missing = new Set<string>();
+  const noVariant: string[] = [];
+  const picked = decided.map((d) => {
+    if (d.status === 'skipped') return undefined;
+    const variant = pickVariant(template.variants, localeChain(locales.get(d.recipientId), defaultLocale), d.channel);
+    if (!variant) {
+      noVariant.push(d.recipientId);
+      return undefined;
+    }
+    try {
+      for (const name of missingVariables(variant, data)) missing.add(name);
+    } catch (err) {
+      if (err instanceof TemplateError) throw new Problem('validation_failed', `body.data: ${err.message}`, { errors: [{ path: 'body.data', message: err.message }] });
+      throw err;
+    }
+    return variant;
+  });
+  if (noVariant.length > 0) {
+    const who = [...new Set(noVariant)];
+    throw new Problem('validation_failed', `body.template: template "${template.key}" has no variant for the locale of ${who.slice(0, 20).join(', ')} (nor the workspace default ${defaultLocale})`, {
+      errors: [{ path: 'body.template', message: `no variant for ${who.slice(0, 20).join(', ')}` }],
+    });
+  }
+  if (missing.size > 0) {
+    const names = [...missing].sort();
+    throw new Problem('missing_variables', `The template "${template.key}" uses ${names.join(', ')}, which data does not have`, { extensions: { missing: names } });
+  }
+  return picked.map((v, i) => (v ? renderVariant(v, data, { channel: decided[i]!.channel }) : undefined));
 }

@@ -22,13 +22,25 @@ export async function buildJob(row: ClaimedDelivery, deps: JobDeps): Promise<Del
   const name = row.channel as ChannelName;
   const data: unknown = row.data === null ? null : JSON.parse(row.data);
   const options = row.channel_options === null ? {} : ((JSON.parse(row.channel_options) as Record<string, Record<string, unknown>>)[name] ?? {});
+  // A template's rendering for this delivery replaces the notification's title and body.
+  const content = row.content === null ? undefined : (JSON.parse(row.content) as { title: string; body: string; html?: string; subject?: string });
   const job: DeliveryJob = {
     deliveryId: row.id,
     notificationId: row.notification_id,
     workspaceId: row.workspace_id,
     channel: name,
     attempt: row.attempts,
-    notification: { kind: row.kind, title: row.title, body: row.body, data, createdAt: row.notification_created_at, options, fallback: row.fallback === 1 },
+    notification: {
+      kind: row.kind,
+      title: content?.title ?? row.title,
+      body: content?.body ?? row.body,
+      data,
+      createdAt: row.notification_created_at,
+      options,
+      fallback: row.fallback === 1,
+      ...(content?.html !== undefined && { html: content.html }),
+      ...(content?.subject !== undefined && { subject: content.subject }),
+    },
     recipient: {
       id: row.recipient_id,
       name: row.name,

@@ -11,18 +11,29 @@ export type Dialect = 'sqlite' | 'postgres';
 /** What routing needs of a recipient: which channels it has an address on. */
 export type RecipientAddresses = Pick<
   RecipientsTable,
-  'id' | 'email' | 'phone' | 'webhook_url' | 'webhook_disabled_at' | 'pushover_user_key' | 'slack_webhook_url' | 'discord_webhook_url' | 'kakao_phone' | 'address_disabled'
+  | 'id'
+  | 'email'
+  | 'phone'
+  | 'locale'
+  | 'timezone'
+  | 'webhook_url'
+  | 'webhook_disabled_at'
+  | 'pushover_user_key'
+  | 'slack_webhook_url'
+  | 'discord_webhook_url'
+  | 'kakao_phone'
+  | 'address_disabled'
 >;
 
 /** The columns findRecipients reads, in SQL. */
 export const RECIPIENT_ADDRESS_COLUMNS =
-  'id, email, phone, webhook_url, webhook_disabled_at, pushover_user_key, slack_webhook_url, discord_webhook_url, kakao_phone, address_disabled';
+  'id, email, phone, locale, timezone, webhook_url, webhook_disabled_at, pushover_user_key, slack_webhook_url, discord_webhook_url, kakao_phone, address_disabled';
 
 /**
  * The columns and joins of a claimed delivery (ClaimedDelivery), the same in both dialects: the
  * claim statement names the claimed deliveries `d`.
  */
-export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts,
+export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content,
        n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count, n.channel_options, n.fallback, n.routing,
        r.created_at AS recipient_exists, r.name, r.email, r.phone, r.locale, r.timezone, r.webhook_url, r.webhook_secret, r.webhook_disabled_at,
        r.pushover_user_key, r.pushover_device, r.slack_webhook_url, r.discord_webhook_url, r.kakao_phone, r.address_disabled,
@@ -56,6 +67,8 @@ export interface ClaimedDelivery {
   recipient_id: string;
   channel: string;
   device_id: string | null;
+  /** The delivery's own rendering (JSON), when it has one. */
+  content: string | null;
   /** Attempts including the one this claim starts. */
   attempts: number;
   kind: string;

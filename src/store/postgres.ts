@@ -146,16 +146,16 @@ const INSERT_NOTIFICATIONS = {
   text: `
     WITH n AS (
       INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count,
-                                 channel_options, fallback, routing)
+                                 channel_options, fallback, routing, template)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[], $31::text[])
+                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[], $31::text[], $33::text[])
     ), d AS (
       INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
                               lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at,
-                              device_id, after_id)
+                              device_id, after_id, content)
       SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
                            $18::int4[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[],
-                           $25::int8[], $26::int8[], $30::text[], $32::text[])
+                           $25::int8[], $26::int8[], $30::text[], $32::text[], $34::text[])
       RETURNING channel, status
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
@@ -186,7 +186,7 @@ const CLAIM = {
          SET status = 'sending', attempts = d.attempts + 1, lease_owner = $4, run_at = $5, updated_at = $2
         FROM due
        WHERE d.id = due.id
-      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, due.run_at AS due_at
+      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content, due.run_at AS due_at
     )
     SELECT ${CLAIMED_JOB_COLUMNS}
       FROM claimed d
@@ -503,6 +503,8 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(ds, [(d) => d.device_id]),
         ...columns(ns, [(n) => n.routing]),
         ...columns(ds, [(d) => d.after_id]),
+        ...columns(ns, [(n) => n.template]),
+        ...columns(ds, [(d) => d.content]),
       ],
     });
   }

@@ -26,6 +26,9 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
     const r = await trx.deleteFrom('recipients').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
     if (Number(r.numDeletedRows) === 0) return { deleted: false, notificationIds: [] as string[] };
     await trx.deleteFrom('devices').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
+    await trx.deleteFrom('preferences').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
+    await trx.deleteFrom('topic_members').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
+    await trx.deleteFrom('dedupe_keys').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     const now = Date.now();
     const skipped = await trx
       .updateTable('deliveries')

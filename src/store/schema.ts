@@ -70,6 +70,8 @@ export interface NotificationsTable {
   fallback: number;
   /** 'all': every allowed channel at once; 'first': one channel at a time (deliveries.after_id). */
   routing: string;
+  /** "key@version" when sent with a template. */
+  template: string | null;
   created_at: number;
 }
 
@@ -85,6 +87,8 @@ export interface DeliveriesTable {
   status_detail?: string | null;
   /** Routing "first": this `standby` delivery goes only if the step of delivery after_id fails. */
   after_id: string | null;
+  /** JSON {title, body, html?, subject?}: this delivery's rendering of a template; null: the notification's. */
+  content: string | null;
   status: DeliveryStatus;
   /** Why a delivery is skipped or discarded. */
   reason: string | null;

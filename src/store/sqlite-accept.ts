@@ -32,12 +32,12 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
     WHERE idempotency_keys.expires_at <= excluded.created_at`);
   const insertNotification = db.prepare(`
     INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, delivery_count, created_at,
-      channel_options, fallback, routing)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      channel_options, fallback, routing, template)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertDelivery = db.prepare(`
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
-      lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id, after_id)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id, after_id, content)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertDedupe = db.prepare(`
     INSERT INTO dedupe_keys (workspace_id, recipient_id, key, notification_id, created_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?)
@@ -63,11 +63,11 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
       const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
       if (r.changes === 0) return 'idempotency_conflict';
     }
-    insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback, n.routing);
+    insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback, n.routing, n.template);
     for (const d of item.deliveries) {
       insertDelivery.run(
         d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,
-        d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id, d.after_id,
+        d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id, d.after_id, d.content,
       );
     }
     return 'ok';

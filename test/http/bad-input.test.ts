@@ -174,7 +174,7 @@ const cases: Case[] = [
   { name: 'unknown recipient', method: 'GET', path: '/v1/recipients/nobody', status: 404, code: 'not_found' },
   { name: 'PATCH on notifications', method: 'PATCH', path: SEND, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
   { name: 'DELETE on notifications', method: 'DELETE', path: SEND, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
-  { name: 'PUT on a notification', method: 'PUT', path: `${SEND}/ntf_x`, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD') },
+  { name: 'PUT on a notification', method: 'PUT', path: `${SEND}/ntf_x`, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'DELETE, GET, HEAD') },
   { name: 'POST on a recipient', method: 'POST', path: '/v1/recipients/alice', body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'DELETE, GET, HEAD, PUT') },
 
   // --- recipients

@@ -72,10 +72,10 @@ function item(
   const ws = o.ws ?? WS;
   const notification: NotificationsTable = {
     id: newId('ntf'), workspace_id: ws, kind: 'alert', title: `T ${channel}`, body: 'B', data: '{"n":1}', metadata: null,
-    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, routing: 'all', created_at: created,
+    status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, routing: 'all', template: null, created_at: created,
   };
   const deliveries: DeliveriesTable[] = recipients.map((r) => ({
-    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null, after_id: null,
+    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null, after_id: null, content: null,
     status: o.skip ? 'skipped' : 'pending', reason: o.skip ? 'no_address' : null, attempts: 0, run_at: o.runAt ?? created,
     lease_owner: null, error_class: null, last_error: null, provider_message_id: null, created_at: created, updated_at: created,
     completed_at: o.skip ? created : null,
@@ -171,7 +171,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       await addRecipients(...rows, { ...recipient(rows[0]!.id), workspace_id: 'ws_other', name: 'Other' });
       const found = await store.findRecipients(WS, [rows[0]!.id, rows[1]!.id, 'nobody']);
       const addresses = rows.map((r) => ({
-        id: r.id, email: r.email, phone: r.phone, webhook_url: r.webhook_url, webhook_disabled_at: r.webhook_disabled_at,
+        id: r.id, email: r.email, phone: r.phone, locale: r.locale, timezone: r.timezone, webhook_url: r.webhook_url, webhook_disabled_at: r.webhook_disabled_at,
         pushover_user_key: r.pushover_user_key, slack_webhook_url: r.slack_webhook_url, discord_webhook_url: r.discord_webhook_url,
         kakao_phone: r.kakao_phone, address_disabled: r.address_disabled,
       }));
@@ -307,7 +307,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const rr = recipient(r2);
       const got = firstTwo[0]!;
       assert.deepEqual({ ...got }, {
-        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1,
+        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1, content: null,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
         delivery_count: 1, channel_options: null, fallback: 0, routing: 'all',
         recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, phone: rr.phone, locale: rr.locale, timezone: rr.timezone,

@@ -9,6 +9,7 @@ import * as m0005 from './0005_channels.ts';
 import * as m0006 from './0006_policy.ts';
 import * as m0007 from './0007_send_rules.ts';
 import * as m0008 from './0008_routing.ts';
+import * as m0009 from './0009_content.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0006_policy': m0006,
   '0007_send_rules': m0007,
   '0008_routing': m0008,
+  '0009_content': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {
