@@ -29,6 +29,7 @@ import { DlqService } from './queue/dlq.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
+import { FanoutWorker } from './queue/fanout.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
 import { purgeExpiredIdempotency } from './store/idempotency.ts';
@@ -180,7 +181,11 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     onCommitted: wake,
     policy,
     rateLimiter,
+    onFanout: () => fanout?.wake(),
   });
+  const fanout = roles.includes('worker')
+    ? new FanoutWorker({ store, accepter, owner: workerId, leaseMs: config.leaseTime, pollMs: config.pollInterval, log, wake })
+    : undefined;
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
   const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, accepter, dlq, state };
@@ -201,6 +206,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await pool.recoverOrphanedLeases();
         pool.start();
         receipts?.start();
+        fanout?.start();
         // Other processes' commits wake this node's workers (PostgreSQL LISTEN/NOTIFY); a hint only.
         if (store.listen) {
           unlisten = await store.listen((channel) => pool.wake([channel])).catch((err: unknown) => {
@@ -232,6 +238,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await dlq.stop();
         await unlisten?.();
         await receipts?.stop();
+        await fanout?.stop();
         if (pool) await pool.stop(config.shutdownGrace);
         await Promise.all([...channels.values()].map((c) => c.close()));
         await http.close();

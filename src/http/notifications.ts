@@ -6,6 +6,7 @@
 import { Type } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { CHANNEL_OPTIONS } from '../channels/registry.ts';
+import { TopicKey } from './topics.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { cancelNotification, getNotification, listNotifications } from '../store/notifications.ts';
@@ -17,7 +18,14 @@ import { deliveryView, notificationView, NotificationView } from './views.ts';
 
 export const SendBody = Type.Object(
   {
-    to: Type.Union([RecipientId, Type.Array(RecipientId, { minItems: 1, maxItems: 1000 })], { description: 'A recipient id or up to 1000 of them' }),
+    to: Type.Union(
+      [
+        RecipientId,
+        Type.Array(RecipientId, { minItems: 1, maxItems: 1000 }),
+        Type.Object({ topic: TopicKey }, { additionalProperties: false, description: "A topic: every member gets it (deliveries are made in the background; the answer's deliveries is empty)" }),
+      ],
+      { description: 'A recipient id, up to 1000 of them, or {"topic": key}' },
+    ),
     kind: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$', default: 'transactional' })),
     title: Type.Optional(Type.String({ maxLength: 1000 })),
     body: Type.Optional(Type.String({ maxLength: 100_000 })),
@@ -32,6 +40,7 @@ export const SendBody = Type.Object(
     dedupe_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Recipients that got a notification with this key inside dedupe_window get this one as `deduplicated`' })),
     dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '24h', description: 'How long a dedupe_key holds, e.g. "24h" (at most 30d)' })),
     routing: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('first')], { description: '"first": one channel at a time in priority order (channels, or the default order); the next only if it fails' })),
+    template: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$', description: 'A template key (PUT /v1/templates/{key}): title and body are rendered from `data` per recipient locale and channel' })),
     send_at: Type.Optional(Type.String({ format: 'date-time', description: 'Deliver at this time (ISO 8601 with offset); until then deliveries are `scheduled`' })),
     fallback: Type.Optional(Type.Boolean({ description: 'Let a channel that rejects the message hand it to its fallback channel (Kakao AlimTalk -> SMS)', default: false })),
     // The key limit must be a propertyNames constraint: a Record's key schema becomes a
@@ -55,6 +64,7 @@ const Accepted = Type.Object({
       scheduled_for: Type.Optional(Type.String({ description: 'When a `scheduled` delivery will go' })),
     }),
   ),
+  topic: Type.Optional(Type.Object({ key: Type.String(), members: Type.Integer({ description: 'Members when accepted' }) })),
 });
 
 const IdempotencyHeaders = Type.Object({
@@ -102,7 +112,8 @@ export function notificationRoutes(app: Api, s: Services): void {
         list.push(a);
         byDelivery.set(a.delivery_id, list);
       }
-      return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d, byDelivery.get(d.id) ?? [])));
+      const fanout = await s.store.db.selectFrom('fanouts').select(['topic', 'state', 'recipients']).where('notification_id', '=', found.notification.id).executeTakeFirst();
+      return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d, byDelivery.get(d.id) ?? [])), fanout);
     },
   );
 

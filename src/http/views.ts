@@ -51,7 +51,10 @@ export const NotificationView = Type.Object({
   metadata: Type.Unknown(),
   status: Str,
   idempotency_key: NullStr,
+  template: NullStr,
   created_at: Str,
+  /** A topic send: how far its members have been expanded. */
+  topic: Type.Optional(Type.Object({ key: Str, state: Str, recipients: Type.Integer({ description: 'Members expanded so far' }) })),
   deliveries: Type.Array(DeliveryView),
 });
 
@@ -93,7 +96,11 @@ export function deliveryView(d: DeliveriesTable, attempts?: DeliveryAttemptsTabl
   };
 }
 
-export function notificationView(n: NotificationsTable, deliveries: Static<typeof DeliveryView>[]): Static<typeof NotificationView> {
+export function notificationView(
+  n: NotificationsTable,
+  deliveries: Static<typeof DeliveryView>[],
+  fanout?: { topic: string; state: string; recipients: number },
+): Static<typeof NotificationView> {
   return {
     id: n.id,
     kind: n.kind,
@@ -103,7 +110,9 @@ export function notificationView(n: NotificationsTable, deliveries: Static<typeo
     metadata: n.metadata === null ? null : JSON.parse(n.metadata),
     status: n.status,
     idempotency_key: n.idempotency_key,
+    template: n.template,
     created_at: iso(n.created_at)!,
+    ...(fanout && { topic: { key: fanout.topic, state: fanout.state, recipients: fanout.recipients } }),
     deliveries,
   };
 }

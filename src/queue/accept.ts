@@ -31,14 +31,16 @@ import { findActiveDevices } from '../store/devices.ts';
 import { findDedupeHolders } from '../store/dedupe.ts';
 import { getPreferencesFor, type Preferences } from '../store/preferences.ts';
 import type { Kind } from '../store/kinds.ts';
-import type { Template } from '../store/templates.ts';
+import { getTemplate, type Template } from '../store/templates.ts';
+import { countMembers, getTopic } from '../store/topics.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { PolicyCache } from './policy.ts';
 
 const DEFAULT_DEDUPE_WINDOW_MS = 86_400_000;
 
 export interface SendRequest {
-  to: string | string[];
+  /** Recipient ids, or a topic whose members get it (expanded in the background, queue/fanout.ts). */
+  to: string | string[] | { topic: string };
   kind?: string;
   title?: string;
   body?: string;
@@ -68,6 +70,8 @@ export interface AcceptResponse {
   id: string;
   status: 'accepted';
   deliveries: { id: string; recipient: string; channel: string; device?: string; status: string; reason?: string; scheduled_for?: string }[];
+  /** A topic send: its deliveries are made in the background, member by member. */
+  topic?: { key: string; members: number };
 }
 
 export interface AcceptResult {
@@ -86,6 +90,7 @@ export class Accepter {
   readonly #inFlight = new Set<string>();
   readonly #policy: PolicyCache;
   readonly #limiter: RateLimiter;
+  readonly #onFanout: () => void;
 
   constructor(opts: {
     store: StoreAdapter;
@@ -97,10 +102,13 @@ export class Accepter {
     idempotencyTtlMs: number;
     /** Called after each commit with the channels that got pending deliveries (a wake-up hint). */
     onCommitted: (channels: Set<string>) => void;
+    /** Called after a topic send is committed (a wake-up hint for the fan-out workers). */
+    onFanout?: () => void;
     policy: PolicyCache;
     rateLimiter: RateLimiter;
   }) {
     this.#policy = opts.policy;
+    this.#onFanout = opts.onFanout ?? (() => undefined);
     this.#limiter = opts.rateLimiter;
     this.#store = opts.store;
     this.#reachable = opts.reachable;
@@ -116,7 +124,8 @@ export class Accepter {
     const body = req.body ?? '';
     checkTiming(req);
     if (req.template === undefined && title.trim() === '' && body.trim() === '') throw new Problem('empty_content', 'Give a title or a body (or both), or a template');
-    const to = [...new Set(Array.isArray(req.to) ? req.to : [req.to])];
+    const topic = typeof req.to === 'object' && !Array.isArray(req.to) ? req.to.topic : undefined;
+    const to = topic !== undefined ? [] : [...new Set(Array.isArray(req.to) ? req.to : [req.to as string])];
 
     let requestHash: string | undefined;
     const flightKey = `${workspaceId}\u0000${idempotencyKey}`;
@@ -131,6 +140,7 @@ export class Accepter {
       this.#inFlight.add(flightKey);
     }
     try {
+      if (topic !== undefined) return await this.#acceptTopic(workspaceId, req, topic, title, body, idempotencyKey, requestHash);
       const recipients = await this.#store.findRecipients(workspaceId, to);
       if (recipients.length !== to.length) {
         const known = new Set(recipients.map((r) => r.id));
@@ -138,53 +148,7 @@ export class Accepter {
         throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
       }
       const now = Date.now();
-      const kindName = req.kind ?? 'transactional';
-      const [configured, kind, settings, template] = await Promise.all([
-        this.#configured(workspaceId),
-        this.#policy.kind(workspaceId, kindName),
-        this.#policy.settings(workspaceId),
-        req.template === undefined ? undefined : this.#policy.template(workspaceId, req.template),
-      ]);
-      if (req.template !== undefined && !template) {
-        throw new Problem('validation_failed', `body.template: no template "${req.template}"`, { errors: [{ path: 'body.template', message: `no template "${req.template}"` }] });
-      }
-      const candidates = req.channels ?? (kind.channels as ChannelName[] | null) ?? configured;
-      const deviceChannels = DEVICE_CHANNELS.filter((c) => candidates.includes(c) && configured.includes(c));
-      let devices: Map<string, Map<ChannelName, string[]>> | undefined;
-      if (deviceChannels.length > 0) {
-        devices = new Map(recipients.map((r) => [r.id, new Map<ChannelName, string[]>(deviceChannels.map((c) => [c, []]))]));
-        for (const d of await findActiveDevices(this.#store.db, workspaceId, to, deviceChannels)) {
-          devices.get(d.recipient_id)?.get(d.platform as ChannelName)?.push(d.id);
-        }
-      }
-      // A mandatory kind ignores preferences (opt-outs and quiet hours alike): no need to read them.
-      const prefs: Map<string, Preferences> | undefined = kind.mandatory ? undefined : await getPreferencesFor(this.#store.db, workspaceId, to);
-      const blackouts = settings.channel_blackouts
-        ? Object.fromEntries(Object.entries(settings.channel_blackouts).map(([c, w]) => [c, { start: w.start, end: w.end, timeZone: w.timezone }]))
-        : null;
-      const decided: DecidedDelivery[] = [];
-      const unreachable: string[] = [];
-      for (const r of recipients) {
-        const p = prefs?.get(r.id);
-        const out = decideRecipient(
-          {
-            kind: { mandatory: kind.mandatory, channels: kind.channels, quietHours: kind.quiet_hours, blackout: kind.blackout },
-            requested: req.channels,
-            configured,
-            now,
-            sendAt: req.send_at === undefined ? undefined : Date.parse(req.send_at),
-            blackouts,
-          },
-          { id: r.id, reachable: this.#reachable(r), devices: devices?.get(r.id), preference: p?.kinds[kindName], quietHours: p?.quiet_hours, timeZone: r.timezone },
-        );
-        if (!out.reachable) unreachable.push(r.id);
-        decided.push(...out.deliveries);
-      }
-      if (unreachable.length > 0) {
-        throw new Problem('no_channel', `No usable channel for: ${unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: unreachable } });
-      }
-      const contents = template ? renderAll(template, decided, recipients, settings.default_locale, req.data ?? {}) : undefined;
-      await this.#throttle(workspaceId, kind, decided, now, to.length === 1);
+      const { decided, contents, kind, template } = await this.#decide(workspaceId, req, recipients, now, 'direct');
 
       for (let round = 1; ; round++) {
         const dedupeKey = req.dedupe_key;
@@ -209,6 +173,165 @@ export class Accepter {
     }
   }
 
+  /**
+   * A topic send: the notification and its fan-out row are committed (202) before any member is
+   * looked at; workers expand the members in batches (queue/fanout.ts). Refused here: an unknown
+   * topic, and a template whose variants use names `data` lacks.
+   */
+  async #acceptTopic(workspaceId: string, req: SendRequest, topicKey: string, title: string, body: string, idempotencyKey: string | undefined, requestHash: string | undefined): Promise<AcceptResult> {
+    const topic = await getTopic(this.#store.db, workspaceId, topicKey);
+    if (!topic) throw new Problem('validation_failed', `body.to.topic: no topic "${topicKey}"`, { errors: [{ path: 'body.to.topic', message: `no topic "${topicKey}"` }] });
+    const [kind, template, members] = await Promise.all([
+      this.#policy.kind(workspaceId, req.kind ?? 'transactional'),
+      req.template === undefined ? undefined : this.#policy.template(workspaceId, req.template),
+      countMembers(this.#store.db, workspaceId, topicKey),
+    ]);
+    if (req.template !== undefined) {
+      if (!template) throw new Problem('validation_failed', `body.template: no template "${req.template}"`, { errors: [{ path: 'body.template', message: `no template "${req.template}"` }] });
+      const missing = [...new Set(template.variants.flatMap((v) => missingVariables(v, req.data ?? {})))].sort();
+      if (missing.length > 0) throw new Problem('missing_variables', `The template "${template.key}" uses ${missing.join(', ')}, which data does not have`, { extensions: { missing } });
+    }
+    const now = Date.now();
+    const notificationId = newId('ntf');
+    const response: AcceptResponse = { id: notificationId, status: 'accepted', deliveries: [], topic: { key: topicKey, members } };
+    const item: AcceptItem = {
+      notification: {
+        id: notificationId,
+        workspace_id: workspaceId,
+        kind: kind.kind,
+        title,
+        body,
+        data: req.data === undefined ? null : JSON.stringify(req.data),
+        metadata: req.metadata === undefined ? null : JSON.stringify(req.metadata),
+        status: 'accepted',
+        idempotency_key: idempotencyKey ?? null,
+        delivery_count: 0,
+        channel_options: req.channel_options === undefined ? null : JSON.stringify(req.channel_options),
+        fallback: req.fallback ? 1 : 0,
+        routing: req.routing ?? kind.routing,
+        template: template ? `${template.key}@${template.version}` : null,
+        created_at: now,
+      },
+      deliveries: [],
+      fanout: {
+        notification_id: notificationId,
+        workspace_id: workspaceId,
+        topic: topicKey,
+        request: JSON.stringify(req),
+        template_version: template?.version ?? null,
+        after: null,
+        state: 'pending',
+        owner: null,
+        lease_until: null,
+        recipients: 0,
+        created_at: now,
+        updated_at: now,
+      },
+      ...(idempotencyKey !== undefined && {
+        idempotency: { key: idempotencyKey, requestHash: requestHash!, response: JSON.stringify(response), expiresAt: now + this.#idempotencyTtl },
+      }),
+    };
+    const outcome = await this.#committer.submit(item);
+    if (outcome === 'idempotency_conflict') {
+      const winner = await this.#replay(workspaceId, idempotencyKey!, requestHash!);
+      if (winner) return winner;
+      throw new Problem('idempotency_in_flight', 'A concurrent request with this Idempotency-Key is being processed; retry shortly', { headers: { 'retry-after': '1' } });
+    }
+    this.#metrics.notificationsAccepted.inc();
+    this.#onFanout();
+    return { response, replayed: false };
+  }
+
+  /**
+   * The delivery rows of a batch of a topic's members for a topic send (queue/fanout.ts), decided
+   * at `now` under the workspace's policy like a direct send, without its refusals: members that
+   * were deleted or cannot be reached get nothing. Dedupe keys held by another notification make
+   * `deduplicated` rows; `dedupe` lists the members whose keys this batch takes.
+   */
+  async deliveriesForMembers(
+    workspaceId: string,
+    notificationId: string,
+    req: SendRequest,
+    memberIds: readonly string[],
+    templateVersion: number | null,
+    now: number,
+  ): Promise<{ rows: DeliveriesTable[]; dedupe?: { key: string; recipients: string[]; expiresAt: number } }> {
+    const recipients = await this.#store.findRecipients(workspaceId, [...memberIds]);
+    if (recipients.length === 0) return { rows: [] };
+    const { decided, contents, kind } = await this.#decide(workspaceId, req, recipients, now, 'fanout', templateVersion ?? undefined);
+    const holders = req.dedupe_key === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, recipients.map((r) => r.id), req.dedupe_key, now);
+    const rows = deliveryRows(workspaceId, notificationId, req.routing ?? kind.routing, decided, contents, now, holders);
+    if (req.dedupe_key === undefined) return { rows };
+    const taking = [...new Set(rows.filter((r) => r.status !== 'deduplicated' && r.status !== 'skipped').map((r) => r.recipient_id))];
+    const window = req.dedupe_window === undefined ? DEFAULT_DEDUPE_WINDOW_MS : parseDuration(req.dedupe_window);
+    return { rows, dedupe: { key: req.dedupe_key, recipients: taking, expiresAt: now + window } };
+  }
+
+  /**
+   * Each recipient's deliveries under the workspace's policy (domain/decide.ts, then templates and
+   * rate limits). `direct` (a send naming its recipients): a recipient that cannot be reached is a
+   * 422 no_channel and a single recipient throttled everywhere a 429. `fanout` (a batch of a
+   * topic's members): such members simply get nothing, and the template is the accepted version.
+   */
+  async #decide(
+    workspaceId: string,
+    req: SendRequest,
+    recipients: readonly RecipientAddresses[],
+    now: number,
+    mode: 'direct' | 'fanout',
+    templateVersion?: number,
+  ): Promise<{ decided: DecidedDelivery[]; contents: (RenderedContent | undefined)[] | undefined; kind: Kind; template: Template | undefined }> {
+    const kindName = req.kind ?? 'transactional';
+    const ids = recipients.map((r) => r.id);
+    const [configured, kind, settings, template] = await Promise.all([
+      this.#configured(workspaceId),
+      this.#policy.kind(workspaceId, kindName),
+      this.#policy.settings(workspaceId),
+      req.template === undefined ? undefined : templateVersion === undefined ? this.#policy.template(workspaceId, req.template) : getTemplate(this.#store.db, workspaceId, req.template, templateVersion),
+    ]);
+    if (req.template !== undefined && !template) {
+      throw new Problem('validation_failed', `body.template: no template "${req.template}"`, { errors: [{ path: 'body.template', message: `no template "${req.template}"` }] });
+    }
+    const candidates = req.channels ?? (kind.channels as ChannelName[] | null) ?? configured;
+    const deviceChannels = DEVICE_CHANNELS.filter((c) => candidates.includes(c) && configured.includes(c));
+    let devices: Map<string, Map<ChannelName, string[]>> | undefined;
+    if (deviceChannels.length > 0) {
+      devices = new Map(recipients.map((r) => [r.id, new Map<ChannelName, string[]>(deviceChannels.map((c) => [c, []]))]));
+      for (const d of await findActiveDevices(this.#store.db, workspaceId, ids, deviceChannels)) {
+        devices.get(d.recipient_id)?.get(d.platform as ChannelName)?.push(d.id);
+      }
+    }
+    // A mandatory kind ignores preferences (opt-outs and quiet hours alike): no need to read them.
+    const prefs: Map<string, Preferences> | undefined = kind.mandatory ? undefined : await getPreferencesFor(this.#store.db, workspaceId, ids);
+    const blackouts = settings.channel_blackouts
+      ? Object.fromEntries(Object.entries(settings.channel_blackouts).map(([c, w]) => [c, { start: w.start, end: w.end, timeZone: w.timezone }]))
+      : null;
+    const decided: DecidedDelivery[] = [];
+    const unreachable: string[] = [];
+    for (const r of recipients) {
+      const p = prefs?.get(r.id);
+      const out = decideRecipient(
+        {
+          kind: { mandatory: kind.mandatory, channels: kind.channels, quietHours: kind.quiet_hours, blackout: kind.blackout },
+          requested: req.channels,
+          configured,
+          now,
+          sendAt: req.send_at === undefined ? undefined : Date.parse(req.send_at),
+          blackouts,
+        },
+        { id: r.id, reachable: this.#reachable(r), devices: devices?.get(r.id), preference: p?.kinds[kindName], quietHours: p?.quiet_hours, timeZone: r.timezone },
+      );
+      if (!out.reachable) unreachable.push(r.id);
+      decided.push(...out.deliveries);
+    }
+    if (mode === 'direct' && unreachable.length > 0) {
+      throw new Problem('no_channel', `No usable channel for: ${unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: unreachable } });
+    }
+    const contents = template ? renderAll(template, decided, recipients, settings.default_locale, req.data ?? {}, mode) : undefined;
+    await this.#throttle(workspaceId, kind, decided, now, mode === 'direct' && recipients.length === 1);
+    return { decided, contents, kind, template };
+  }
+
   /** The notification row, its deliveries and the 202 body, for a plan decided at `now`. */
   #build(
     workspaceId: string,
@@ -226,48 +349,7 @@ export class Accepter {
   ): { item: AcceptItem; response: AcceptResponse } {
     const notificationId = newId('ntf');
     const routing = req.routing ?? kind.routing;
-    // Routing "first": per recipient, the deliveries of its first channel go; each later channel's
-    // wait (`standby`) for the previous channel's first delivery (after_id).
-    const stepOf = new Map<string, { channel: string; first: string; previous: string | null }>();
-    const deliveries: DeliveriesTable[] = planned.map((p, i) => {
-      const duplicateOf = dedupeHolders?.get(p.recipientId);
-      const [status, reason]: [DeliveryStatus, string | null] =
-        p.status === 'skipped' ? ['skipped', p.reason] : duplicateOf ? ['deduplicated', `duplicate_of:${duplicateOf}`] : [p.status, p.reason];
-      const terminal = status === 'skipped' || status === 'deduplicated';
-      const content = contents?.[i];
-      const id = newId('dlv');
-      let afterId: string | null = null;
-      if (routing === 'first' && !terminal) {
-        const step = stepOf.get(p.recipientId);
-        if (!step) stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: null });
-        else if (step.channel === p.channel) afterId = step.previous;
-        else {
-          stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: step.first });
-          afterId = step.first;
-        }
-      }
-      return {
-        id,
-        workspace_id: workspaceId,
-        notification_id: notificationId,
-        recipient_id: p.recipientId,
-        channel: p.channel,
-        device_id: p.deviceId ?? null,
-        status: afterId ? 'standby' : status,
-        reason: afterId ? 'routing_first' : reason,
-        attempts: 0,
-        run_at: p.runAt,
-        lease_owner: null,
-        error_class: null,
-        last_error: null,
-        provider_message_id: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: terminal ? now : null,
-        after_id: afterId,
-        content: content ? JSON.stringify(content) : null,
-      };
-    });
+    const deliveries = deliveryRows(workspaceId, notificationId, routing, planned, contents, now, dedupeHolders);
     const counts: StatusCounts = {};
     for (const d of deliveries) counts[d.status] = (counts[d.status] ?? 0) + 1;
     const response: AcceptResponse = {
@@ -416,9 +498,17 @@ function checkTiming(req: SendRequest): void {
  * Each decided delivery's rendering of the template: the variant for the recipient's locale chain
  * (recipient locale, its prefixes, the workspace default) and the delivery's channel. Refuses the
  * send (422 missing_variables, listing them) when a variant uses names `data` lacks, or
- * (validation_failed) when no variant fits a recipient.
+ * (validation_failed) when no variant fits a recipient; in a topic's fan-out such a member's
+ * delivery is skipped (no_template_variant) instead.
  */
-function renderAll(template: Template, decided: readonly DecidedDelivery[], recipients: readonly { id: string; locale: string | null }[], defaultLocale: string, data: unknown): (RenderedContent | undefined)[] {
+function renderAll(
+  template: Template,
+  decided: DecidedDelivery[],
+  recipients: readonly { id: string; locale: string | null }[],
+  defaultLocale: string,
+  data: unknown,
+  mode: 'direct' | 'fanout',
+): (RenderedContent | undefined)[] {
   const locales = new Map(recipients.map((r) => [r.id, r.locale]));
   const missing = new Set<string>();
   const noVariant: string[] = [];
@@ -426,7 +516,9 @@ function renderAll(template: Template, decided: readonly DecidedDelivery[], reci
     if (d.status === 'skipped') return undefined;
     const variant = pickVariant(template.variants, localeChain(locales.get(d.recipientId), defaultLocale), d.channel);
     if (!variant) {
-      noVariant.push(d.recipientId);
+      // A topic member no variant fits gets nothing (the send was accepted before members were seen).
+      if (mode === 'fanout') Object.assign(d, { status: 'skipped', reason: 'no_template_variant', runAt: d.runAt });
+      else noVariant.push(d.recipientId);
       return undefined;
     }
     try {
@@ -448,4 +540,61 @@ function renderAll(template: Template, decided: readonly DecidedDelivery[], reci
     throw new Problem('missing_variables', `The template "${template.key}" uses ${names.join(', ')}, which data does not have`, { extensions: { missing: names } });
   }
   return picked.map((v, i) => (v ? renderVariant(v, data, { channel: decided[i]!.channel }) : undefined));
+}
+
+/**
+ * The delivery rows of decided deliveries. Routing "first": per recipient, the deliveries of its
+ * first channel go; each later channel's wait (`standby`) for the previous channel's first
+ * delivery (after_id). A recipient whose dedupe key another notification holds gets
+ * `deduplicated` deliveries.
+ */
+export function deliveryRows(
+  workspaceId: string,
+  notificationId: string,
+  routing: string,
+  planned: readonly DecidedDelivery[],
+  contents: readonly (RenderedContent | undefined)[] | undefined,
+  now: number,
+  dedupeHolders: ReadonlyMap<string, string> | undefined,
+): DeliveriesTable[] {
+  const stepOf = new Map<string, { channel: string; first: string; previous: string | null }>();
+  return planned.map((p, i) => {
+    const duplicateOf = dedupeHolders?.get(p.recipientId);
+    const [status, reason]: [DeliveryStatus, string | null] =
+      p.status === 'skipped' ? ['skipped', p.reason] : duplicateOf ? ['deduplicated', `duplicate_of:${duplicateOf}`] : [p.status, p.reason];
+    const terminal = status === 'skipped' || status === 'deduplicated';
+    const content = contents?.[i];
+    const id = newId('dlv');
+    let afterId: string | null = null;
+    if (routing === 'first' && !terminal) {
+      const step = stepOf.get(p.recipientId);
+      if (!step) stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: null });
+      else if (step.channel === p.channel) afterId = step.previous;
+      else {
+        stepOf.set(p.recipientId, { channel: p.channel, first: id, previous: step.first });
+        afterId = step.first;
+      }
+    }
+    return {
+      id,
+      workspace_id: workspaceId,
+      notification_id: notificationId,
+      recipient_id: p.recipientId,
+      channel: p.channel,
+      device_id: p.deviceId ?? null,
+      status: afterId ? 'standby' : status,
+      reason: afterId ? 'routing_first' : reason,
+      attempts: 0,
+      run_at: p.runAt,
+      lease_owner: null,
+      error_class: null,
+      last_error: null,
+      provider_message_id: null,
+      created_at: now,
+      updated_at: now,
+      completed_at: terminal ? now : null,
+      after_id: afterId,
+      content: content ? JSON.stringify(content) : null,
+    };
+  });
 }

@@ -4,7 +4,7 @@
 // dialect, because it is where the time goes and where the locking semantics differ.
 
 import type { Kysely } from 'kysely';
-import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable, RecipientsTable } from './schema.ts';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, FanoutsTable, NotificationsTable, RecipientsTable } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -48,6 +48,8 @@ export interface AcceptItem {
   idempotency?: { key: string; requestHash: string; response: string; expiresAt: number };
   /** Dedupe keys this notification takes, one per recipient (dedupe_keys rows), held until expiresAt. */
   dedupe?: { key: string; recipients: string[]; expiresAt: number };
+  /** A topic send: its fan-out row, written with the notification. */
+  fanout?: FanoutsTable;
 }
 
 /**

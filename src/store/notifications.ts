@@ -51,14 +51,22 @@ export async function cancelNotification(store: StoreAdapter, workspaceId: strin
   const cancelled = await store.transaction(async (trx) => {
     const n = await trx.selectFrom('notifications').select('id').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
     if (!n) return undefined;
+    // A topic send still fanning out: its remaining members get nothing. This comes first: it waits
+    // for a fan-out batch in progress (the batch locks this row), whose deliveries the next
+    // statement then sees and cancels.
+    const f = await trx.updateTable('fanouts').set({ state: 'done', owner: null, lease_until: null, updated_at: now }).where('notification_id', '=', id).where('state', '=', 'pending').executeTakeFirst();
+    const stopped = Number(f.numUpdatedRows) > 0;
     const r = await trx
       .updateTable('deliveries')
       .set({ status: 'cancelled', reason: 'cancelled', lease_owner: null, completed_at: now, updated_at: now })
       .where('notification_id', '=', id)
       .where('status', 'in', CANCELLABLE)
       .executeTakeFirst();
-    return Number(r.numUpdatedRows);
+    return { n: Number(r.numUpdatedRows), stopped };
   });
-  if (cancelled) await store.refreshNotificationStatus([id]);
-  return cancelled;
+  if (cancelled === undefined) return undefined;
+  if (cancelled.n > 0 || cancelled.stopped) await store.refreshNotificationStatus([id]);
+  // A stopped fan-out with nothing sent is cancelled, even with no deliveries made yet.
+  if (cancelled.stopped) await store.db.updateTable('notifications').set({ status: 'cancelled' }).where('id', '=', id).where('status', '=', 'skipped').execute();
+  return cancelled.n;
 }

@@ -430,7 +430,8 @@ export class PostgresAdapter implements StoreAdapter {
       for (const r of item.dedupe?.recipients ?? []) deduped.set(`${item.notification.workspace_id}\u0000${r}\u0000${item.dedupe!.key}`, i);
       return 'ok';
     });
-    if (keyed.size === 0 && deduped.size === 0) {
+    const fanouts = items.some((it) => it.fanout);
+    if (keyed.size === 0 && deduped.size === 0 && !fanouts) {
       await this.#writeAccepted(this.#pool, items);
       return outcomes;
     }
@@ -484,6 +485,15 @@ export class PostgresAdapter implements StoreAdapter {
       }
       const accepted = items.filter((_, i) => outcomes[i] === 'ok');
       if (accepted.length > 0) await this.#writeAccepted(c, accepted);
+      for (const it of accepted) {
+        const f = it.fanout;
+        if (!f) continue;
+        await c.query({
+          text: `INSERT INTO fanouts (notification_id, workspace_id, topic, request, template_version, after, state, owner, lease_until, recipients, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+          values: [f.notification_id, f.workspace_id, f.topic, f.request, f.template_version, f.after, f.state, f.owner, f.lease_until, f.recipients, f.created_at, f.updated_at],
+        });
+      }
       return outcomes;
     });
   }

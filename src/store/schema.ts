@@ -268,6 +268,23 @@ export interface DedupeKeysTable {
   expires_at: number;
 }
 
+export interface FanoutsTable {
+  notification_id: string;
+  workspace_id: string;
+  topic: string;
+  request: string;
+  template_version: number | null;
+  /** The last member id expanded (members go in recipient id order). */
+  after: string | null;
+  state: 'pending' | 'done';
+  owner: string | null;
+  lease_until: number | null;
+  /** Members expanded so far. */
+  recipients: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -282,6 +299,7 @@ export interface Database {
   providers: ProvidersTable;
   receipts: ReceiptsTable;
   dedupe_keys: DedupeKeysTable;
+  fanouts: FanoutsTable;
   kinds: KindsTable;
   preferences: PreferencesTable;
   templates: TemplatesTable;

@@ -38,6 +38,9 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
       lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id, after_id, content)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const insertFanout = db.prepare(`
+    INSERT INTO fanouts (notification_id, workspace_id, topic, request, template_version, after, state, owner, lease_until, recipients, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertDedupe = db.prepare(`
     INSERT INTO dedupe_keys (workspace_id, recipient_id, key, notification_id, created_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?)
@@ -64,6 +67,10 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
       if (r.changes === 0) return 'idempotency_conflict';
     }
     insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback, n.routing, n.template);
+    if (item.fanout) {
+      const f = item.fanout;
+      insertFanout.run(f.notification_id, f.workspace_id, f.topic, f.request, f.template_version, f.after, f.state, f.owner, f.lease_until, f.recipients, f.created_at, f.updated_at);
+    }
     for (const d of item.deliveries) {
       insertDelivery.run(
         d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.status, d.reason, d.attempts, d.run_at,

@@ -10,6 +10,7 @@ import * as m0006 from './0006_policy.ts';
 import * as m0007 from './0007_send_rules.ts';
 import * as m0008 from './0008_routing.ts';
 import * as m0009 from './0009_content.ts';
+import * as m0010 from './0010_fanout.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0007_send_rules': m0007,
   '0008_routing': m0008,
   '0009_content': m0009,
+  '0010_fanout': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {
