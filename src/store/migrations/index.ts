@@ -5,11 +5,13 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_webhook_disabled.ts';
 import * as m0003 from './0003_delivery_count.ts';
+import * as m0004 from './0004_queue_tuning.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_webhook_disabled': m0002,
   '0003_delivery_count': m0003,
+  '0004_queue_tuning': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {
