@@ -182,8 +182,14 @@ const CLAIM = {
  * Settle, one statement for a batch: moves each delivery only while it is still `sending` under
  * the owner that claimed it (a lease that expired and was claimed again belongs to the new owner;
  * the old owner's write is ignored), and appends every item's attempt row (the attempt happened
- * whether or not its outcome still applies). Returns the notification of each moved delivery.
- * Each delivery id appears at most once in $1 (the caller keeps the first item per id).
+ * whether or not its outcome still applies). For a moved delivery whose notification has only
+ * that delivery, $11 carries the notification's new status (summarizeNotification of this one
+ * outcome) and the statement writes it, if it changes, in the same statement: only the lease owner
+ * can move the delivery, so nothing else can decide that notification's status meanwhile (an
+ * operator's refresh that locked the row first is waited for, then the row re-checked). For other
+ * deliveries $11 is NULL and the caller recomputes their notification's status (#refresh).
+ * Returns each moved delivery's notification and $11. Each delivery id appears at most once in $1
+ * (the caller keeps the first item per id).
  */
 const SETTLE = {
   name: 'herald_settle',
@@ -195,18 +201,22 @@ const SETTLE = {
              error_class = v.error_class, last_error = v.error,
              provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
              updated_at = $10, completed_at = v.completed_at
-        FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                                   $8::text[], $9::int8[])
-                AS u(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at)) AS v
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
+                    $9::int8[], $11::text[])
+               AS v(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at, notification_status)
        WHERE d.id = v.id AND d.status = 'sending' AND d.lease_owner = v.owner
-      RETURNING d.notification_id
+      RETURNING d.notification_id, v.notification_status
     ), logged AS (
       INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
                                      error_class, error, http_status, smtp_reply, response)
-      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::int4[], $15::int8[], $16::int4[], $17::text[],
-                           $18::text[], $19::text[], $20::int4[], $21::text[], $22::text[])
+      SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::int4[], $16::int8[], $17::int4[], $18::text[],
+                           $19::text[], $20::text[], $21::int4[], $22::text[], $23::text[])
+    ), summarized AS (
+      UPDATE notifications n SET status = m.notification_status
+        FROM moved m
+       WHERE n.id = m.notification_id AND m.notification_status IS NOT NULL AND n.status <> m.notification_status
     )
-    SELECT notification_id FROM moved`,
+    SELECT notification_id, notification_status FROM moved`,
 };
 
 /**
@@ -454,27 +464,35 @@ export class PostgresAdapter implements StoreAdapter {
     return (await this.#pool.query<ClaimedDelivery>({ ...CLAIM, values: [channel, now, limit, owner, now + leaseMs] })).rows;
   }
 
-  /** One transaction: SETTLE, then the status of the touched notifications (see #refresh). */
+  /**
+   * SETTLE for the batch. When every item's delivery is its notification's only one (deliveryCount
+   * 1, the common case) that one statement is the whole write, its own transaction (autocommit).
+   * Otherwise it runs in a transaction followed by #refresh of the other notifications touched.
+   */
   async settle(items: SettleItem[]): Promise<number> {
     if (items.length === 0) return 0;
     const now = Date.now();
     const firstPerId = new Map<string, SettleItem>();
     for (const it of items) if (!firstPerId.has(it.id)) firstPerId.set(it.id, it);
     const moves = [...firstPerId.values()];
+    const query = {
+      ...SETTLE,
+      values: [
+        ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
+          (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
+        now,
+        moves.map((it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null)),
+        ...columns(items, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
+          (it) => it.attempt.attempt, (it) => it.attempt.started_at, (it) => it.attempt.duration_ms, (it) => it.attempt.outcome,
+          (it) => it.attempt.error_class, (it) => it.attempt.error, (it) => it.attempt.http_status, (it) => it.attempt.smtp_reply,
+          (it) => it.attempt.response]),
+      ],
+    };
+    type Moved = { notification_id: string; notification_status: NotificationStatus | null };
+    if (moves.every((it) => it.deliveryCount === 1)) return (await this.#pool.query<Moved>(query)).rows.length;
     return this.#tx(async (c) => {
-      const { rows } = await c.query<{ notification_id: string }>({
-        ...SETTLE,
-        values: [
-          ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
-            (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
-          now,
-          ...columns(items, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
-            (it) => it.attempt.attempt, (it) => it.attempt.started_at, (it) => it.attempt.duration_ms, (it) => it.attempt.outcome,
-            (it) => it.attempt.error_class, (it) => it.attempt.error, (it) => it.attempt.http_status, (it) => it.attempt.smtp_reply,
-            (it) => it.attempt.response]),
-        ],
-      });
-      await this.#refresh(c, [...new Set(rows.map((r) => r.notification_id))]);
+      const { rows } = await c.query<Moved>(query);
+      await this.#refresh(c, [...new Set(rows.filter((r) => r.notification_status === null).map((r) => r.notification_id))]);
       return rows.length;
     });
   }
