@@ -143,6 +143,21 @@ const INSERT_NOTIFICATIONS = {
 };
 
 /**
+ * The first CTE of the claim and settle statements: sets synchronous_commit = off for the
+ * statement's own transaction (set_config's is_local: the implicit transaction of an autocommit
+ * statement, or the caller's BEGIN … COMMIT), so its COMMIT returns without waiting for the WAL
+ * flush; the WAL writer flushes it within a few wal_writer_delay (200 ms by default), and any later
+ * durable commit on the server flushes it first. Visibility to other sessions is unchanged. Only
+ * claims and outcomes commit this way, never accepts: if PostgreSQL crashes right after, a claim
+ * is lost (the row is due again and claimed again) or an outcome is lost (the delivery is still
+ * `sending`, and is claimed and attempted again when its lease expires; the attempt row is lost
+ * with it). At-least-once delivery allows both; SQLite commits the same writes with
+ * synchronous=NORMAL for the same reason (see sqlite.ts). The final SELECT of each statement
+ * reads this CTE so that it runs (an unreferenced SELECT CTE is not evaluated).
+ */
+const RELAXED_COMMIT = `relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS sync)`;
+
+/**
  * Claim, in one statement: lock up to $3 due rows of channel $1 (pending/failed with run_at <= now,
  * or sending whose lease has expired), oldest run_at first, skipping rows another transaction has
  * locked, so concurrent claimers never get the same row. A row another claimer committed after
@@ -151,12 +166,13 @@ const INSERT_NOTIFICATIONS = {
  * leased to $4 until $5. The result joins the notification and the recipient (recipient_exists is
  * NULL when the recipient is gone), ordered by the run_at the rows were due at.
  * `status IN (...)` repeats the predicate of the partial index deliveries_due so it is used.
+ * Commits without waiting for the WAL flush (RELAXED_COMMIT).
  */
 const CLAIM = {
   name: 'herald_claim',
   query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
-    WITH due AS (
+    WITH ${RELAXED_COMMIT}, due AS (
       SELECT id, run_at FROM deliveries
        WHERE channel = $1 AND status IN ('pending', 'failed', 'sending') AND run_at <= $2
        ORDER BY run_at
@@ -173,6 +189,7 @@ const CLAIM = {
            n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count,
            r.created_at AS recipient_exists, r.name, r.email, r.locale, r.webhook_url, r.webhook_secret, r.webhook_disabled_at
       FROM claimed c
+     CROSS JOIN relaxed
       JOIN notifications n ON n.id = c.notification_id
       LEFT JOIN recipients r ON r.workspace_id = c.workspace_id AND r.id = c.recipient_id
      ORDER BY c.due_at, c.id`,
@@ -189,13 +206,14 @@ const CLAIM = {
  * operator's refresh that locked the row first is waited for, then the row re-checked). For other
  * deliveries $11 is NULL and the caller recomputes their notification's status (#refresh).
  * Returns each moved delivery's notification and $11. Each delivery id appears at most once in $1
- * (the caller keeps the first item per id).
+ * (the caller keeps the first item per id). Commits without waiting for the WAL flush
+ * (RELAXED_COMMIT).
  */
 const SETTLE = {
   name: 'herald_settle',
   query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `
-    WITH moved AS (
+    WITH ${RELAXED_COMMIT}, moved AS (
       UPDATE deliveries d
          SET status = v.status, run_at = COALESCE(v.run_at, d.run_at), lease_owner = NULL, reason = v.reason,
              error_class = v.error_class, last_error = v.error,
@@ -216,7 +234,7 @@ const SETTLE = {
         FROM moved m
        WHERE n.id = m.notification_id AND m.notification_status IS NOT NULL AND n.status <> m.notification_status
     )
-    SELECT notification_id, notification_status FROM moved`,
+    SELECT m.notification_id, m.notification_status FROM moved m, relaxed`,
 };
 
 /**
