@@ -499,7 +499,7 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
           (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
         now,
-        moves.map((it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null)),
+        pgArray(moves.map((it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null))),
         ...columns(items, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
           (it) => it.attempt.attempt, (it) => it.attempt.started_at, (it) => it.attempt.duration_ms, (it) => it.attempt.outcome,
           (it) => it.attempt.error_class, (it) => it.attempt.error, (it) => it.attempt.http_status, (it) => it.attempt.smtp_reply,
@@ -673,9 +673,42 @@ function discardingPool(pool: pg.Pool): PostgresPool {
   };
 }
 
-/** The column arrays of `rows` for unnest(): one array per getter, undefined as NULL. */
-function columns<R>(rows: readonly R[], getters: ((row: R) => unknown)[]): unknown[][] {
-  return getters.map((get) => rows.map((r) => get(r) ?? null));
+/**
+ * The column arrays of `rows` for unnest(), one per getter (undefined counts as NULL), each encoded
+ * by pgArray.
+ */
+function columns<R>(rows: readonly R[], getters: ((row: R) => unknown)[]): (string | null)[] {
+  return getters.map((get) => pgArray(rows.map(get)));
+}
+
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPED = /["\\]/g;
+
+/**
+ * `values` as the text of a one-dimensional PostgreSQL array literal, for a `$n::text[]`,
+ * `::int4[]` or `::int8[]` parameter of unnest(): strings double-quoted with `"` and `\` escaped,
+ * numbers as they are, null and undefined as NULL. An array of nothing but NULLs is sent as a NULL
+ * parameter instead: a multi-argument unnest() pads a NULL array with NULLs like any shorter one,
+ * so the column still reads NULL in every row, and the mostly-empty columns (metadata, error…)
+ * cost nothing to encode or send. The same literal pg would build, without its per-element type
+ * dispatch and two regex replaces per string, which were a tenth of the queue's client CPU.
+ */
+export function pgArray(values: readonly unknown[]): string | null {
+  let out = '{';
+  let anyValue = false;
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    const v = values[i];
+    if (v === null || v === undefined) out += 'NULL';
+    else if (typeof v === 'string') {
+      out += NEEDS_ESCAPE.test(v) ? `"${v.replace(ESCAPED, '\\$&')}"` : `"${v}"`;
+      anyValue = true;
+    } else if (typeof v === 'number' || typeof v === 'bigint') {
+      out += String(v);
+      anyValue = true;
+    } else throw new TypeError(`pgArray: unsupported element type ${typeof v}`);
+  }
+  return anyValue ? out + '}' : null;
 }
 
 /**
