@@ -444,6 +444,36 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.equal(await store.settle([]), 0);
     });
 
+    it('accept, claim and settle keep awkward text exactly (quotes, backslashes, braces, commas, "NULL", empty, unicode)', async () => {
+      const ch = uniq('ch');
+      const t = Date.now();
+      const odd = ['say "hi"', 'back\\slash \\"', '{a,b}', 'NULL', '', 'ünïcödé ✓ \u{1F600}', 'tab\tnew\nline', "it's"];
+      const items = odd.map((title, i) => {
+        const it = item(ch, [`r${i}`], { runAt: t - 10 });
+        it.notification.title = title;
+        it.notification.body = odd[(i + 1) % odd.length]!;
+        it.notification.metadata = i % 2 ? odd[i]! : null;
+        return it;
+      });
+      await store.acceptBatch(items);
+      const owner = uniq('owner "\\');
+      const claimed = await store.claim(ch, owner, 100, t, 60_000);
+      assert.deepEqual(
+        claimed.map((c) => [c.title, c.body]).sort(),
+        items.map((it) => [it.notification.title, it.notification.body]).sort(),
+      );
+      const moved = await store.settle(
+        claimed.map((c, i) => settleItem(c.id, owner, 1, 'failed', { runAt: t + 1000, errorClass: odd[i]!, error: odd[(i + 2) % odd.length]!, deliveryCount: 1 })),
+      );
+      assert.equal(moved, odd.length);
+      for (const [i, c] of claimed.entries()) {
+        const d = await delivery(c.id);
+        assert.deepEqual([d.status, d.error_class, d.last_error], ['failed', odd[i], odd[(i + 2) % odd.length]]);
+      }
+      const meta = await store.db.selectFrom('notifications').select(['id', 'metadata']).where('id', 'in', items.map((it) => it.notification.id)).execute();
+      assert.deepEqual(new Map(meta.map((m) => [m.id, m.metadata])), new Map(items.map((it) => [it.notification.id, it.notification.metadata])));
+    });
+
     it('settle of a single-delivery notification (deliveryCount 1) sets its status from that outcome', async () => {
       const ch = uniq('ch');
       const t = Date.now();

@@ -5,6 +5,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_webhook_disabled.ts';
 import * as m0003 from './0003_delivery_count.ts';
+import * as m0004 from './0004_queue_tuning.ts';
 import * as m0005 from './0005_channels.ts';
 import * as m0006 from './0006_policy.ts';
 import * as m0007 from './0007_send_rules.ts';
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_webhook_disabled': m0002,
   '0003_delivery_count': m0003,
+  '0004_queue_tuning': m0004,
   '0005_channels': m0005,
   '0006_policy': m0006,
   '0007_send_rules': m0007,
