@@ -148,11 +148,13 @@ export class Accepter {
         throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
       }
       const now = Date.now();
-      const { decided, contents, kind, template } = await this.#decide(workspaceId, req, recipients, now, 'direct');
+      // Recipients holding the dedupe key already get `deduplicated` deliveries: they take no rate-limit tokens.
+      const held = req.dedupe_key === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, to, req.dedupe_key, now);
+      const { decided, contents, kind, template } = await this.#decide(workspaceId, req, recipients, now, 'direct', undefined, held);
 
       for (let round = 1; ; round++) {
         const dedupeKey = req.dedupe_key;
-        const holders = dedupeKey === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, to, dedupeKey, now);
+        const holders = round === 1 || dedupeKey === undefined ? held : await findDedupeHolders(this.#store.db, workspaceId, to, dedupeKey, now);
         const { item, response } = this.#build(workspaceId, req, kind, title, body, decided, contents, template, now, holders, idempotencyKey, requestHash);
         const outcome = await this.#committer.submit(item);
         if (outcome === 'idempotency_conflict') {
@@ -258,8 +260,8 @@ export class Accepter {
   ): Promise<{ rows: DeliveriesTable[]; dedupe?: { key: string; recipients: string[]; expiresAt: number } }> {
     const recipients = await this.#store.findRecipients(workspaceId, [...memberIds]);
     if (recipients.length === 0) return { rows: [] };
-    const { decided, contents, kind } = await this.#decide(workspaceId, req, recipients, now, 'fanout', templateVersion ?? undefined);
     const holders = req.dedupe_key === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, recipients.map((r) => r.id), req.dedupe_key, now);
+    const { decided, contents, kind } = await this.#decide(workspaceId, req, recipients, now, 'fanout', templateVersion ?? undefined, holders);
     const rows = deliveryRows(workspaceId, notificationId, req.routing ?? kind.routing, decided, contents, now, holders);
     if (req.dedupe_key === undefined) return { rows };
     const taking = [...new Set(rows.filter((r) => r.status !== 'deduplicated' && r.status !== 'skipped').map((r) => r.recipient_id))];
@@ -280,6 +282,8 @@ export class Accepter {
     now: number,
     mode: 'direct' | 'fanout',
     templateVersion?: number,
+    /** Recipients holding the request's dedupe key (their deliveries become `deduplicated`). */
+    dedupeHolders?: ReadonlyMap<string, string>,
   ): Promise<{ decided: DecidedDelivery[]; contents: (RenderedContent | undefined)[] | undefined; kind: Kind; template: Template | undefined }> {
     const kindName = req.kind ?? 'transactional';
     const ids = recipients.map((r) => r.id);
@@ -328,7 +332,7 @@ export class Accepter {
       throw new Problem('no_channel', `No usable channel for: ${unreachable.slice(0, 20).join(', ')}`, { extensions: { recipients: unreachable } });
     }
     const contents = template ? renderAll(template, decided, recipients, settings.default_locale, req.data ?? {}, mode) : undefined;
-    await this.#throttle(workspaceId, kind, decided, now, mode === 'direct' && recipients.length === 1);
+    await this.#throttle(workspaceId, kind, decided, now, mode === 'direct' && recipients.length === 1, dedupeHolders);
     return { decided, contents, kind, template };
   }
 
@@ -402,16 +406,17 @@ export class Accepter {
   /**
    * Rate limits, per recipient x channel for the kind (kind.rate_limits[channel], else its "*"):
    * one token per notification and channel, taken only for deliveries that would go (pending or
-   * scheduled). Beyond the limit a delivery is `throttled` until a token is back (kind throttle
-   * `defer`) or skipped as `throttled` (`drop`). A single-recipient send throttled on every channel
+   * scheduled; not those of recipients holding the dedupe key, which become `deduplicated`).
+   * Beyond the limit a delivery is `throttled` until a token is back (kind throttle `defer`) or
+   * skipped as `throttled` (`drop`). A single-recipient send throttled on every channel
    * is refused with 429 and Retry-After, and nothing is stored.
    */
-  async #throttle(workspaceId: string, kind: Kind, decided: DecidedDelivery[], now: number, single: boolean): Promise<void> {
+  async #throttle(workspaceId: string, kind: Kind, decided: DecidedDelivery[], now: number, single: boolean, deduplicated?: ReadonlyMap<string, string>): Promise<void> {
     const limits = kind.rate_limits;
     if (!limits) return;
     const groups = new Map<string, DecidedDelivery[]>();
     for (const d of decided) {
-      if (d.status === 'skipped') continue;
+      if (d.status === 'skipped' || deduplicated?.has(d.recipientId)) continue;
       const k = `${d.recipientId}\u0000${d.channel}`;
       const g = groups.get(k);
       if (g) g.push(d);
