@@ -39,6 +39,11 @@ import { ensureDefaultWorkspace } from './store/workspaces.ts';
 import { disableRecipientAddress, disableRecipientWebhook, getRecipient } from './store/recipients.ts';
 import { disableDevice } from './store/devices.ts';
 import { advanceChain, createFallbackDelivery, putReceipt } from './store/deliveries.ts';
+import { closeDigest } from './store/digests.ts';
+import { plainDigest } from './domain/digest.ts';
+import { localeChain, pickVariant } from './domain/locale.ts';
+import { renderDigest } from './domain/templates.ts';
+import { PermanentError } from './channels/channel.ts';
 
 /** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
 const RECEIPT_FIRST_CHECK_MS = 5_000;
@@ -146,6 +151,17 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
           return created;
         },
         onChainStep: async (delivery) => wake(await advanceChain(store, delivery.id, Date.now())),
+        renderDigest: async (delivery) => {
+          const closed = await closeDigest(store, delivery.digest_id!);
+          if (!closed) throw new PermanentError('digest_missing', `digest ${delivery.digest_id} does not exist`);
+          const items = closed.items.map((i) => ({ title: i.title, body: i.body, data: i.data === null ? null : (JSON.parse(i.data) as unknown) }));
+          if (closed.digest.template) {
+            const [template, settings] = await Promise.all([policy.template(delivery.workspace_id, closed.digest.template), policy.settings(delivery.workspace_id)]);
+            const variant = template && pickVariant(template.variants, localeChain(delivery.locale, settings.default_locale), delivery.channel);
+            if (variant) return renderDigest(variant, items, items.length, { channel: delivery.channel });
+          }
+          return plainDigest(items);
+        },
         onReceipt: async (delivery, receipt) => {
           const now = Date.now();
           await putReceipt(store.db, { delivery_id: delivery.id, workspace_id: delivery.workspace_id, channel: delivery.channel, receipt: receipt.id, next_check_at: now + RECEIPT_FIRST_CHECK_MS, expires_at: receipt.expiresAt, created_at: now });

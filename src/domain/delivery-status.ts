@@ -11,6 +11,7 @@
 //   scheduled | throttled ──due (run_at)──▶ claimed like pending    (send_at, quiet hours, blackout; rate limit)
 //   pending | failed | scheduled | throttled ──cancel──▶ cancelled
 //   (at accept) ──same dedupe key inside its window──▶ deduplicated
+//   (at accept) ──joined an open digest of the recipient and channel──▶ digested (the digest's delivery carries it)
 //   standby ──the step it waits for failed (exhausted, undelivered, skipped)──▶ pending   (routing "first")
 //   standby ──the step it waits for succeeded──▶ skipped (reason earlier_channel_sent)
 //   skipped (earlier_channel_sent) ──that step is reported undelivered later──▶ pending
@@ -24,7 +25,7 @@
 // cancelled, deduplicated.
 
 export const DELIVERY_STATUSES = [
-  'pending', 'scheduled', 'throttled', 'standby', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'cancelled', 'deduplicated',
+  'pending', 'scheduled', 'throttled', 'standby', 'sending', 'sent', 'failed', 'exhausted', 'discarded', 'skipped', 'cancelled', 'deduplicated', 'digested',
   'delivered', 'read', 'acknowledged', 'undelivered',
 ] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -73,8 +74,8 @@ export function summarizeNotification(c: StatusCounts): NotificationStatus {
   const active = n('pending') + n('scheduled') + n('throttled') + n('standby') + n('sending') + n('failed');
   const ok = n('sent') + n('delivered') + n('read') + n('acknowledged');
   const problems = n('exhausted') + n('discarded') + n('undelivered');
-  const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled');
+  const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled') + n('digested');
   if (active > 0) return n('sending') + n('failed') + done === 0 ? 'accepted' : 'in_progress';
-  if (problems === 0) return ok > 0 ? 'sent' : n('cancelled') > 0 ? 'cancelled' : 'skipped';
+  if (problems === 0) return ok + n('digested') > 0 ? 'sent' : n('cancelled') > 0 ? 'cancelled' : 'skipped';
   return ok > 0 ? 'partial' : 'failed';
 }

@@ -39,6 +39,16 @@ export const SendBody = Type.Object(
     ),
     dedupe_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Recipients that got a notification with this key inside dedupe_window get this one as `deduplicated`' })),
     dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '24h', description: 'How long a dedupe_key holds, e.g. "24h" (at most 30d)' })),
+    digest: Type.Optional(
+      Type.Object(
+        {
+          key: Type.String({ minLength: 1, maxLength: 255 }),
+          window: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', description: 'e.g. "1h" (1s to 7d)' }),
+          template: Type.Optional(Type.String({ maxLength: 128, description: 'A template rendered with {count, items: [{title, body, data}]}' })),
+        },
+        { additionalProperties: false, description: 'Notifications to a recipient with this key within the window go out as one delivery when it closes (overrides the kind\'s digest)' },
+      ),
+    ),
     routing: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('first')], { description: '"first": one channel at a time in priority order (channels, or the default order); the next only if it fails' })),
     template: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$', description: 'A template key (PUT /v1/templates/{key}): title and body are rendered from `data` per recipient locale and channel' })),
     send_at: Type.Optional(Type.String({ format: 'date-time', description: 'Deliver at this time (ISO 8601 with offset); until then deliveries are `scheduled`' })),

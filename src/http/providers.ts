@@ -252,6 +252,7 @@ export function providerRoutes(app: Api, s: Services): void {
         fallback: 0,
         routing: 'all',
         content: null,
+        digest_id: null,
         recipient_exists: r.created_at,
         device_platform: device?.platform ?? null,
         device_token: device?.token ?? null,

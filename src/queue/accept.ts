@@ -29,6 +29,7 @@ import { findIdempotencyRecord } from '../store/idempotency.ts';
 import type { DeliveriesTable } from '../store/schema.ts';
 import { findActiveDevices } from '../store/devices.ts';
 import { findDedupeHolders } from '../store/dedupe.ts';
+import { acceptWithDigest, type DigestSpec } from '../store/digests.ts';
 import { getPreferencesFor, type Preferences } from '../store/preferences.ts';
 import type { Kind } from '../store/kinds.ts';
 import { getTemplate, type Template } from '../store/templates.ts';
@@ -63,6 +64,11 @@ export interface SendRequest {
   routing?: 'all' | 'first';
   /** A template key: title and body are rendered per recipient locale and channel from `data`. */
   template?: string;
+  /**
+   * Overrides the kind's digest: notifications to a recipient on a channel with the same key within
+   * `window` go out as one delivery when the window closes, rendered with `template` if given.
+   */
+  digest?: { key: string; window: string; template?: string };
   metadata?: Record<string, unknown>;
 }
 
@@ -156,7 +162,14 @@ export class Accepter {
         const dedupeKey = req.dedupe_key;
         const holders = round === 1 || dedupeKey === undefined ? held : await findDedupeHolders(this.#store.db, workspaceId, to, dedupeKey, now);
         const { item, response } = this.#build(workspaceId, req, kind, title, body, decided, contents, template, now, holders, idempotencyKey, requestHash);
-        const outcome = await this.#committer.submit(item);
+        const digest = digestSpec(req, kind);
+        const outcome = digest
+          ? await acceptWithDigest(this.#store, item, digest, now, (ds) => {
+              response.deliveries = deliveryViews(ds);
+              return JSON.stringify(response);
+            })
+          : await this.#committer.submit(item);
+        if (digest) response.deliveries = deliveryViews(item.deliveries);
         if (outcome === 'idempotency_conflict') {
           const winner = await this.#replay(workspaceId, idempotencyKey!, requestHash!);
           if (winner) return winner;
@@ -356,19 +369,7 @@ export class Accepter {
     const deliveries = deliveryRows(workspaceId, notificationId, routing, planned, contents, now, dedupeHolders);
     const counts: StatusCounts = {};
     for (const d of deliveries) counts[d.status] = (counts[d.status] ?? 0) + 1;
-    const response: AcceptResponse = {
-      id: notificationId,
-      status: 'accepted',
-      deliveries: deliveries.map((d) => ({
-        id: d.id,
-        recipient: d.recipient_id,
-        channel: d.channel,
-        ...(d.device_id && { device: d.device_id }),
-        status: d.status,
-        ...(d.reason && { reason: d.reason }),
-        ...((d.status === 'scheduled' || d.status === 'throttled') && { scheduled_for: new Date(d.run_at).toISOString() }),
-      })),
-    };
+    const response: AcceptResponse = { id: notificationId, status: 'accepted', deliveries: deliveryViews(deliveries) };
     const dedupeKey = req.dedupe_key;
     const item: AcceptItem = {
       notification: {
@@ -496,6 +497,16 @@ function checkTiming(req: SendRequest): void {
     }
     if (ms !== undefined && (ms < 1000 || ms > MAX_DEDUPE_WINDOW_MS)) errors.push({ path: 'body.dedupe_window', message: 'must be from 1s to 30d' });
   }
+  if (req.digest !== undefined) {
+    let ms: number | undefined;
+    try {
+      ms = parseDuration(req.digest.window);
+    } catch {
+      errors.push({ path: 'body.digest.window', message: 'is not a duration' });
+    }
+    if (ms !== undefined && (ms < 1000 || ms > 7 * 86_400_000)) errors.push({ path: 'body.digest.window', message: 'must be from 1s to 7d' });
+    if (typeof req.to === 'object' && !Array.isArray(req.to)) errors.push({ path: 'body.digest', message: 'is not available for topic sends' });
+  }
   if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
 }
 
@@ -602,4 +613,24 @@ export function deliveryRows(
       content: content ? JSON.stringify(content) : null,
     };
   });
+}
+
+/** The deliveries as the 202 body shows them. */
+function deliveryViews(deliveries: readonly DeliveriesTable[]): AcceptResponse['deliveries'] {
+  return deliveries.map((d) => ({
+    id: d.id,
+    recipient: d.recipient_id,
+    channel: d.channel,
+    ...(d.device_id && { device: d.device_id }),
+    status: d.status,
+    ...(d.reason && { reason: d.reason }),
+    ...((d.status === 'scheduled' || d.status === 'throttled') && { scheduled_for: new Date(d.run_at).toISOString() }),
+  }));
+}
+
+/** The digest a send uses: its own, else its kind's (keyed by the kind's key or name). */
+function digestSpec(req: SendRequest, kind: Kind): DigestSpec | undefined {
+  if (req.digest) return { key: req.digest.key, windowMs: parseDuration(req.digest.window), template: req.digest.template ?? null };
+  if (kind.digest) return { key: kind.digest.key ?? kind.kind, windowMs: kind.digest.window_ms, template: null };
+  return undefined;
 }

@@ -11,6 +11,8 @@ export interface JobDeps {
   open: (sealed: string) => string;
   providers: Pick<ProviderRegistry, 'get'>;
   callbackUrl: (channel: ChannelName, deliveryId: string) => string | undefined;
+  /** The rendering of a digest this delivery carries (closes the digest: its items are then fixed). */
+  digest?: (row: ClaimedDelivery) => Promise<{ title: string; body: string; html?: string; subject?: string }>;
 }
 
 /**
@@ -23,7 +25,12 @@ export async function buildJob(row: ClaimedDelivery, deps: JobDeps): Promise<Del
   const data: unknown = row.data === null ? null : JSON.parse(row.data);
   const options = row.channel_options === null ? {} : ((JSON.parse(row.channel_options) as Record<string, Record<string, unknown>>)[name] ?? {});
   // A template's rendering for this delivery replaces the notification's title and body.
-  const content = row.content === null ? undefined : (JSON.parse(row.content) as { title: string; body: string; html?: string; subject?: string });
+  const content =
+    row.digest_id !== null && deps.digest
+      ? await deps.digest(row)
+      : row.content === null
+        ? undefined
+        : (JSON.parse(row.content) as { title: string; body: string; html?: string; subject?: string });
   const job: DeliveryJob = {
     deliveryId: row.id,
     notificationId: row.notification_id,

@@ -33,6 +33,7 @@ export interface PoolOptions {
   onFallback: WorkerOptions['onFallback'];
   onReceipt: WorkerOptions['onReceipt'];
   onChainStep: WorkerOptions['onChainStep'];
+  renderDigest: WorkerOptions['renderDigest'];
   onCircuit?: WorkerOptions['onCircuit'];
 }
 

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DeliveryError, PermanentError, type Channel, type ChannelName, type DeliveryJob, type DeliveryResult } from '../channels/channel.ts';
-import { buildJob } from './job.ts';
+import { buildJob, type JobDeps } from './job.ts';
 import type { ProviderRegistry } from '../channels/providers.ts';
 import type { CircuitBreaker } from '../domain/circuit-breaker.ts';
 import { decideRetry } from '../domain/retry.ts';
@@ -84,6 +84,8 @@ export interface WorkerOptions {
    * (store/deliveries.ts advanceChain).
    */
   onChainStep: (delivery: ClaimedDelivery) => Promise<void>;
+  /** Renders the digest a delivery carries (queue/job.ts JobDeps.digest). */
+  renderDigest: JobDeps['digest'];
   /** Called when the breaker changes state (metrics). */
   onCircuit?: (channel: string, state: string) => void;
 }
@@ -359,7 +361,7 @@ export class ChannelWorker {
   }
 
   async #job(row: ClaimedDelivery): Promise<DeliveryJob> {
-    return buildJob(row, { open: (sealed) => this.#openSecret(sealed), providers: this.#o.providers, callbackUrl: this.#o.callbackUrl });
+    return buildJob(row, { open: (sealed) => this.#openSecret(sealed), providers: this.#o.providers, callbackUrl: this.#o.callbackUrl, digest: this.#o.renderDigest });
   }
 
   /** Decrypted secrets by sealed value: decrypting on every delivery costs more than the send. */

@@ -33,7 +33,7 @@ export const RECIPIENT_ADDRESS_COLUMNS =
  * The columns and joins of a claimed delivery (ClaimedDelivery), the same in both dialects: the
  * claim statement names the claimed deliveries `d`.
  */
-export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content,
+export const CLAIMED_JOB_COLUMNS = `d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content, d.digest_id,
        n.kind, n.title, n.body, n.data, n.created_at AS notification_created_at, n.delivery_count, n.channel_options, n.fallback, n.routing,
        r.created_at AS recipient_exists, r.name, r.email, r.phone, r.locale, r.timezone, r.webhook_url, r.webhook_secret, r.webhook_disabled_at,
        r.pushover_user_key, r.pushover_device, r.slack_webhook_url, r.discord_webhook_url, r.kakao_phone, r.address_disabled,
@@ -71,6 +71,8 @@ export interface ClaimedDelivery {
   device_id: string | null;
   /** The delivery's own rendering (JSON), when it has one. */
   content: string | null;
+  /** The digest this delivery carries (its content is rendered from the digest's items when attempted). */
+  digest_id: string | null;
   /** Attempts including the one this claim starts. */
   attempts: number;
   kind: string;

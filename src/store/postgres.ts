@@ -202,7 +202,7 @@ const CLAIM = {
          SET status = 'sending', attempts = d.attempts + 1, lease_owner = $4, run_at = $5, updated_at = $2
         FROM due
        WHERE d.id = due.id
-      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content, due.run_at AS due_at
+      RETURNING d.id, d.workspace_id, d.notification_id, d.recipient_id, d.channel, d.device_id, d.attempts, d.content, d.digest_id, due.run_at AS due_at
     )
     SELECT ${CLAIMED_JOB_COLUMNS}
       FROM claimed d

@@ -89,6 +89,8 @@ export interface DeliveriesTable {
   after_id: string | null;
   /** JSON {title, body, html?, subject?}: this delivery's rendering of a template; null: the notification's. */
   content: string | null;
+  /** The digest (digests.id) this delivery carries, or that this notification joined (`digested`). */
+  digest_id?: string | null;
   status: DeliveryStatus;
   /** Why a delivery is skipped or discarded. */
   reason: string | null;
@@ -285,6 +287,29 @@ export interface FanoutsTable {
   updated_at: number;
 }
 
+export interface DigestsTable {
+  id: string;
+  workspace_id: string;
+  recipient_id: string;
+  channel: string;
+  key: string;
+  status: 'open' | 'closed';
+  closes_at: number;
+  delivery_id: string;
+  count: number;
+  template: string | null;
+  created_at: number;
+}
+
+export interface DigestItemsTable {
+  digest_id: string;
+  notification_id: string;
+  title: string;
+  body: string;
+  data: string | null;
+  created_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -300,6 +325,8 @@ export interface Database {
   receipts: ReceiptsTable;
   dedupe_keys: DedupeKeysTable;
   fanouts: FanoutsTable;
+  digests: DigestsTable;
+  digest_items: DigestItemsTable;
   kinds: KindsTable;
   preferences: PreferencesTable;
   templates: TemplatesTable;

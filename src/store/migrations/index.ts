@@ -12,6 +12,7 @@ import * as m0007 from './0007_send_rules.ts';
 import * as m0008 from './0008_routing.ts';
 import * as m0009 from './0009_content.ts';
 import * as m0010 from './0010_fanout.ts';
+import * as m0011 from './0011_digests.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '0008_routing': m0008,
   '0009_content': m0009,
   '0010_fanout': m0010,
+  '0011_digests': m0011,
 };
 
 export const migrationProvider: MigrationProvider = {
