@@ -66,16 +66,17 @@ export type StatusCounts = Partial<Record<DeliveryStatus, number>>;
  * - accepted: nothing attempted yet; in_progress: some attempted, some still to go;
  * - once every delivery is terminal: sent (no failures), partial (some sent, some failed),
  *   failed (none sent, some failed), cancelled (none sent or failed, some cancelled), skipped
- *   (every delivery skipped or deduplicated). Delivered, read and acknowledged count as sent;
- *   undelivered as failed.
+ *   (every delivery skipped or deduplicated). Delivered, read, acknowledged and digested (carried
+ *   by a digest) count as sent; undelivered as failed. Scheduled, throttled and standby are still
+ *   to go, like pending.
  */
 export function summarizeNotification(c: StatusCounts): NotificationStatus {
   const n = (s: DeliveryStatus) => c[s] ?? 0;
   const active = n('pending') + n('scheduled') + n('throttled') + n('standby') + n('sending') + n('failed');
-  const ok = n('sent') + n('delivered') + n('read') + n('acknowledged');
+  const ok = n('sent') + n('delivered') + n('read') + n('acknowledged') + n('digested');
   const problems = n('exhausted') + n('discarded') + n('undelivered');
-  const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled') + n('digested');
+  const done = ok + problems + n('skipped') + n('deduplicated') + n('cancelled');
   if (active > 0) return n('sending') + n('failed') + done === 0 ? 'accepted' : 'in_progress';
-  if (problems === 0) return ok + n('digested') > 0 ? 'sent' : n('cancelled') > 0 ? 'cancelled' : 'skipped';
+  if (problems === 0) return ok > 0 ? 'sent' : n('cancelled') > 0 ? 'cancelled' : 'skipped';
   return ok > 0 ? 'partial' : 'failed';
 }

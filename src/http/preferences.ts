@@ -112,6 +112,7 @@ export function preferenceRoutes(app: Api, s: Services): void {
       if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
 
       const saved = await putPreferences(s.store.db, { workspace_id: ws, recipient_id: recipient.id, kinds: stored, quiet_hours: input.quiet_hours });
+      s.policy.invalidate(ws);
       return view(saved, recipient.timezone);
     },
   );

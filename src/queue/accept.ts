@@ -319,7 +319,8 @@ export class Accepter {
       }
     }
     // A mandatory kind ignores preferences (opt-outs and quiet hours alike): no need to read them.
-    const prefs: Map<string, Preferences> | undefined = kind.mandatory ? undefined : await getPreferencesFor(this.#store.db, workspaceId, ids);
+    const prefs: Map<string, Preferences> | undefined =
+      kind.mandatory || !(await this.#policy.hasPreferences(workspaceId)) ? undefined : await getPreferencesFor(this.#store.db, workspaceId, ids);
     const blackouts = settings.channel_blackouts
       ? Object.fromEntries(Object.entries(settings.channel_blackouts).map(([c, w]) => [c, { start: w.start, end: w.end, timeZone: w.timezone }]))
       : null;

@@ -21,6 +21,7 @@ interface Entry {
   at: number;
   kinds: Map<string, Promise<Kind>>;
   settings?: Promise<WorkspaceSettings>;
+  hasPreferences?: Promise<boolean>;
   templates: Map<string, Promise<Template | undefined>>;
 }
 
@@ -77,6 +78,25 @@ export class PolicyCache {
       e.settings.catch(() => (e.settings = undefined));
     }
     return e.settings;
+  }
+
+  /**
+   * Whether any recipient of the workspace has stored preferences: when none has, the send path
+   * skips reading them. A PUT of preferences must `invalidate`.
+   */
+  hasPreferences(ws: string): Promise<boolean> {
+    const e = this.#entry(ws);
+    if (!e.hasPreferences) {
+      e.hasPreferences = this.#db
+        .selectFrom('preferences')
+        .select('recipient_id')
+        .where('workspace_id', '=', ws)
+        .limit(1)
+        .executeTakeFirst()
+        .then((r) => r !== undefined);
+      e.hasPreferences.catch(() => (e.hasPreferences = undefined));
+    }
+    return e.hasPreferences;
   }
 
   /** The latest version of a template. */

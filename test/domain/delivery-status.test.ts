@@ -39,18 +39,21 @@ describe('summarizeNotification', () => {
       fc.property(counts, (c) => {
         const n = (s: DeliveryStatus) => c[s] ?? 0;
         const status = summarizeNotification(c);
-        const active = n('pending') + n('sending') + n('failed');
+        const waiting = n('pending') + n('scheduled') + n('throttled') + n('standby');
+        const active = waiting + n('sending') + n('failed');
         const total = DELIVERY_STATUSES.reduce((a, s) => a + n(s), 0);
         if (active > 0) {
           assert.ok(status === 'accepted' || status === 'in_progress', status);
-          // accepted only while every delivery is still pending
-          assert.equal(status === 'accepted', n('pending') === total);
+          // accepted only while no delivery has been attempted or finished
+          assert.equal(status === 'accepted', waiting === total);
           return;
         }
         if (total === 0) return; // no deliveries: not a state the store produces
-        const problems = n('exhausted') + n('discarded');
-        if (n('sent') > 0) assert.equal(status, problems > 0 ? 'partial' : 'sent');
+        const ok = n('sent') + n('delivered') + n('read') + n('acknowledged') + n('digested');
+        const problems = n('exhausted') + n('discarded') + n('undelivered');
+        if (ok > 0) assert.equal(status, problems > 0 ? 'partial' : 'sent');
         else if (problems > 0) assert.equal(status, 'failed');
+        else if (n('cancelled') > 0) assert.equal(status, 'cancelled');
         else assert.equal(status, 'skipped');
       }),
     );

@@ -190,7 +190,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const ns = await store.db.selectFrom('notifications').selectAll().where('id', 'in', items.map((i) => i.notification.id)).orderBy('id').execute();
       assert.deepEqual(ns, items.map((i) => i.notification));
       const ds = await store.db.selectFrom('deliveries').selectAll().where('channel', '=', ch).orderBy('id').execute();
-      assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null }))));
+      assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null, digest_id: null }))));
       const idem = await store.db.selectFrom('idempotency_keys').selectAll().where('key', '=', items[1]!.idempotency!.key).execute();
       assert.deepEqual(idem, [{
         workspace_id: WS, key: items[1]!.idempotency!.key, request_hash: items[1]!.idempotency!.requestHash,
@@ -307,7 +307,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const rr = recipient(r2);
       const got = firstTwo[0]!;
       assert.deepEqual({ ...got }, {
-        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1, content: null,
+        id: items[1]!.deliveries[0]!.id, workspace_id: WS, notification_id: n.id, recipient_id: r2, channel: ch, device_id: null, attempts: 1, content: null, digest_id: null,
         kind: n.kind, title: n.title, body: n.body, data: n.data, notification_created_at: n.created_at,
         delivery_count: 1, channel_options: null, fallback: 0, routing: 'all',
         recipient_exists: got.recipient_exists, name: rr.name, email: rr.email, phone: rr.phone, locale: rr.locale, timezone: rr.timezone,
