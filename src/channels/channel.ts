@@ -8,6 +8,7 @@
 // (domain/retry.ts). Every outcome carries an AttemptDetail for the attempt log.
 
 import type { FailureKind } from '../domain/retry.ts';
+import { isBlockedDestination } from '../net/safe-http.ts';
 
 /**
  * Delivery channels. Each is its own queue lane (deliveries.channel) with its own workers,
@@ -101,6 +102,19 @@ export class RateLimitedError extends DeliveryError {
   constructor(message: string, retryAfterMs: number | undefined, detail?: AttemptDetail) {
     super('rate_limited', 'rate_limited', message, detail, retryAfterMs);
   }
+}
+
+/**
+ * What an error thrown by an outgoing request (SafeHttp, undici, node:http2) means for the
+ * delivery: a destination the SSRF policy refused is permanent ('destination_refused'); a timeout
+ * ('timeout') and any other transport failure ('network') are retryable.
+ */
+export function transportError(err: unknown): DeliveryError {
+  if (isBlockedDestination(err)) return new PermanentError('destination_refused', (err as Error).message);
+  const e = err as { name?: string; code?: string; message: string };
+  const timeout = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
+  if (timeout) return new RetryableError('timeout', `timed out: ${e.message}`);
+  return new RetryableError('network', `${e.code ?? e.name ?? 'error'}: ${e.message}`);
 }
 
 /** A workspace's credentials for one provider, decrypted (PUT /v1/providers/{provider}). */

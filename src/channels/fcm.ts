@@ -31,10 +31,11 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
-import { isBlockedDestination, type HttpResult, type SafeHttp } from '../net/safe-http.ts';
+import type { HttpResult, SafeHttp } from '../net/safe-http.ts';
 import {
   DeliveryError,
   PermanentError,
+  transportError,
   RateLimitedError,
   RetryableError,
   type AttemptDetail,
@@ -404,11 +405,7 @@ function classifySendError(res: HttpResult, detail: AttemptDetail): DeliveryErro
 
 function classifyThrown(err: unknown): DeliveryError {
   if (err instanceof DeliveryError) return err;
-  if (isBlockedDestination(err)) return new PermanentError('destination_refused', (err as Error).message);
-  const e = err as { name?: string; code?: string; message: string };
-  const timeout = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
-  if (timeout) return new RetryableError('timeout', `timed out: ${e.message}`);
-  return new RetryableError('network', `${e.code ?? e.name ?? 'error'}: ${e.message}`);
+  return transportError(err);
 }
 
 /** Waits for a promise shared with other deliveries without letting one delivery's abort cancel it for all. */

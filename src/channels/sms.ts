@@ -33,9 +33,10 @@
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
 import { measureSms, truncateSms } from '../domain/sms-segments.ts';
-import { isBlockedDestination, type HttpResult, type SafeHttp } from '../net/safe-http.ts';
+import type { HttpResult, SafeHttp } from '../net/safe-http.ts';
 import {
   PermanentError,
+  transportError,
   RateLimitedError,
   RetryableError,
   type AttemptDetail,
@@ -177,11 +178,7 @@ export class SmsChannel implements Channel {
     try {
       res = await this.#http.request('POST', url, headers, form.toString(), signal);
     } catch (err) {
-      if (isBlockedDestination(err)) throw new PermanentError('destination_refused', (err as Error).message);
-      const e = err as { name?: string; code?: string; message: string };
-      const timeout = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
-      if (timeout) throw new RetryableError('timeout', `timed out: ${e.message}`);
-      throw new RetryableError('network', `${e.code ?? e.name ?? 'error'}: ${e.message}`);
+      throw transportError(err);
     }
     return classify(res);
   }

@@ -21,9 +21,10 @@ import { createECDH, createPublicKey } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import webpush from 'web-push';
 import { parseRetryAfter } from '../domain/retry.ts';
-import { isBlockedDestination, type SafeHttp } from '../net/safe-http.ts';
+import type { SafeHttp } from '../net/safe-http.ts';
 import {
   PermanentError,
+  transportError,
   RateLimitedError,
   RetryableError,
   type Channel,
@@ -160,11 +161,7 @@ export class WebpushChannel implements Channel {
     try {
       res = await this.#http.request('POST', endpoint.href, headers, body, signal);
     } catch (err) {
-      if (isBlockedDestination(err)) throw new PermanentError('destination_refused', (err as Error).message);
-      const e = err as { name?: string; code?: string; message: string };
-      const timeout = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
-      if (timeout) throw new RetryableError('timeout', `timed out: ${e.message}`);
-      throw new RetryableError('network', `${e.code ?? e.name ?? 'error'}: ${e.message}`);
+      throw transportError(err);
     }
     const detail = { httpStatus: res.status, response: res.excerpt };
     const status = res.status;
