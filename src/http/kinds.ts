@@ -19,8 +19,7 @@ import { recordAudit } from '../store/audit.ts';
 import { ALWAYS_MANDATORY, DEFAULT_KINDS, getKind, listKinds, putKind, type Kind, type KindPolicy, type RateLimit } from '../store/kinds.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, Limit, problems } from './schemas.ts';
-import { keyPageOf, keyPageRequest } from './topics.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
 
 export const KIND_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
 export const KindName = Type.String({ pattern: KIND_PATTERN, description: 'The kind, e.g. security, transactional, marketing, order.shipped' });

@@ -26,8 +26,7 @@ import { getSettings } from '../store/settings.ts';
 import { deleteTemplate, getTemplate, listTemplates, putTemplate, type Template, type TemplateVariant } from '../store/templates.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, Limit, problems } from './schemas.ts';
-import { keyPageOf, keyPageRequest } from './topics.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
 
 export const TEMPLATE_KEY_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
 export const TemplateKey = Type.String({ pattern: TEMPLATE_KEY_PATTERN, description: 'Your key for the template, e.g. order.shipped' });

@@ -17,7 +17,7 @@ import { addMembers, countMembers, deleteTopic, existingRecipientIds, getTopic, 
 import type { TopicsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, Limit, problems, RecipientId } from './schemas.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId } from './schemas.ts';
 
 export const TOPIC_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
 export const TopicKey = Type.String({ pattern: TOPIC_KEY_PATTERN, description: 'Your key for the topic, e.g. ops or project:42:watchers' });
@@ -26,30 +26,6 @@ const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).
 
 /** The most ids one members request may add, and remove. */
 export const MAX_MEMBER_CHANGES = 1000;
-
-const CURSOR_PREFIX = 'k1:';
-
-/**
- * Where a page of a listing ordered by a textual key starts (the key after which it starts) and
- * how long it is. The cursor names the last key of the previous page; one whose key does not match
- * `pattern` (not made by Herald for this listing) is a 400.
- */
-export function keyPageRequest(q: { cursor?: string | undefined; limit?: number | undefined }, pattern: RegExp): { after: string | undefined; limit: number } {
-  let after: string | undefined;
-  if (q.cursor !== undefined) {
-    const text = /^[A-Za-z0-9_-]{1,300}$/.test(q.cursor) ? Buffer.from(q.cursor, 'base64url').toString('utf8') : '';
-    after = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : undefined;
-    if (after === undefined || !pattern.test(after)) throw new Problem('invalid_cursor', 'Use the next_cursor value of a previous page');
-  }
-  return { after, limit: q.limit ?? 50 };
-}
-
-/** Trims rows read with `limit + 1` to the page, with the cursor of the next page (null on the last). */
-export function keyPageOf<T>(rows: T[], limit: number, keyOf: (row: T) => string): { rows: T[]; next_cursor: string | null } {
-  if (rows.length <= limit) return { rows, next_cursor: null };
-  const page = rows.slice(0, limit);
-  return { rows: page, next_cursor: Buffer.from(CURSOR_PREFIX + keyOf(page.at(-1)!), 'utf8').toString('base64url') };
-}
 
 const TopicView = Type.Object({
   key: Type.String(),
