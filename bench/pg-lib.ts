@@ -107,7 +107,7 @@ export async function heraldCounts(schema: string): Promise<{ notifications: num
   return withDb(async (c) => {
     const n = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.notifications`)).rows[0]!.n);
     const d = (await c.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM ${schema}.deliveries GROUP BY status`)).rows;
-    const a = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.delivery_attempts`)).rows[0]!.n);
+    const a = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.attempt_log`)).rows[0]!.n);
     const dup = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.deliveries WHERE attempts > 1`)).rows[0]!.n);
     return { notifications: n, deliveries: Object.fromEntries(d.map((r) => [r.status, Number(r.n)])), attempts: a, duplicateAttempts: dup };
   });

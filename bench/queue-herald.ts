@@ -132,7 +132,7 @@ async function main(): Promise<QueueResult> {
     .groupBy('status')
     .execute();
   const notifications = await s.db.selectFrom('notifications').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
-  const attempts = await s.db.selectFrom('delivery_attempts').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const attempts = await s.db.selectFrom('attempt_log').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   const sent = Number(counts.find((c) => c.status === 'sent')?.n ?? 0);
   if (sent !== p.n || Number(attempts.n) !== p.n) throw new Error(`after the drain: deliveries ${JSON.stringify(counts)}, attempts ${attempts.n}, expected ${p.n} sent`);
 

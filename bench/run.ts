@@ -228,7 +228,7 @@ function dbCounts(dataDir: string): { notifications: number; deliveries: Record<
   try {
     const notifications = (db.prepare('SELECT COUNT(*) AS n FROM notifications').get() as { n: number }).n;
     const deliveries = Object.fromEntries((db.prepare('SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status').all() as { status: string; n: number }[]).map((r) => [r.status, r.n]));
-    const attempts = (db.prepare('SELECT COUNT(*) AS n FROM delivery_attempts').get() as { n: number }).n;
+    const attempts = (db.prepare('SELECT COUNT(*) AS n FROM attempt_log').get() as { n: number }).n;
     return { notifications, deliveries, attempts };
   } finally {
     db.close();

@@ -125,7 +125,24 @@ export interface SettleItem {
    * status follows from this outcome alone and is set without counting its deliveries.
    */
   deliveryCount?: number;
+  /**
+   * The attempt this outcome comes from (its workspace_id is the delivery's). A successful one
+   * (attemptOnRow) whose outcome moves the delivery is recorded on the delivery row (the
+   * success_* columns, in the same write as the move); every other attempt, and a success whose
+   * outcome no longer applies, is appended to delivery_attempts. Either way the attempt_log view
+   * presents it as the same attempt.
+   */
   attempt: Omit<DeliveryAttemptsTable, 'id'>;
+}
+
+/**
+ * Whether `it`'s attempt goes on the delivery row when its outcome moves the delivery: a success of
+ * this delivery with no error fields (what the row can hold; the view presents error_class and
+ * error as null). Both adapters' settle decide with this.
+ */
+export function attemptOnRow(it: SettleItem): boolean {
+  const a = it.attempt;
+  return a.outcome === 'success' && a.delivery_id === it.id && a.error_class == null && a.error == null;
 }
 
 export interface StoreAdapter {
@@ -173,8 +190,10 @@ export interface StoreAdapter {
 
   /**
    * Records attempt outcomes in one transaction: moves each delivery (only if it is still
-   * `sending` under `owner`), appends its attempt log row, and refreshes the summarized status of
-   * the notifications touched. Returns how many deliveries were moved.
+   * `sending` under `owner`; of several items for one delivery only the first can), records its
+   * attempt (on the delivery row for a success that moves it, see SettleItem.attempt; else a
+   * delivery_attempts row), and refreshes the summarized status of the notifications touched.
+   * Returns how many deliveries were moved.
    */
   settle(items: SettleItem[]): Promise<number>;
 

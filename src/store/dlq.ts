@@ -99,7 +99,7 @@ export async function getDlqEntry(db: Kysely<Database>, workspaceId: string, id:
   const delivery = await db.selectFrom('deliveries').selectAll().where(dlqWhere(workspaceId, {})).where('id', '=', id).executeTakeFirst();
   if (!delivery) return undefined;
   const notification = await db.selectFrom('notifications').select(['id', 'kind', 'title', 'body']).where('id', '=', delivery.notification_id).executeTakeFirstOrThrow();
-  const attempts = await db.selectFrom('delivery_attempts').selectAll().where('delivery_id', '=', id).orderBy('id').execute();
+  const attempts = await db.selectFrom('attempt_log').selectAll().where('delivery_id', '=', id).orderBy('id').execute();
   return { delivery, attempts, notification };
 }
 

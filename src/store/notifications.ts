@@ -14,7 +14,7 @@ export async function getNotification(db: Kysely<Database>, workspaceId: string,
   if (!notification) return undefined;
   const deliveries = await db.selectFrom('deliveries').selectAll().where('notification_id', '=', id).orderBy('id').execute();
   const attempts = deliveries.length
-    ? await db.selectFrom('delivery_attempts').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('id').execute()
+    ? await db.selectFrom('attempt_log').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('id').execute()
     : [];
   return { notification, deliveries, attempts };
 }

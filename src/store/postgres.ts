@@ -24,7 +24,7 @@ import { Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPool
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
@@ -214,8 +214,12 @@ const CLAIM = {
 /**
  * Settle, one statement for a batch: moves each delivery only while it is still `sending` under
  * the owner that claimed it (a lease that expired and was claimed again belongs to the new owner;
- * the old owner's write is ignored), and appends every item's attempt row (the attempt happened
- * whether or not its outcome still applies). For a moved delivery whose notification has only
+ * the old owner's write is ignored), and records every item's attempt (the attempt happened
+ * whether or not its outcome still applies). A successful attempt of a moved delivery ($12…$19
+ * set, attemptOnRow) is written on the delivery row by the same UPDATE (success_* columns; a move
+ * without one keeps what the row holds); if that delivery does not move, the attempt is appended to
+ * delivery_attempts instead. The other attempts ($20…$31) are appended to delivery_attempts.
+ * For a moved delivery whose notification has only
  * that delivery, $11 carries the notification's new status (summarizeNotification of this one
  * outcome) and the statement writes it, if it changes, in the same statement: only the lease owner
  * can move the delivery, so nothing else can decide that notification's status meanwhile (an
@@ -234,17 +238,30 @@ const SETTLE = {
          SET status = v.status, run_at = COALESCE(v.run_at, d.run_at), lease_owner = NULL, reason = v.reason,
              error_class = v.error_class, last_error = v.error,
              provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
-             updated_at = $10, completed_at = v.completed_at
+             updated_at = $10, completed_at = v.completed_at,
+             success_attempt_id = COALESCE(v.att_id, d.success_attempt_id),
+             success_attempt = CASE WHEN v.att_id IS NULL THEN d.success_attempt ELSE v.att_attempt END,
+             success_started_at = CASE WHEN v.att_id IS NULL THEN d.success_started_at ELSE v.att_started_at END,
+             success_duration_ms = CASE WHEN v.att_id IS NULL THEN d.success_duration_ms ELSE v.att_duration_ms END,
+             success_http_status = CASE WHEN v.att_id IS NULL THEN d.success_http_status ELSE v.att_http_status END,
+             success_smtp_reply = CASE WHEN v.att_id IS NULL THEN d.success_smtp_reply ELSE v.att_smtp_reply END,
+             success_response = CASE WHEN v.att_id IS NULL THEN d.success_response ELSE v.att_response END
         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
-                    $9::int8[], $11::text[])
-               AS v(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at, notification_status)
+                    $9::int8[], $11::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[])
+               AS v(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at, notification_status,
+                    att_id, att_attempt, att_started_at, att_duration_ms, att_http_status, att_smtp_reply, att_response)
        WHERE d.id = v.id AND d.status = 'sending' AND d.lease_owner = v.owner
-      RETURNING d.notification_id, v.notification_status
+      RETURNING d.id, d.notification_id, v.notification_status
     ), logged AS (
       INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
                                      error_class, error, http_status, smtp_reply, response)
-      SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::int4[], $16::int8[], $17::int4[], $18::text[],
-                           $19::text[], $20::text[], $21::int4[], $22::text[], $23::text[])
+      SELECT * FROM unnest($20::text[], $21::text[], $22::text[], $23::int4[], $24::int8[], $25::int4[], $26::text[],
+                           $27::text[], $28::text[], $29::int4[], $30::text[], $31::text[])
+      UNION ALL
+      SELECT s.att_id, s.id, s.workspace_id, s.attempt, s.started_at, s.duration_ms, 'success', NULL, NULL, s.http_status, s.smtp_reply, s.response
+        FROM unnest($1::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[], $19::text[])
+               AS s(id, att_id, attempt, started_at, duration_ms, http_status, smtp_reply, response, workspace_id)
+       WHERE s.att_id IS NOT NULL AND s.id NOT IN (SELECT id FROM moved)
     ), summarized AS (
       UPDATE notifications n SET status = m.notification_status
         FROM moved m
@@ -563,6 +580,9 @@ export class PostgresAdapter implements StoreAdapter {
     const firstPerId = new Map<string, SettleItem>();
     for (const it of items) if (!firstPerId.has(it.id)) firstPerId.set(it.id, it);
     const moves = [...firstPerId.values()];
+    const onRow = new Set(moves.filter(attemptOnRow));
+    const row = (get: (a: SettleItem['attempt']) => unknown) => (it: SettleItem) => (onRow.has(it) ? get(it.attempt) : null);
+    const logged = onRow.size === 0 ? items : items.filter((it) => !onRow.has(it));
     const query = {
       ...SETTLE,
       values: [
@@ -570,7 +590,9 @@ export class PostgresAdapter implements StoreAdapter {
           (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
         now,
         pgArray(moves.map((it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null))),
-        ...columns(items, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
+        ...columns(moves, [(it) => (onRow.has(it) ? newId('att') : null), row((a) => a.attempt), row((a) => a.started_at),
+          row((a) => a.duration_ms), row((a) => a.http_status), row((a) => a.smtp_reply), row((a) => a.response), row((a) => a.workspace_id)]),
+        ...columns(logged, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
           (it) => it.attempt.attempt, (it) => it.attempt.started_at, (it) => it.attempt.duration_ms, (it) => it.attempt.outcome,
           (it) => it.attempt.error_class, (it) => it.attempt.error, (it) => it.attempt.http_status, (it) => it.attempt.smtp_reply,
           (it) => it.attempt.response]),

@@ -105,6 +105,18 @@ export interface DeliveriesTable {
   updated_at: number;
   /** When it reached a terminal status (sent, exhausted, discarded, skipped). */
   completed_at: number | null;
+  /**
+   * The delivery's successful attempt (migration 0012), written by settle instead of a
+   * delivery_attempts row: its attempt id (null when the row holds none), number, start, duration
+   * and the provider's answer. Read them through the attempt_log view.
+   */
+  success_attempt_id?: string | null;
+  success_attempt?: number | null;
+  success_started_at?: number | null;
+  success_duration_ms?: number | null;
+  success_http_status?: number | null;
+  success_smtp_reply?: string | null;
+  success_response?: string | null;
 }
 
 export interface DeliveryAttemptsTable {
@@ -317,6 +329,11 @@ export interface Database {
   notifications: NotificationsTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  /**
+   * A view (migration 0012): every attempt, the rows of delivery_attempts plus each delivery's
+   * successful attempt held on its row. Read the attempt log here, never in delivery_attempts.
+   */
+  attempt_log: DeliveryAttemptsTable;
   idempotency_keys: IdempotencyKeysTable;
   audit_log: AuditLogTable;
   dlq_jobs: DlqJobsTable;

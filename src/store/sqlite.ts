@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
@@ -137,6 +137,18 @@ export class SqliteAdapter implements StoreAdapter {
                updated_at = ?, completed_at = ?
          WHERE id = ? AND status = 'sending' AND lease_owner = ?
         RETURNING notification_id`),
+      // The same move, also recording its successful attempt on the row (SettleItem.attempt).
+      // Parameters: status, run_at, reason, error_class, error, provider_message_id, now, completed_at,
+      // the attempt's id, number, started_at, duration_ms, http_status, smtp_reply, response, then id, owner.
+      settleSuccess: p(`
+        UPDATE deliveries
+           SET status = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, reason = ?,
+               error_class = ?, last_error = ?, provider_message_id = COALESCE(?, provider_message_id),
+               updated_at = ?, completed_at = ?,
+               success_attempt_id = ?, success_attempt = ?, success_started_at = ?, success_duration_ms = ?,
+               success_http_status = ?, success_smtp_reply = ?, success_response = ?
+         WHERE id = ? AND status = 'sending' AND lease_owner = ?
+        RETURNING notification_id`),
       insertAttempt: p(`
         INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
           error_class, error, http_status, smtp_reply, response)
@@ -203,11 +215,17 @@ export class SqliteAdapter implements StoreAdapter {
       const now = Date.now();
       const touched = new Set<string>();
       let moved = 0;
+      const seen = new Set<string>();
       for (const it of items) {
-        const row = s.settle.get(
-          it.status, it.runAt ?? null, it.reason ?? null, it.errorClass ?? null, it.error ?? null,
-          it.providerMessageId ?? null, now, it.status === 'failed' ? null : now, it.id, it.owner,
-        ) as { notification_id: string } | undefined;
+        const a = it.attempt;
+        // Only the first item of a delivery can move it (see StoreAdapter.settle).
+        const onRow = !seen.has(it.id) && attemptOnRow(it);
+        seen.add(it.id);
+        const common = [it.status, it.runAt ?? null, it.reason ?? null, it.errorClass ?? null, it.error ?? null, it.providerMessageId ?? null, now, it.status === 'failed' ? null : now];
+        const attemptId = newId('att');
+        const row = (onRow
+          ? s.settleSuccess.get(...common, attemptId, a.attempt, a.started_at, a.duration_ms, a.http_status, a.smtp_reply, a.response, it.id, it.owner)
+          : s.settle.get(...common, it.id, it.owner)) as { notification_id: string } | undefined;
         if (row) {
           moved++;
           if (it.deliveryCount === 1) {
@@ -217,11 +235,12 @@ export class SqliteAdapter implements StoreAdapter {
             touched.add(row.notification_id);
           }
         }
-        const a = it.attempt;
-        s.insertAttempt.run(
-          newId('att'), a.delivery_id, a.workspace_id, a.attempt, a.started_at, a.duration_ms, a.outcome,
-          a.error_class, a.error, a.http_status, a.smtp_reply, a.response,
-        );
+        if (!(onRow && row)) {
+          s.insertAttempt.run(
+            attemptId, a.delivery_id, a.workspace_id, a.attempt, a.started_at, a.duration_ms, a.outcome,
+            a.error_class, a.error, a.http_status, a.smtp_reply, a.response,
+          );
+        }
       }
       for (const id of touched) this.#refreshSync(id);
       return moved;

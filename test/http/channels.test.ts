@@ -258,9 +258,9 @@ describe('SMS over Twilio with signed status callbacks', () => {
       for (const id of ids) await settled(paced, id);
       const starts = (
         await paced.herald.services.store.db
-          .selectFrom('delivery_attempts')
-          .innerJoin('deliveries', 'deliveries.id', 'delivery_attempts.delivery_id')
-          .select('delivery_attempts.started_at')
+          .selectFrom('attempt_log')
+          .innerJoin('deliveries', 'deliveries.id', 'attempt_log.delivery_id')
+          .select('attempt_log.started_at')
           .where('deliveries.notification_id', 'in', ids)
           .execute()
       ).map((r) => r.started_at);

@@ -264,7 +264,7 @@ describe('cluster: two api+worker nodes and a worker-only node on PostgreSQL', (
     const strandedIds = new Set(stranded.map((s) => s.id));
     const fromKill = duplicated.filter(([id]) => strandedIds.has(id)).length;
     const unsuccessful = await query<{ error_class: string; n: string }>(
-      `SELECT coalesce(error_class, outcome) AS error_class, count(*) AS n FROM delivery_attempts WHERE outcome <> 'success' GROUP BY 1 ORDER BY 2 DESC`,
+      `SELECT coalesce(error_class, outcome) AS error_class, count(*) AS n FROM attempt_log WHERE outcome <> 'success' GROUP BY 1 ORDER BY 2 DESC`,
     );
     console.log(
       `[cluster] ${NOTIFICATIONS} notifications accepted in ${(sendMs / 1000).toFixed(1)}s through 2 API nodes, all delivered by ` +
@@ -279,7 +279,7 @@ describe('cluster: two api+worker nodes and a worker-only node on PostgreSQL', (
     const others = duplicated.filter(([id]) => !strandedIds.has(id)).slice(0, 10).map(([id]) => id);
     if (others.length > 0) {
       const log = await query<{ delivery_id: string; attempt: number; started_at: string; duration_ms: number; outcome: string; error: string | null }>(
-        `SELECT delivery_id, attempt, started_at, duration_ms, outcome, error FROM delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`,
+        `SELECT delivery_id, attempt, started_at, duration_ms, outcome, error FROM attempt_log WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`,
         [others],
       );
       console.log(`[cluster] C killed at ${killedAt - sendStarted}ms; other duplicates:`);
@@ -305,8 +305,8 @@ describe('cluster: two api+worker nodes and a worker-only node on PostgreSQL', (
     assert.ok(stranded.length > 0, 'the killed worker held leases when it died');
     const taken = await query<{ id: string; status: string; attempts: number; final_started: number; logged: string }>(
       `SELECT d.id, d.status, d.attempts,
-              (SELECT a.started_at::float8 FROM delivery_attempts a WHERE a.delivery_id = d.id AND a.attempt = d.attempts) AS final_started,
-              (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS logged
+              (SELECT a.started_at::float8 FROM attempt_log a WHERE a.delivery_id = d.id AND a.attempt = d.attempts) AS final_started,
+              (SELECT count(*) FROM attempt_log a WHERE a.delivery_id = d.id) AS logged
          FROM deliveries d WHERE d.id = ANY($1)`,
       [[...strandedIds]],
     );

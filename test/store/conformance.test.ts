@@ -190,7 +190,8 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const ns = await store.db.selectFrom('notifications').selectAll().where('id', 'in', items.map((i) => i.notification.id)).orderBy('id').execute();
       assert.deepEqual(ns, items.map((i) => i.notification));
       const ds = await store.db.selectFrom('deliveries').selectAll().where('channel', '=', ch).orderBy('id').execute();
-      assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null, digest_id: null }))));
+      const noSuccess = { success_attempt_id: null, success_attempt: null, success_started_at: null, success_duration_ms: null, success_http_status: null, success_smtp_reply: null, success_response: null };
+      assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null, digest_id: null, ...noSuccess }))));
       const idem = await store.db.selectFrom('idempotency_keys').selectAll().where('key', '=', items[1]!.idempotency!.key).execute();
       assert.deepEqual(idem, [{
         workspace_id: WS, key: items[1]!.idempotency!.key, request_hash: items[1]!.idempotency!.requestHash,
@@ -389,7 +390,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual([done.status, done.lease_owner, done.provider_message_id], ['sent', null, 'from-b']);
       assert.equal(await notificationStatus(it0.notification.id), 'sent');
       // Both attempts happened, so both are logged.
-      const log = await store.db.selectFrom('delivery_attempts').select('attempt').where('delivery_id', '=', id).orderBy('attempt').execute();
+      const log = await store.db.selectFrom('attempt_log').select('attempt').where('delivery_id', '=', id).orderBy('attempt').execute();
       assert.deepEqual(log, [{ attempt: 1 }, { attempt: 2 }]);
     });
 
@@ -426,7 +427,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(pick(d2), ['exhausted', null, t + 60_000, 1, null, 'http_4xx', 'gone', null, false]);
       assert.deepEqual(pick(d3), ['skipped', null, t + 60_000, 1, 'no_address', 'no_address', 'no email', null, false]);
 
-      const log = await store.db.selectFrom('delivery_attempts').selectAll().where('delivery_id', 'in', [d0, d1, d2, d3]).execute();
+      const log = await store.db.selectFrom('attempt_log').selectAll().where('delivery_id', 'in', [d0, d1, d2, d3]).execute();
       assert.equal(log.length, 4);
       const a0 = log.find((l) => l.delivery_id === d0)!;
       const s0 = settleItem(d0, owner, 1, 'sent');
@@ -505,8 +506,54 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       const id = c!.id;
       assert.equal(await store.settle([settleItem(id, owner, 1, 'exhausted'), settleItem(id, owner, 1, 'sent')]), 1);
       assert.equal((await delivery(id)).status, 'exhausted');
-      assert.equal((await store.db.selectFrom('delivery_attempts').select('id').where('delivery_id', '=', id).execute()).length, 2);
+      assert.equal((await store.db.selectFrom('attempt_log').select('id').where('delivery_id', '=', id).execute()).length, 2);
       assert.equal(await notificationStatus(it0.notification.id), 'failed');
+    });
+
+    it('settle: a success that moves its delivery is kept on the delivery row, every other attempt in delivery_attempts; attempt_log shows them all alike', async () => {
+      const ch = uniq('ch');
+      const t = Date.now();
+      const it0 = item(ch, ['r0', 'r1', 'r2'], { runAt: t - 10 });
+      await store.acceptBatch([it0]);
+      const [d0, d1, d2] = it0.deliveries.map((d) => d.id) as [string, string, string];
+      const [a, b] = [uniq('owner'), uniq('owner')];
+      assert.equal((await store.claim(ch, a, 10, t, 1000)).length, 3);
+      // d0 fails once, then succeeds; d1 fails for good; d2's lease expires and is claimed by b.
+      const fail0 = settleItem(d0, a, 1, 'failed', { runAt: t + 500 });
+      assert.equal(await store.settle([fail0, settleItem(d1, a, 1, 'exhausted')]), 2);
+      assert.deepEqual((await store.claim(ch, b, 10, t + 1000, 60_000)).map((c) => c.id).sort(), [d0, d2].sort());
+      // a's late success of d2 no longer applies: it is still logged, as a row.
+      const stale = settleItem(d2, a, 1, 'sent', { providerMessageId: 'late' });
+      assert.equal(await store.settle([stale]), 0);
+      const ok0 = settleItem(d0, b, 2, 'sent', { providerMessageId: 'pm-0' });
+      const ok2 = settleItem(d2, b, 2, 'sent');
+      // A second item for d2 in the same batch does not move it; its success is logged as a row.
+      const dup2 = settleItem(d2, b, 2, 'sent');
+      assert.equal(await store.settle([ok0, ok2, dup2]), 2);
+
+      const rows = await store.db.selectFrom('delivery_attempts').select(['delivery_id', 'attempt', 'outcome']).where('delivery_id', 'in', [d0, d1, d2]).orderBy('id').execute();
+      assert.deepEqual(rows, [
+        { delivery_id: d0, attempt: 1, outcome: 'retryable' },
+        { delivery_id: d1, attempt: 1, outcome: 'permanent' },
+        { delivery_id: d2, attempt: 1, outcome: 'success' },
+        { delivery_id: d2, attempt: 2, outcome: 'success' },
+      ]);
+      const r0 = await delivery(d0);
+      assert.match(r0.success_attempt_id!, /^att_/);
+      assert.deepEqual(
+        [r0.success_attempt, r0.success_started_at, r0.success_duration_ms, r0.success_http_status, r0.success_smtp_reply, r0.success_response],
+        [2, ok0.attempt.started_at, 10, 200, null, 'resp'],
+      );
+      assert.equal((await delivery(d1)).success_attempt_id, null);
+      assert.match((await delivery(d2)).success_attempt_id!, /^att_/);
+
+      const log = await store.db.selectFrom('attempt_log').selectAll().where('delivery_id', 'in', [d0, d1, d2]).orderBy('id').execute();
+      const strip = (l: (typeof log)[number]) => ({ ...l, id: undefined });
+      const expect = (it: SettleItem) => ({ ...it.attempt, id: undefined });
+      assert.ok(log.every((l) => /^att_/.test(l.id)));
+      // In the order the attempts were recorded (ids are time-ordered).
+      assert.deepEqual(log.map(strip), [expect(fail0), expect(settleItem(d1, a, 1, 'exhausted')), expect(stale), expect(ok0), expect(ok2), expect(dup2)].map((e, i) => ({ ...e, started_at: log[i]!.started_at })));
+      assert.deepEqual(log.filter((l) => l.delivery_id === d0).map((l) => l.started_at), [fail0.attempt.started_at, ok0.attempt.started_at]);
     });
 
     it('settle: concurrent settles of one notification\'s deliveries leave its status right', async () => {

@@ -13,6 +13,7 @@ import * as m0008 from './0008_routing.ts';
 import * as m0009 from './0009_content.ts';
 import * as m0010 from './0010_fanout.ts';
 import * as m0011 from './0011_digests.ts';
+import * as m0012 from './0012_success_on_delivery.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0009_content': m0009,
   '0010_fanout': m0010,
   '0011_digests': m0011,
+  '0012_success_on_delivery': m0012,
 };
 
 export const migrationProvider: MigrationProvider = {
