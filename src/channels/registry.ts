@@ -2,6 +2,7 @@
 // PUTs (PROVIDERS), and the per-send options of each channel (CHANNEL_OPTIONS). createChannels
 // builds one instance of every channel for a process.
 
+import { createPrivateKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TSchema } from 'typebox';
 import type { Cidr } from '../net/address-policy.ts';
@@ -16,19 +17,39 @@ import { PushoverChannel, PushoverOptions, PushoverProviderConfig, PUSHOVER_SECR
 import { SlackChannel, SlackOptions } from './slack.ts';
 import { SmsChannel, SmsOptions, TwilioProviderConfig, TWILIO_SECRET_FIELDS } from './sms.ts';
 import { WebhookChannel } from './webhook.ts';
-import { WebpushChannel, WebpushOptions, WebpushProviderConfig, WEBPUSH_SECRET_FIELDS } from './webpush.ts';
+import { WebpushChannel, webpushConfigProblem, WebpushOptions, WebpushProviderConfig, WEBPUSH_SECRET_FIELDS } from './webpush.ts';
 
 export interface ProviderSpec {
   /** The schema of PUT /v1/providers/{provider} `config`. */
   config: TSchema;
   /** Top-level config fields shown masked. */
   secretFields: readonly string[];
+  /**
+   * What the schema cannot see but would fail every send (a key that does not parse, a VAPID pair
+   * that does not match): the problem, or undefined. PUT answers 422 with it.
+   */
+  check?: (config: Record<string, unknown>) => string | undefined;
+}
+
+/** A PEM private key node:crypto can use (of `curve` when given), or the reason it is not. */
+function privateKeyProblem(pem: unknown, what: string, curve?: string): string | undefined {
+  try {
+    const key = createPrivateKey(String(pem).replace(/\\n/g, '\n'));
+    if (curve && key.asymmetricKeyDetails?.namedCurve !== curve) return `${what} is not a ${curve} (P-256) key`;
+    return undefined;
+  } catch (err) {
+    return `${what} is not a usable PEM private key (${(err as Error).message})`;
+  }
 }
 
 export const PROVIDERS: Readonly<Record<ProviderName, ProviderSpec>> = {
-  fcm: { config: FcmProviderConfig, secretFields: FCM_SECRET_FIELDS },
-  apns: { config: ApnsProviderConfig, secretFields: APNS_SECRET_FIELDS },
-  webpush: { config: WebpushProviderConfig, secretFields: WEBPUSH_SECRET_FIELDS },
+  fcm: {
+    config: FcmProviderConfig,
+    secretFields: FCM_SECRET_FIELDS,
+    check: (c) => privateKeyProblem((c.service_account as { private_key?: unknown }).private_key, 'service_account.private_key'),
+  },
+  apns: { config: ApnsProviderConfig, secretFields: APNS_SECRET_FIELDS, check: (c) => privateKeyProblem(c.private_key, 'private_key', 'prime256v1') },
+  webpush: { config: WebpushProviderConfig, secretFields: WEBPUSH_SECRET_FIELDS, check: webpushConfigProblem },
   pushover: { config: PushoverProviderConfig, secretFields: PUSHOVER_SECRET_FIELDS },
   twilio: { config: TwilioProviderConfig, secretFields: TWILIO_SECRET_FIELDS },
   kakao: { config: KakaoProviderConfig, secretFields: KAKAO_SECRET_FIELDS },

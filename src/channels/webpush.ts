@@ -294,6 +294,12 @@ function checkSubscription(sub: { endpoint: string; keys: { p256dh: string; auth
   return url;
 }
 
+/** A problem with VAPID credentials that makes every send fail, or undefined (checked at PUT). */
+export function webpushConfigProblem(config: Record<string, unknown>): string | undefined {
+  const checked = checkCredentials(config);
+  return typeof checked === 'string' ? checked : undefined;
+}
+
 function checkCredentials(config: Record<string, unknown>): Vapid | string {
   const { subject, vapid_public_key: publicKey, vapid_private_key: privateKey } = config;
   if (typeof subject !== 'string' || !/^(mailto:\S+@\S+|https:\/\/\S+)$/.test(subject)) return 'webpush provider: subject must be a mailto: or https: URL';

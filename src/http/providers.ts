@@ -134,6 +134,8 @@ export function providerRoutes(app: Api, s: Services): void {
             config.vapid_private_key = keys.privateKey;
           }
         }
+        const problem = PROVIDERS[provider].check?.(config);
+        if (problem) throw new Problem('validation_failed', `body.config: ${problem}`, { errors: [{ path: 'body.config', message: problem }] });
         const { created, stored } = await s.providers.put(ws, provider, config, request.body.base_url ?? null);
         await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'provider.put', target: provider, reason: null, details: { base_url: stored.baseUrl } });
         return reply.code(created ? 201 : 200).send(view(provider, stored));

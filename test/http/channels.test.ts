@@ -180,6 +180,27 @@ describe('providers API', () => {
     assert.ok(audit.includes('provider.put') && audit.includes('provider.delete'));
   });
 
+  it('refuses credentials that would fail every send: keys that do not parse, a VAPID pair that does not match', async () => {
+    const sa = { type: 'service_account', project_id: 'p', private_key_id: 'k', private_key: '-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n', client_email: 'a@p.iam.gserviceaccount.com' };
+    const fcmBad = await h.api('PUT', '/v1/providers/fcm', { config: { service_account: sa } });
+    assert.equal(fcmBad.status, 422, fcmBad.text);
+    assert.match(fcmBad.body.errors[0].message, /service_account.private_key is not a usable PEM private key/);
+    const apns = { team_id: 'ABCDE12345', key_id: 'KEY1234567', topic: 'com.example.app', private_key: RSA_PEM };
+    const apnsBad = await h.api('PUT', '/v1/providers/apns', { config: apns });
+    assert.equal(apnsBad.status, 422, apnsBad.text);
+    assert.match(apnsBad.body.errors[0].message, /P-256/);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    assert.equal((await h.api('PUT', '/v1/providers/apns', { config: { ...apns, private_key: ec } })).status, 201);
+    const a = (await h.api('PUT', '/v1/providers/webpush', { config: { subject: 'mailto:ops@example.com' } })).body.config;
+    const b = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'jwk' });
+    const otherPublic = Buffer.concat([Buffer.from([4]), Buffer.from(b.x!, 'base64url'), Buffer.from(b.y!, 'base64url')]).toString('base64url');
+    const stored = await h.herald.services.providers.get('ws_default', 'webpush');
+    const mismatched = await h.api('PUT', '/v1/providers/webpush', { config: { subject: 'mailto:ops@example.com', vapid_public_key: otherPublic, vapid_private_key: stored!.config.vapid_private_key } });
+    assert.equal(mismatched.status, 422, mismatched.text);
+    assert.match(mismatched.body.errors[0].message, /not the public key of vapid_private_key/);
+    assert.equal((await h.api('GET', '/v1/providers/webpush')).body.config.vapid_public_key, a.vapid_public_key, 'nothing changed');
+  });
+
   it('needs the admin scope to change credentials', async () => {
     const key = (await h.api('POST', '/v1/keys', { name: 'sender', scopes: ['send', 'read'] })).body.key;
     const res = await fetch(`${h.url}/v1/providers/pushover`, {
