@@ -15,14 +15,10 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus, Subscription } from './bus.ts';
+import { disconnectRedis, redisOptions } from './redis-client.ts';
 
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5_000;
-const CONNECT_TIMEOUT_MS = 5_000;
 /** A command (PUBLISH, SUBSCRIBE) not answered within this fails instead of waiting on a dead link. */
 const COMMAND_TIMEOUT_MS = 2_000;
-const KEEPALIVE_MS = 10_000;
-const CLOSE_WAIT_MS = 1_000;
 
 export class RedisBus implements Bus {
   readonly kind = 'redis';
@@ -37,15 +33,8 @@ export class RedisBus implements Bus {
     this.#log = opts.log;
     this.#prefix = opts.prefix ?? 'herald:';
     const options = (connectionName: string): RedisOptions => ({
-      connectionName,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      keepAlive: KEEPALIVE_MS,
-      enableOfflineQueue: false,
+      ...redisOptions(connectionName, COMMAND_TIMEOUT_MS),
       autoResubscribe: false, // done in #onSubReady, which then reports the gap
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(BACKOFF_MIN_MS * 2 ** Math.min(times - 1, 16), BACKOFF_MAX_MS),
     });
     this.#pub = new Redis(url, options('herald-bus-pub'));
     this.#sub = new Redis(url, options('herald-bus-sub'));
@@ -95,7 +84,7 @@ export class RedisBus implements Bus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([this.#pub, this.#sub].map((c) => disconnect(c)));
+    await Promise.all([this.#pub, this.#sub].map(disconnectRedis));
   }
 
   /** Subscribes every topic on the (re)connected subscriber, then reports the gap to each. */
@@ -148,17 +137,4 @@ export class RedisBus implements Bus {
       this.#log.warn({ err, role }, 'redis bus unreachable; retrying in the background');
     });
   }
-}
-
-async function disconnect(c: Redis): Promise<void> {
-  if (c.status === 'end') return;
-  const ended = new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, CLOSE_WAIT_MS);
-    c.once('end', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-  c.disconnect();
-  await ended;
 }

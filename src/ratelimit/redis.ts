@@ -23,19 +23,15 @@
 // network path costs one timeout a second, not one per decision. The connection reconnects by
 // itself with backoff (100ms doubling to 5s), as the bus does.
 
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
+import { disconnectRedis, redisOptions } from '../bus/redis-client.ts';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { checkBucket, checkTime, type Decision } from '../domain/gcra.ts';
 import { checkDistinct, type LimitSpec, type ManyDecision, type RateLimiter } from './limiter.ts';
 
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5_000;
-const CONNECT_TIMEOUT_MS = 5_000;
 const COMMAND_TIMEOUT_MS = 500;
 const COOLDOWN_MS = 1_000;
-const KEEPALIVE_MS = 10_000;
-const CLOSE_WAIT_MS = 1_000;
 /** With caller time (tests), keys outlive their computed TTL by this: the server's expiry runs on its own clock. */
 const CALLER_TIME_TTL_SLACK_MS = 3_600_000;
 
@@ -159,17 +155,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.#failMode = opts.failMode ?? 'open';
     this.#cooldownMs = opts.cooldownMs ?? COOLDOWN_MS;
     this.#useCallerTime = opts.useCallerTime ?? false;
-    const options: RedisOptions = {
-      connectionName: 'herald-ratelimit',
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
-      keepAlive: KEEPALIVE_MS,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(BACKOFF_MIN_MS * 2 ** Math.min(times - 1, 16), BACKOFF_MAX_MS),
-    };
-    this.#client = new Redis(url, options);
+    this.#client = new Redis(url, redisOptions('herald-ratelimit', opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS));
     this.#client.defineCommand('heraldRateLimit', { lua: SCRIPT });
     this.#client.on('error', () => undefined); // reported per decision (#unavailable), once per outage
     if (opts.metrics) {
@@ -207,17 +193,7 @@ export class RedisRateLimiter implements RateLimiter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const c = this.#client;
-    if (c.status === 'end') return;
-    const ended = new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, CLOSE_WAIT_MS);
-      c.once('end', () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-    c.disconnect();
-    await ended;
+    await disconnectRedis(this.#client);
   }
 
   async #run(specs: readonly LimitSpec[], cost: number, now: number | undefined, take: boolean): Promise<ManyDecision> {
