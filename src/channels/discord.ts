@@ -33,7 +33,7 @@ import {
   type DeliveryJob,
   type DeliveryResult,
 } from './channel.ts';
-import { header, notificationLink, postClassified, truncate } from './slack.ts';
+import { chatWebhookUrl, header, notificationLink, postClassified, truncate } from './slack.ts';
 
 export const DISCORD_LIMITS = {
   title: 256,
@@ -64,14 +64,9 @@ export type DiscordOptions = Static<typeof DiscordOptions>;
  * still applies when sending.
  */
 export function isDiscordWebhookUrl(url: string, opts: { allowAnyHost?: boolean } = {}): boolean {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return false;
-  }
-  if (u.username || u.password) return false;
-  if (opts.allowAnyHost) return u.protocol === 'https:' || u.protocol === 'http:';
+  const u = chatWebhookUrl(url);
+  if (!u) return false;
+  if (opts.allowAnyHost) return true;
   if (u.protocol !== 'https:' || !(u.port === '' || u.port === '443') || !DISCORD_HOSTS.has(u.hostname) || !WEBHOOK_PATH.test(u.pathname)) return false;
   for (const [k, v] of u.searchParams) if (k !== 'thread_id' || !/^\d{1,20}$/.test(v)) return false;
   return true;

@@ -61,15 +61,22 @@ export type SlackOptions = Static<typeof SlackOptions>;
  * receivers such as Mattermost or Rocket.Chat); SafeHttp's SSRF policy still applies when sending.
  */
 export function isSlackWebhookUrl(url: string, opts: { allowAnyHost?: boolean } = {}): boolean {
+  const u = chatWebhookUrl(url);
+  if (!u) return false;
+  if (opts.allowAnyHost) return true;
+  return u.protocol === 'https:' && (u.port === '' || u.port === '443') && SLACK_HOSTS.has(u.hostname) && /^\/services\/[A-Za-z0-9]+\/[A-Za-z0-9]+\/[A-Za-z0-9]+\/?$/.test(u.pathname);
+}
+
+/** `url` parsed, when it is an http(s) URL without credentials (what any chat webhook must be). */
+export function chatWebhookUrl(url: string): URL | undefined {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return false;
+    return undefined;
   }
-  if (u.username || u.password) return false;
-  if (opts.allowAnyHost) return u.protocol === 'https:' || u.protocol === 'http:';
-  return u.protocol === 'https:' && (u.port === '' || u.port === '443') && SLACK_HOSTS.has(u.hostname) && /^\/services\/[A-Za-z0-9]+\/[A-Za-z0-9]+\/[A-Za-z0-9]+\/?$/.test(u.pathname);
+  if (u.username || u.password || (u.protocol !== 'https:' && u.protocol !== 'http:')) return undefined;
+  return u;
 }
 
 /** Cuts `s` to at most `max` UTF-16 units, ending with "…" when cut; never splits a surrogate pair. */
