@@ -434,7 +434,7 @@ export class Accepter {
         going++;
         continue;
       }
-      const decision = await this.#limiter.consume(`rl:${workspaceId}:${kind.kind}:${recipientId}:${channel}`, limit.limit, limit.per_ms);
+      const decision = await this.#limiter.consume(`kind:${workspaceId}:${kind.kind}:${recipientId}:${channel}`, limit.limit, limit.per_ms);
       if (decision.allowed) {
         going++;
         continue;
