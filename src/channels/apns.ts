@@ -28,7 +28,6 @@
 // caller's abort 'aborted'; anything else 'network' (all retryable except the refusal).
 
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http2 from 'node:http2';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
@@ -36,6 +35,7 @@ import { importPKCS8, SignJWT } from 'jose';
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
 import { checkAddress, type Cidr } from '../net/address-policy.ts';
+import { BlockedDestinationError, guardedLookup } from '../net/safe-http.ts';
 import {
   PermanentError,
   RateLimitedError,
@@ -119,15 +119,10 @@ interface Answer {
   excerpt: string;
 }
 
-class BlockedDestinationError extends Error {
-  override name = 'BlockedDestinationError';
-}
-
 class StreamRefusedError extends Error {
   override name = 'StreamRefusedError';
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 export class ApnsChannel implements Channel {
   readonly name = 'apns' as const;
@@ -455,22 +450,6 @@ export function apnsId(deliveryId: string): string {
   b[8] = (b[8]! & 0x3f) | 0x80;
   const h = b.subarray(0, 16).toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-function guardedLookup(allow: readonly Cidr[]) {
-  return (hostname: string, options: { all?: boolean; family?: number }, cb: LookupCallback) => {
-    dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
-      if (err) return cb(err, '');
-      const ok = addresses.filter((a) => checkAddress(a.address, allow).allowed);
-      if (ok.length === 0) {
-        const first = addresses[0];
-        const reason = first ? (checkAddress(first.address, allow) as { reason: string }).reason : 'no address';
-        return cb(new BlockedDestinationError(`destination ${hostname} refused: ${reason}`), '');
-      }
-      if (options.all) return cb(null, ok);
-      cb(null, ok[0]!.address, ok[0]!.family);
-    });
-  };
 }
 
 function untilAborted<T>(p: Promise<T>, abort: AbortSignal): Promise<T> {

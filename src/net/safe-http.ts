@@ -39,20 +39,7 @@ export class SafeHttp {
 
   constructor(opts: SafeHttpOptions) {
     const allow = opts.allow;
-    const guardedLookup = (hostname: string, options: { all?: boolean; family?: number }, cb: LookupCallback) => {
-      dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
-        if (err) return cb(err, '');
-        const ok = addresses.filter((a) => checkAddress(a.address, allow).allowed);
-        if (ok.length === 0) {
-          const first = addresses[0];
-          const reason = first ? (checkAddress(first.address, allow) as { reason: string }).reason : 'no address';
-          return cb(new BlockedDestinationError(`destination ${hostname} refused: ${reason}`), '');
-        }
-        if (options.all) return cb(null, ok);
-        cb(null, ok[0]!.address, ok[0]!.family);
-      });
-    };
-    const connector = buildConnector({ lookup: guardedLookup, timeout: Math.ceil(opts.timeoutMs / 2) } as never);
+    const connector = buildConnector({ lookup: guardedLookup(allow), timeout: Math.ceil(opts.timeoutMs / 2) } as never);
     const connect: buildConnector.connector = (options, callback) => {
       const host = options.hostname.replace(/^\[|\]$/g, '');
       if (isIP(host)) {
@@ -107,6 +94,27 @@ export class SafeHttp {
   close(): Promise<void> {
     return this.#agent.close();
   }
+}
+
+/**
+ * A DNS lookup for a socket's `lookup` option that answers only addresses the policy allows (a
+ * name resolving to none of them fails with BlockedDestinationError), so the address checked is
+ * the address connected to. Used by SafeHttp and by the HTTP/2 channels (APNs).
+ */
+export function guardedLookup(allow: readonly Cidr[]) {
+  return (hostname: string, options: { all?: boolean; family?: number }, cb: LookupCallback): void => {
+    dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+      if (err) return cb(err, '');
+      const ok = addresses.filter((a) => checkAddress(a.address, allow).allowed);
+      if (ok.length === 0) {
+        const first = addresses[0];
+        const reason = first ? (checkAddress(first.address, allow) as { reason: string }).reason : 'no address';
+        return cb(new BlockedDestinationError(`destination ${hostname} refused: ${reason}`), '');
+      }
+      if (options.all) return cb(null, ok);
+      cb(null, ok[0]!.address, ok[0]!.family);
+    });
+  };
 }
 
 /** True when an error means the destination was refused by policy, wherever undici wrapped it. */
