@@ -14,6 +14,7 @@ import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { ensureRedis, TEST_REDIS_URL } from '../helpers/redis.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
+import { mailContent } from '../helpers/mime.ts';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -44,68 +45,6 @@ function assertProblem(r: ApiResponse, status: number, code: string): void {
   assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
   assert.equal(r.body.code, code, r.text);
 }
-
-// --- a small MIME reader: headers (RFC 2047 decoded) and decoded text parts -----------------------
-
-interface MimePart {
-  headers: Map<string, string>;
-  body: string;
-  parts: MimePart[];
-}
-
-function parseMime(raw: string): MimePart {
-  const split = raw.indexOf('\r\n\r\n');
-  const headers = new Map<string, string>();
-  for (const line of raw.slice(0, split).replace(/\r\n[ \t]+/g, ' ').split('\r\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) headers.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim());
-  }
-  const rawBody = raw.slice(split + 4);
-  const type = headers.get('content-type') ?? 'text/plain';
-  const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
-  if (type.toLowerCase().startsWith('multipart/') && boundary) {
-    const parts = rawBody.split(`--${boundary}`).slice(1, -1).map((c) => parseMime(c.replace(/^\r\n/, '').replace(/\r\n$/, '')));
-    return { headers, body: '', parts };
-  }
-  let body = rawBody;
-  const encoding = (headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
-  if (encoding === 'quoted-printable') {
-    body = Buffer.from(rawBody.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
-  } else if (encoding === 'base64') body = Buffer.from(rawBody.replace(/\s+/g, ''), 'base64').toString('utf8');
-  return { headers, body, parts: [] };
-}
-
-function decodeHeader(value: string): string {
-  return value.replace(/(=\?UTF-8\?[BQ]\?[^?]*\?=\s*)+/gi, (run) => {
-    const bytes: Buffer[] = [];
-    for (const [, enc, text] of run.matchAll(/=\?UTF-8\?([BQ])\?([^?]*)\?=/gi)) {
-      if (enc!.toUpperCase() === 'B') bytes.push(Buffer.from(text!, 'base64'));
-      else bytes.push(Buffer.from(text!.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1'));
-    }
-    return Buffer.concat(bytes).toString('utf8');
-  });
-}
-
-function findPart(p: MimePart, mediaType: string): MimePart | undefined {
-  if ((p.headers.get('content-type') ?? '').toLowerCase().startsWith(mediaType)) return p;
-  for (const c of p.parts) {
-    const f = findPart(c, mediaType);
-    if (f) return f;
-  }
-  return undefined;
-}
-
-/** What an email delivery carried: subject, text and HTML, decoded. */
-function mailContent(raw: string): { subject: string; text: string; html: string } {
-  const mime = parseMime(raw);
-  return {
-    subject: decodeHeader(mime.headers.get('subject') ?? ''),
-    text: findPart(mime, 'text/plain')?.body ?? '',
-    html: findPart(mime, 'text/html')?.body ?? '',
-  };
-}
-
-// --------------------------------------------------------------------------------------------------
 
 describe('policy decisions through the API (SQLite, in-process rate limits)', () => {
   let h: TestHerald;
