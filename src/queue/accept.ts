@@ -36,6 +36,7 @@ import { getTemplate, type Template } from '../store/templates.ts';
 import { countMembers, getTopic } from '../store/topics.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { PolicyCache } from './policy.ts';
+import type { RecipientCache } from './recipient-cache.ts';
 
 const DEFAULT_DEDUPE_WINDOW_MS = 86_400_000;
 
@@ -95,6 +96,7 @@ export class Accepter {
   readonly #committer: GroupCommitter<AcceptItem, AcceptOutcome>;
   readonly #inFlight = new Set<string>();
   readonly #policy: PolicyCache;
+  readonly #recipients: RecipientCache | undefined;
   readonly #limiter: RateLimiter;
   readonly #onFanout: () => void;
 
@@ -111,8 +113,11 @@ export class Accepter {
     /** Called after a topic send is committed (a wake-up hint for the fan-out workers). */
     onFanout?: () => void;
     policy: PolicyCache;
+    /** Where direct sends read recipients (default: the store, uncached). */
+    recipients?: RecipientCache;
     rateLimiter: RateLimiter;
   }) {
+    this.#recipients = opts.recipients;
     this.#policy = opts.policy;
     this.#onFanout = opts.onFanout ?? (() => undefined);
     this.#limiter = opts.rateLimiter;
@@ -122,7 +127,7 @@ export class Accepter {
     this.#metrics = opts.metrics;
     this.#idempotencyTtl = opts.idempotencyTtlMs;
     this.#onCommitted = opts.onCommitted;
-    this.#committer = new GroupCommitter((items) => this.#store.acceptBatch(items));
+    this.#committer = new GroupCommitter((items) => this.#store.acceptBatch(items), { maxInFlight: this.#store.acceptWritesInFlight });
   }
 
   async accept(workspaceId: string, req: SendRequest, idempotencyKey?: string): Promise<AcceptResult> {
@@ -147,7 +152,7 @@ export class Accepter {
     }
     try {
       if (topic !== undefined) return await this.#acceptTopic(workspaceId, req, topic, title, body, idempotencyKey, requestHash);
-      const recipients = await this.#store.findRecipients(workspaceId, to);
+      const recipients = this.#recipients ? await this.#recipients.find(workspaceId, to) : await this.#store.findRecipients(workspaceId, to);
       if (recipients.length !== to.length) {
         const known = new Set(recipients.map((r) => r.id));
         const unknown = to.filter((id) => !known.has(id));

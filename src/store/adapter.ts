@@ -181,6 +181,13 @@ export interface StoreAdapter {
   acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]>;
 
   /**
+   * How many acceptBatch calls the accept path may have running at once (GroupCommitter's
+   * maxInFlight): 1 where each call is its own commit and batches should be as large as possible;
+   * more where the store merges concurrent calls itself (the SQLite writer thread).
+   */
+  readonly acceptWritesInFlight: number;
+
+  /**
    * Claims up to `limit` due deliveries of `channel` for `owner`, in run_at order: rows in
    * pending/failed/scheduled/throttled with run_at <= now, and rows in sending whose lease (run_at) has expired.
    * Each claimed row becomes `sending`, attempts + 1, lease_owner = owner, run_at = now + leaseMs.

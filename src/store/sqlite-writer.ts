@@ -1,35 +1,59 @@
 // The SQLite accept writer: a worker thread with its own connection that performs accept batches
 // (sqlite-accept.ts), so their inserts and fsync run on another core while the event loop keeps
-// serving HTTP. Messages: {id, items} in; {id, outcomes} or {id, error} out.
+// serving HTTP. Messages: {id, items} in; {id, outcomes} or {id, error} out. Batches that arrive
+// while a transaction commits are merged into the next one.
 //
 // Main-thread side: SqliteWriter.write(items) resolves with the outcomes once the batch is
 // committed. If the thread dies, its pending writes reject (those requests get an error, never a
 // 202) and the next write starts a new thread.
 
 import BetterSqlite3 from 'better-sqlite3';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
-import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
+import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
 
-/** Items travel as one JSON string: cheaper to pass between threads than a cloned object graph. */
+/** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
 type Request = { id: number; items: string };
+/** Items one transaction of the thread takes at most, merging queued batches. */
+const MERGE_ITEMS = 1024;
+
 type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
   const db = new BetterSqlite3((workerData as { heraldSqliteWriter: string }).heraldSqliteWriter);
   configureConnection(db);
   const write = prepareAcceptWrite(db);
-  parentPort!.on('message', ({ id, items }: Request) => {
-    let reply: Reply;
+  const port = parentPort!;
+  // Group commit across requests: the batches that queued up while the previous transaction was
+  // committing are merged into one transaction (up to MERGE_ITEMS items), and each gets its own
+  // reply. If the merged transaction fails, every batch in it fails.
+  port.on('message', (first: Request) => {
+    const requests = [first];
+    const batches = [JSON.parse(first.items) as PackedItem[]];
+    let count = batches[0]!.length;
+    while (count < MERGE_ITEMS) {
+      const next = receiveMessageOnPort(port)?.message as Request | undefined;
+      if (!next) break;
+      const items = JSON.parse(next.items) as PackedItem[];
+      requests.push(next);
+      batches.push(items);
+      count += items.length;
+    }
     try {
-      reply = { id, outcomes: write(JSON.parse(items) as AcceptItem[]) };
+      const outcomes = write(batches.length === 1 ? batches[0]! : batches.flat());
+      let at = 0;
+      requests.forEach((r, i) => {
+        const n = batches[i]!.length;
+        port.postMessage({ id: r.id, outcomes: outcomes.slice(at, at + n) } satisfies Reply);
+        at += n;
+      });
     } catch (err) {
       const e = err as { message: string; code?: string };
-      reply = { id, error: { message: e.message, ...(e.code !== undefined && { code: e.code }) } };
+      const error = { message: e.message, ...(e.code !== undefined && { code: e.code }) };
+      for (const r of requests) port.postMessage({ id: r.id, error } satisfies Reply);
     }
-    parentPort!.postMessage(reply);
   });
-  parentPort!.postMessage({ ready: true });
+  port.postMessage({ ready: true });
 }
 
 export class SqliteWriterError extends Error {
@@ -87,7 +111,7 @@ export class SqliteWriter {
     const id = this.#next++;
     return new Promise<AcceptOutcome[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, items: JSON.stringify(items) } satisfies Request);
+      this.#worker!.postMessage({ id, items: JSON.stringify(items.map(packItem)) } satisfies Request);
     });
   }
 

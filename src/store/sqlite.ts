@@ -19,9 +19,16 @@ import { newId } from '../domain/ids.ts';
 import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
-import { configureConnection, prepareAcceptWrite } from './sqlite-accept.ts';
+import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
 import type { Database } from './schema.ts';
+
+/**
+ * Accept batches the event loop may hand the writer thread before the first is committed. While
+ * the thread commits one (its fsync), the next ones queue and are merged; more than a few only
+ * makes the merged transaction longer.
+ */
+const SQLITE_WRITES_IN_FLIGHT = 4;
 
 export class SqliteAdapter implements StoreAdapter {
   readonly dialect = 'sqlite' as const;
@@ -29,9 +36,11 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #raw: BetterSqlite3.Database;
   readonly #lock = new Mutex();
   readonly #writer: SqliteWriter | undefined;
+  /** The writer thread merges what is queued for it into one transaction (sqlite-writer.ts). */
+  readonly acceptWritesInFlight: number;
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
   /** The accept write on the main connection, when there is no writer thread. */
-  #acceptInline: ((items: AcceptItem[]) => AcceptOutcome[]) | undefined;
+  #acceptInline: ((items: PackedItem[]) => AcceptOutcome[]) | undefined;
 
   /**
    * `writerThread` (default: true for a file, false for ':memory:', which another connection
@@ -43,6 +52,7 @@ export class SqliteAdapter implements StoreAdapter {
     configureConnection(this.#raw);
     this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
     if (opts.writerThread ?? path !== ':memory:') this.#writer = new SqliteWriter(path);
+    this.acceptWritesInFlight = this.#writer ? SQLITE_WRITES_IN_FLIGHT : 1;
   }
 
   async migrate(): Promise<void> {
@@ -196,7 +206,7 @@ export class SqliteAdapter implements StoreAdapter {
     if (this.#writer) return this.#writer.write(items);
     const write = this.#acceptInline;
     if (!write) throw new Error('store not migrated');
-    return this.#lock.run(() => write(items));
+    return this.#lock.run(() => write(items.map(packItem)));
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {

@@ -219,6 +219,31 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(owners, [{ key: k1, notification_id: first.notification.id }, { key: k3, notification_id: batch[3]!.notification.id }].sort((a, b) => (a.key < b.key ? -1 : 1)));
     });
 
+    it('acceptBatch: concurrent calls each get their own outcomes, also when the store merges them into one transaction', async () => {
+      const ch = uniq('ch');
+      const shared = uniq('k');
+      // Sent without waiting, so the SQLite writer thread finds several batches queued and merges
+      // them; two calls race for the same idempotency key.
+      const calls = [
+        [item(ch, ['r']), item(ch, ['r'], { key: shared })],
+        [item(ch, ['r', 'r2'])],
+        [item(ch, ['r'], { key: shared }), item(ch, ['r'], { key: uniq('k') }), item(ch, ['r'])],
+        [],
+        [item(ch, ['r'], { skip: true })],
+      ];
+      const outcomes = await Promise.all(calls.map((items) => store.acceptBatch(items)));
+      assert.deepEqual(outcomes.map((o) => o.length), calls.map((c) => c.length));
+      const sharedOutcomes = [outcomes[0]![1], outcomes[2]![0]].sort();
+      assert.deepEqual(sharedOutcomes, ['idempotency_conflict', 'ok']);
+      const others = outcomes.flat().filter((_, i) => ![1, 3].includes(i));
+      assert.ok(others.every((o) => o === 'ok'), JSON.stringify(outcomes));
+      const all = calls.flat();
+      const written = new Set((await store.db.selectFrom('notifications').select('id').where('id', 'in', all.map((i) => i.notification.id)).execute()).map((r) => r.id));
+      assert.deepEqual(all.map((i) => written.has(i.notification.id)), outcomes.flat().map((o) => o === 'ok'));
+      const deliveries = await store.db.selectFrom('deliveries').select('id').where('channel', '=', ch).execute();
+      assert.equal(deliveries.length, all.filter((_, i) => outcomes.flat()[i] === 'ok').reduce((n, it) => n + it.deliveries.length, 0));
+    });
+
     it('acceptBatch: dedupe keys are held by one notification per recipient; a conflicting item writes nothing', async () => {
       const ch = uniq('ch');
       const [ra, rb] = [uniq('r'), uniq('r')];
