@@ -29,6 +29,7 @@ import { DlqService } from './queue/dlq.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
+import { RecipientCache } from './queue/recipient-cache.ts';
 import { FanoutWorker } from './queue/fanout.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
@@ -106,6 +107,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const rateLimiter = createRateLimiter(config, { log, metrics });
   const policy = new PolicyCache(store.db, { bus });
+  const recipients = new RecipientCache(store, { bus });
   const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
   const callbacks = new CallbackUrls(secrets, config.publicUrl);
 
@@ -136,9 +138,11 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
             }
           } else if (delivery.channel === 'webhook') {
             await disableRecipientWebhook(store.db, delivery.workspace_id, delivery.recipient_id, err.message, now);
+            recipients.invalidate(delivery.workspace_id, delivery.recipient_id);
             log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
           } else {
             await disableRecipientAddress(store.db, delivery.workspace_id, delivery.recipient_id, delivery.channel, now);
+            recipients.invalidate(delivery.workspace_id, delivery.recipient_id);
             log.warn({ recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'address disabled: the vendor says it is gone');
           }
         },
@@ -196,6 +200,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     idempotencyTtlMs: config.idempotencyTtl,
     onCommitted: wake,
     policy,
+    recipients,
     rateLimiter,
     onFanout: () => fanout?.wake(),
   });
@@ -204,7 +209,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     : undefined;
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, accepter, dlq, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, recipients, accepter, dlq, state };
   const server = await buildServer(services).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -261,6 +266,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         keys.close();
         providers.close();
         policy.close();
+        recipients.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

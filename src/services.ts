@@ -10,6 +10,7 @@ import type { ProviderRegistry } from './channels/providers.ts';
 import type { WorkerPool } from './queue/pool.ts';
 import type { RateLimiter } from './ratelimit/limiter.ts';
 import type { PolicyCache } from './queue/policy.ts';
+import type { RecipientCache } from './queue/recipient-cache.ts';
 import type { Config } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
@@ -42,6 +43,8 @@ export interface Services {
   readonly rateLimiter: RateLimiter;
   /** Cached kinds, settings and templates; `invalidate` after changing them. */
   readonly policy: PolicyCache;
+  /** Cached recipient addresses of the accept path; `invalidate` after changing a recipient. */
+  readonly recipients: RecipientCache;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly state: { started: boolean; stopping: boolean };

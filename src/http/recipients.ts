@@ -164,6 +164,7 @@ export function recipientRoutes(app: Api, s: Services): void {
         updated_at: now,
       };
       await upsertRecipient(s.store.db, row);
+      s.recipients.invalidate(row.workspace_id, row.id);
       return view(row, 'full');
     },
   );
@@ -194,6 +195,7 @@ export function recipientRoutes(app: Api, s: Services): void {
     },
     async (request, reply) => {
       const deleted = await deleteRecipient(s.store, request.principal.workspaceId, request.params.id);
+      s.recipients.invalidate(request.principal.workspaceId, request.params.id);
       if (!deleted) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       return reply.code(204).send(null);
     },
