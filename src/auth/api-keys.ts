@@ -86,20 +86,22 @@ export class KeyResolver {
   }
 
   async resolve(key: string): Promise<Principal | undefined> {
-    const hash = hashKey(key);
     const now = Date.now();
-    const hit = this.#cache.get(hash);
+    // Keyed by the key as presented (exact match; no hash per request). The cache holds keys
+    // that were used in the last ttlMs, as the requests carrying them did.
+    const hit = this.#cache.get(key);
     if (hit && hit.until > now) return hit.principal;
+    const hash = hashKey(key);
     const generation = this.#generation;
     const row = await findApiKeyByHash(this.#db, hash);
     if (!row) {
-      this.#cache.delete(hash);
+      this.#cache.delete(key);
       return undefined;
     }
     const principal: Principal = { keyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes.split(' ') as Scope[] };
     if (generation === this.#generation) {
       if (this.#cache.size > 10_000) this.#cache.clear();
-      this.#cache.set(hash, { principal, until: now + this.#ttlMs });
+      this.#cache.set(key, { principal, until: now + this.#ttlMs });
     }
     if ((this.#touched.get(row.id) ?? 0) < now - 60_000) {
       this.#touched.set(row.id, now);

@@ -7,6 +7,19 @@ const ORDER = ['d', 'h', 'm', 's', 'ms'];
  * down ("1h30m", "1m30s500ms", as formatDuration writes them) into milliseconds. Throws on anything else.
  */
 export function parseDuration(input: string): number {
+  let ms = parsed.get(input);
+  if (ms === undefined) {
+    ms = parse(input);
+    if (parsed.size >= 1000) parsed.clear();
+    parsed.set(input, ms);
+  }
+  return ms;
+}
+
+/** Recent results: request bodies name the same few durations ("24h" is a send's default). */
+const parsed = new Map<string, number>();
+
+function parse(input: string): number {
   const s = input.trim();
   if (s === '0') return 0;
   const fail = () => new Error(`expected a duration such as 500ms, 5s, 5m, 2h, 1d or 1h30m, got "${input}"`);

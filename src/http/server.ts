@@ -72,6 +72,8 @@ export async function buildServer(services: Services): Promise<Api> {
     // Per-request access logs are off (they would dominate the accept path's cost); errors are
     // logged with the request id, and latency is in the metrics.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    // Each request's logger is made only when the request logs something: most never do.
+    childLoggerFactory: (logger, bindings, opts) => new LazyChildLogger(logger, bindings, opts as { level?: string }) as unknown as FastifyBaseLogger,
     // Our own /v1 hook answers 503 while stopping, as a problem (Fastify's built-in one is not).
     return503OnClosing: false,
     // Errors the router raises before any route or hook runs: answer them as problems too.
@@ -174,12 +176,11 @@ export async function buildServer(services: Services): Promise<Api> {
     return reply.code(404).type(PROBLEM_JSON).send(new Problem('not_found', `No route for ${request.method} ${path}`).toJSON(request.url));
   });
 
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     const tooDeep = request.body !== undefined ? pathTooDeep(request.body, MAX_BODY_DEPTH) : undefined;
-    if (tooDeep !== undefined) {
-      const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
-      throw new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors });
-    }
+    if (tooDeep === undefined) return done();
+    const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
+    done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }));
   });
 
   app.addHook('onRequest', (request, reply, done) => {
@@ -277,17 +278,82 @@ function toProblem(err: FastifyError | Problem): Problem {
 }
 
 /**
+ * A child of `parent` with `bindings` that is created on first use. Fastify makes one per request;
+ * pino's child() serializes (and redacts) the bindings, which costs more than most requests log.
+ */
+class LazyChildLogger {
+  readonly #parent: FastifyBaseLogger;
+  readonly #bindings: Record<string, unknown>;
+  readonly #opts: { level?: string };
+  #real: FastifyBaseLogger | undefined;
+
+  constructor(parent: FastifyBaseLogger, bindings: Record<string, unknown>, opts: { level?: string }) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#opts = opts;
+  }
+
+  #get(): FastifyBaseLogger {
+    return (this.#real ??= this.#parent.child(this.#bindings, this.#opts));
+  }
+
+  get level(): string {
+    return this.#real?.level ?? this.#opts.level ?? this.#parent.level;
+  }
+  set level(l: string) {
+    this.#get().level = l;
+  }
+  fatal(...a: unknown[]): void {
+    (this.#get().fatal as (...x: unknown[]) => void)(...a);
+  }
+  error(...a: unknown[]): void {
+    (this.#get().error as (...x: unknown[]) => void)(...a);
+  }
+  warn(...a: unknown[]): void {
+    (this.#get().warn as (...x: unknown[]) => void)(...a);
+  }
+  info(...a: unknown[]): void {
+    (this.#get().info as (...x: unknown[]) => void)(...a);
+  }
+  debug(...a: unknown[]): void {
+    (this.#get().debug as (...x: unknown[]) => void)(...a);
+  }
+  trace(...a: unknown[]): void {
+    (this.#get().trace as (...x: unknown[]) => void)(...a);
+  }
+  silent(...a: unknown[]): void {
+    (this.#get().silent as (...x: unknown[]) => void)(...a);
+  }
+  child(...a: Parameters<FastifyBaseLogger['child']>): FastifyBaseLogger {
+    return this.#get().child(...a);
+  }
+}
+
+/**
  * The top-level field (body.data…) holding a value nested more than `max` levels deep, or
  * undefined. Iterative, so hostile input cannot overflow the stack here.
  */
 function pathTooDeep(body: unknown, max: number): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
-  const stack: { value: object; depth: number; path: string }[] = [{ value: body, depth: 1, path: 'body' }];
-  while (stack.length > 0) {
-    const { value, depth, path } = stack.pop()!;
-    if (depth > max) return path;
-    for (const [k, v] of Object.entries(value)) {
-      if (v !== null && typeof v === 'object') stack.push({ value: v as object, depth: depth + 1, path: depth === 1 ? `body.${k}` : path });
+  if (max < 1) return 'body';
+  const values: object[] = [];
+  const depths: number[] = [];
+  for (const key in body) {
+    const top = (body as Record<string, unknown>)[key];
+    if (top === null || typeof top !== 'object') continue;
+    values.push(top);
+    depths.push(2);
+    while (values.length > 0) {
+      const value = values.pop() as Record<string, unknown>;
+      const depth = depths.pop()!;
+      if (depth > max) return `body.${key}`;
+      for (const k in value) {
+        const v = value[k];
+        if (v !== null && typeof v === 'object') {
+          values.push(v);
+          depths.push(depth + 1);
+        }
+      }
     }
   }
   return undefined;
