@@ -14,6 +14,10 @@ import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } fr
 
 /** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
 type Request = { id: number; items: string };
+/** How often the thread checkpoints the WAL, and the WAL size at which a commit does it anyway. */
+export const CHECKPOINT_INTERVAL_MS = 1000;
+const BACKSTOP_CHECKPOINT_PAGES = 20_000;
+
 /** Items one transaction of the thread takes at most, merging queued batches. */
 const MERGE_ITEMS = 1024;
 
@@ -22,6 +26,20 @@ type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
   const db = new BetterSqlite3((workerData as { heraldSqliteWriter: string }).heraldSqliteWriter);
   configureConnection(db);
+  // WAL checkpoints (copying committed pages back into the database file) run here, off the event
+  // loop: the main connection never checkpoints (SqliteAdapter), this thread does a PASSIVE one
+  // every CHECKPOINT_INTERVAL_MS, which never waits for readers or writers, and on commit only once
+  // the WAL has BACKSTOP_CHECKPOINT_PAGES pages (the timer fell behind). One larger checkpoint a
+  // second costs less than SQLite's default of one per 1000 pages: pages changed again in between
+  // are copied once.
+  db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+  setInterval(() => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // SQLITE_BUSY or a transient I/O error: the next tick (or the backstop) tries again.
+    }
+  }, CHECKPOINT_INTERVAL_MS);
   const write = prepareAcceptWrite(db);
   const port = parentPort!;
   // Group commit across requests: the batches that queued up while the previous transaction was

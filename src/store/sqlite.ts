@@ -51,7 +51,11 @@ export class SqliteAdapter implements StoreAdapter {
     this.#raw = new BetterSqlite3(path);
     configureConnection(this.#raw);
     this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
-    if (opts.writerThread ?? path !== ':memory:') this.#writer = new SqliteWriter(path);
+    if (opts.writerThread ?? path !== ':memory:') {
+      this.#writer = new SqliteWriter(path);
+      // The writer thread checkpoints (sqlite-writer.ts); commits here never block the event loop on one.
+      this.#raw.pragma('wal_autocheckpoint = 0');
+    }
     this.acceptWritesInFlight = this.#writer ? SQLITE_WRITES_IN_FLIGHT : 1;
   }
 
