@@ -85,12 +85,21 @@ export class KeyResolver {
     this.#unsubscribe = opts.bus?.subscribe(KEYS_INVALIDATE, { onMessage: () => this.#clear(), onGap: () => this.#clear() });
   }
 
-  async resolve(key: string): Promise<Principal | undefined> {
-    const now = Date.now();
+  /**
+   * The principal of `key` if it is cached and fresh, without a lookup (the hot path's synchronous
+   * check); undefined means "ask resolve()", not "invalid".
+   */
+  cached(key: string): Principal | undefined {
     // Keyed by the key as presented (exact match; no hash per request). The cache holds keys
     // that were used in the last ttlMs, as the requests carrying them did.
     const hit = this.#cache.get(key);
-    if (hit && hit.until > now) return hit.principal;
+    return hit && hit.until > Date.now() ? hit.principal : undefined;
+  }
+
+  async resolve(key: string): Promise<Principal | undefined> {
+    const hit = this.cached(key);
+    if (hit) return hit;
+    const now = Date.now();
     const hash = hashKey(key);
     const generation = this.#generation;
     const row = await findApiKeyByHash(this.#db, hash);

@@ -217,18 +217,26 @@ export async function buildServer(services: Services): Promise<Api> {
     async (v1) => {
       const api = v1 as unknown as Api;
       api.decorateRequest('principal', undefined as unknown as Principal);
-      api.addHook('onRequest', async (request) => {
+      // Synchronous when the key is cached (nearly every request): no promise per request.
+      api.addHook('onRequest', (request, _reply, done) => {
         if (services.state.stopping) {
-          throw new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } });
+          return done(new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } }));
         }
         const header = request.headers.authorization;
         const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-        if (!m) throw new Problem('unauthorized', header ? 'Authorization must be "Bearer <api key>"' : 'Send an API key as "Authorization: Bearer <key>"', { headers: { 'www-authenticate': 'Bearer' } });
-        const principal = m[1]!.length <= 200 ? await services.keys.resolve(m[1]!) : undefined;
-        if (!principal) throw new Problem('unauthorized', 'The API key is not valid', { headers: { 'www-authenticate': 'Bearer' } });
-        const needed = request.routeOptions.config.scope;
-        if (needed && !hasScope(principal, needed)) throw new Problem('forbidden', `This needs the "${needed}" scope`);
-        request.principal = principal;
+        if (!m) return done(new Problem('unauthorized', header ? 'Authorization must be "Bearer <api key>"' : 'Send an API key as "Authorization: Bearer <key>"', { headers: { 'www-authenticate': 'Bearer' } }));
+        const key = m[1]!;
+        const admit = (principal: Principal | undefined) => {
+          if (!principal) return done(new Problem('unauthorized', 'The API key is not valid', { headers: { 'www-authenticate': 'Bearer' } }));
+          const needed = request.routeOptions.config.scope;
+          if (needed && !hasScope(principal, needed)) return done(new Problem('forbidden', `This needs the "${needed}" scope`));
+          request.principal = principal;
+          done();
+        };
+        if (key.length > 200) return admit(undefined);
+        const cached = services.keys.cached(key);
+        if (cached) return admit(cached);
+        services.keys.resolve(key).then(admit, (err: unknown) => done(err as Error));
       });
       keyRateLimit(api, services, services.rateLimiter); // after authentication: limits each key's requests
       recipientRoutes(api, services);
