@@ -25,6 +25,7 @@ import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
 import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { LEGACY_DELIVERY_PREDICATE, recipientRows } from './delivery-keys.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
@@ -137,8 +138,10 @@ const INSERT_DEDUPE = {
 };
 
 /**
- * The notifications and deliveries of a batch, as two multi-row inserts in one statement, then a
- * wake-up NOTIFY per channel that got pending deliveries (sent by PostgreSQL on commit).
+ * The notifications, deliveries and notification_recipients rows of a batch (the last: one per
+ * notification and recipient, see store/delivery-keys.ts), as three multi-row inserts in one
+ * statement, then a wake-up NOTIFY per channel that got pending deliveries (sent by PostgreSQL on
+ * commit).
  */
 const INSERT_NOTIFICATIONS = {
   name: 'herald_accept_write',
@@ -157,6 +160,9 @@ const INSERT_NOTIFICATIONS = {
                            $18::int4[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[],
                            $25::int8[], $26::int8[], $30::text[], $32::text[], $34::text[])
       RETURNING channel, status
+    ), r AS (
+      INSERT INTO notification_recipients (workspace_id, recipient_id, notification_id)
+      SELECT * FROM unnest($35::text[], $36::text[], $37::text[])
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
 };
@@ -282,10 +288,28 @@ const LOCK_NOTIFICATIONS = {
   text: `SELECT id, status FROM notifications WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
 };
 
+/**
+ * Delivery counts by status of the notifications $1: a range scan of the primary key per
+ * notification (its deliveries' ids start with `dlv_` + its id from the 5th character) plus the
+ * rows made before migration 0013 through deliveries_notification_legacy (store/delivery-keys.ts;
+ * the predicate is repeated verbatim so the planner uses that index). The two parts are disjoint
+ * (the first excludes the legacy predicate's rows); a (notification, status) pair can come back
+ * twice, once from each, and the caller adds them up.
+ */
 const STATUS_COUNTS = {
   name: 'herald_status_counts',
   query_timeout: HOT_QUERY_TIMEOUT_MS,
-  text: `SELECT notification_id, status, count(*) AS n FROM deliveries WHERE notification_id = ANY($1::text[]) GROUP BY notification_id, status`,
+  text: `
+    SELECT notification_id, status, count(*) AS n
+      FROM unnest($1::text[]) AS v(nid)
+      JOIN deliveries ON notification_id = v.nid AND id >= 'dlv_' || substr(v.nid, 5) AND id < 'dlv_' || substr(v.nid, 5) || '~'
+     WHERE NOT (${LEGACY_DELIVERY_PREDICATE})
+     GROUP BY notification_id, status
+    UNION ALL
+    SELECT notification_id, status, count(*) AS n
+      FROM deliveries
+     WHERE notification_id = ANY($1::text[]) AND ${LEGACY_DELIVERY_PREDICATE}
+     GROUP BY notification_id, status`,
 };
 
 const SET_NOTIFICATION_STATUS = {
@@ -560,6 +584,7 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(ds, [(d) => d.after_id]),
         ...columns(ns, [(n) => n.template]),
         ...columns(ds, [(d) => d.content]),
+        ...columns(recipientRows(ds), [(r) => r.workspace_id, (r) => r.recipient_id, (r) => r.notification_id]),
       ],
     });
   }
@@ -617,7 +642,7 @@ export class PostgresAdapter implements StoreAdapter {
     const counts = new Map<string, Partial<Record<DeliveryStatus, number>>>();
     for (const r of (await c.query<{ notification_id: string; status: DeliveryStatus; n: number }>({ ...STATUS_COUNTS, values: [ids] })).rows) {
       const m = counts.get(r.notification_id) ?? {};
-      m[r.status] = r.n;
+      m[r.status] = (m[r.status] ?? 0) + r.n;
       counts.set(r.notification_id, m);
     }
     const changed = current.rows

@@ -75,6 +75,16 @@ export interface NotificationsTable {
   created_at: number;
 }
 
+/**
+ * The recipients a notification has deliveries to (migration 0013): written with the deliveries,
+ * never updated; lists a recipient's notifications.
+ */
+export interface NotificationRecipientsTable {
+  workspace_id: string;
+  recipient_id: string;
+  notification_id: string;
+}
+
 export interface DeliveriesTable {
   id: string;
   workspace_id: string;
@@ -329,6 +339,7 @@ export interface Database {
   notifications: NotificationsTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  notification_recipients: NotificationRecipientsTable;
   /**
    * A view (migration 0012): every attempt, the rows of delivery_attempts plus each delivery's
    * successful attempt held on its row. Read the attempt log here, never in delivery_attempts.

@@ -2,7 +2,7 @@
 //
 // Contract (StoreAdapter.acceptBatch): one transaction per batch; per item, the idempotency record
 // first (a live record for the key means `idempotency_conflict` and nothing of the item is
-// written), then the notification and its deliveries, then its dedupe keys (a key held by another
+// written), then the notification, its deliveries and its notification_recipients rows, then its dedupe keys (a key held by another
 // notification means `dedupe_conflict`: the item's savepoint is rolled back). The transaction commits with
 // synchronous=FULL, so when it returns the batch is on stable storage.
 
@@ -38,6 +38,7 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
       lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id, after_id, content)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const insertRecipient = db.prepare(`INSERT INTO notification_recipients (workspace_id, recipient_id, notification_id) VALUES (?, ?, ?)`);
   const insertFanout = db.prepare(`
     INSERT INTO fanouts (notification_id, workspace_id, topic, request, template_version, after, state, owner, lease_until, recipients, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -77,6 +78,10 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
         d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id, d.after_id, d.content,
       );
     }
+    // One notification_recipients row per recipient (deliveries of one recipient are adjacent in the common case).
+    const ds = item.deliveries;
+    if (ds.length === 1) insertRecipient.run(n.workspace_id, ds[0]!.recipient_id, n.id);
+    else if (ds.length > 1) for (const r of new Set(ds.map((d) => d.recipient_id))) insertRecipient.run(n.workspace_id, r, n.id);
     return 'ok';
   };
   const write = db.transaction((batch: AcceptItem[]) =>
