@@ -10,7 +10,10 @@
 //   `ofNotifications` is, per notification, `(notification_id = X AND id in X's range) OR
 //   (notification_id = X AND <legacy predicate>)`: written this way (an OR of ANDs) SQLite runs it
 //   as a multi-index OR and PostgreSQL as a BitmapOr; SQLite scans the table for other shapes.
-// - A recipient's notifications: the notification_recipients table.
+// - A recipient's notifications: those whose recipient_id is the recipient (one index entry on
+//   the notification, no row of its own: the common single-recipient send), and those listed in
+//   notification_recipients (several recipients, topics, and notifications from before 0013).
+//   The store decides between the two when it writes a notification (recipientsOf).
 
 import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import { LEGACY_DELIVERY_PREDICATE } from './migrations/0013_delivery_keys.ts';
@@ -40,6 +43,17 @@ export function ofNotifications(ids: readonly string[]): (eb: ExpressionBuilder<
       }),
       eb.and([unique.length === 1 ? eb('notification_id', '=', unique[0]!) : eb('notification_id', 'in', unique), sql<SqlBool>`${sql.raw(LEGACY_DELIVERY_PREDICATE)}`]),
     ]);
+}
+
+/**
+ * How a notification written with `deliveries` (its deliveries at accept) records its recipients:
+ * the recipient_id of a notification whose deliveries all go to one recipient, else null and the
+ * notification_recipients rows (recipientRows).
+ */
+export function recipientsOf(deliveries: readonly Pick<DeliveriesTable, 'workspace_id' | 'recipient_id' | 'notification_id'>[]): { recipientId: string | null; rows: NotificationRecipientsTable[] } {
+  const first = deliveries[0]?.recipient_id;
+  if (first !== undefined && deliveries.every((d) => d.recipient_id === first)) return { recipientId: first, rows: [] };
+  return { recipientId: null, rows: recipientRows(deliveries) };
 }
 
 /** The notification_recipients rows of `deliveries`: one per notification and recipient. */

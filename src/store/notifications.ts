@@ -28,17 +28,27 @@ export async function listNotifications(
 ): Promise<{ notifications: NotificationsTable[]; deliveries: DeliveriesTable[] }> {
   let notifications: NotificationsTable[];
   if (q.recipient) {
-    // The recipient's notifications, newest first, walking notification_recipients' primary key
-    // (workspace_id, recipient_id, notification_id) backwards.
-    let query = db
+    // The recipient's notifications (store/delivery-keys.ts), newest first: a page from each of
+    // the two places that list them, each read backwards along its index
+    // (notifications_recipient, notification_recipients' primary key), merged.
+    let sole = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId).where('recipient_id', '=', q.recipient);
+    let listed = db
       .selectFrom('notification_recipients as nr')
       .innerJoin('notifications', 'notifications.id', 'nr.notification_id')
       .selectAll('notifications')
       .where('nr.workspace_id', '=', workspaceId)
       .where('nr.recipient_id', '=', q.recipient);
-    if (q.status) query = query.where('notifications.status', '=', q.status);
-    if (q.before) query = query.where('nr.notification_id', '<', q.before);
-    notifications = await query.orderBy('nr.notification_id', 'desc').limit(q.limit).execute();
+    if (q.status) {
+      sole = sole.where('status', '=', q.status);
+      listed = listed.where('notifications.status', '=', q.status);
+    }
+    if (q.before) {
+      sole = sole.where('id', '<', q.before);
+      listed = listed.where('nr.notification_id', '<', q.before);
+    }
+    const [a, b] = await Promise.all([sole.orderBy('id', 'desc').limit(q.limit).execute(), listed.orderBy('nr.notification_id', 'desc').limit(q.limit).execute()]);
+    const byId = new Map([...a, ...b].map((n) => [n.id, n]));
+    notifications = [...byId.values()].sort((x, y) => (x.id < y.id ? 1 : x.id > y.id ? -1 : 0)).slice(0, q.limit);
   } else {
     let query = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId);
     if (q.status) query = query.where('status', '=', q.status);

@@ -25,7 +25,7 @@ import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
 import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
-import { LEGACY_DELIVERY_PREDICATE, recipientRows } from './delivery-keys.ts';
+import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
 import { migrationProvider } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 
@@ -138,10 +138,10 @@ const INSERT_DEDUPE = {
 };
 
 /**
- * The notifications, deliveries and notification_recipients rows of a batch (the last: one per
- * notification and recipient, see store/delivery-keys.ts), as three multi-row inserts in one
- * statement, then a wake-up NOTIFY per channel that got pending deliveries (sent by PostgreSQL on
- * commit).
+ * The notifications, deliveries and notification_recipients rows of a batch (a notification with
+ * one recipient names it in recipient_id, any other gets a row per recipient: recipientsOf in
+ * store/delivery-keys.ts), as three multi-row inserts in one statement, then a wake-up NOTIFY per
+ * channel that got pending deliveries (sent by PostgreSQL on commit).
  */
 const INSERT_NOTIFICATIONS = {
   name: 'herald_accept_write',
@@ -149,9 +149,9 @@ const INSERT_NOTIFICATIONS = {
   text: `
     WITH n AS (
       INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count,
-                                 channel_options, fallback, routing, template)
+                                 channel_options, fallback, routing, template, recipient_id)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[], $31::text[], $33::text[])
+                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[], $31::text[], $33::text[], $38::text[])
     ), d AS (
       INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
                               lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at,
@@ -589,6 +589,7 @@ export class PostgresAdapter implements StoreAdapter {
   async #writeAccepted(q: Queryable, items: AcceptItem[]): Promise<void> {
     const ns = items.map((it) => it.notification);
     const ds = items.flatMap((it) => it.deliveries);
+    const recipients = items.map((it) => recipientsOf(it.deliveries));
     await q.query({
       ...INSERT_NOTIFICATIONS,
       values: [
@@ -603,7 +604,8 @@ export class PostgresAdapter implements StoreAdapter {
         ...columns(ds, [(d) => d.after_id]),
         ...columns(ns, [(n) => n.template]),
         ...columns(ds, [(d) => d.content]),
-        ...columns(recipientRows(ds), [(r) => r.workspace_id, (r) => r.recipient_id, (r) => r.notification_id]),
+        ...columns(recipients.flatMap((r) => r.rows), [(r) => r.workspace_id, (r) => r.recipient_id, (r) => r.notification_id]),
+        pgArray(recipients.map((r) => r.recipientId)),
       ],
     });
   }

@@ -36,12 +36,10 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
     const now = Date.now();
     // The recipient's deliveries are found through its notifications (store/delivery-keys.ts), a
     // chunk of notifications per statement.
-    const notifications = await trx
-      .selectFrom('notification_recipients')
-      .select('notification_id')
-      .where('workspace_id', '=', workspaceId)
-      .where('recipient_id', '=', id)
-      .execute();
+    const notifications = [
+      ...(await trx.selectFrom('notifications').select('id as notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
+      ...(await trx.selectFrom('notification_recipients').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
+    ];
     const skipped: string[] = [];
     for (let i = 0; i < notifications.length; i += DELETE_CHUNK) {
       const rows = await trx

@@ -73,11 +73,17 @@ export interface NotificationsTable {
   /** "key@version" when sent with a template. */
   template: string | null;
   created_at: number;
+  /**
+   * The one recipient of all its deliveries, when it was accepted with deliveries to exactly one
+   * (set by the store when it writes them; migration 0013); null otherwise, and then its
+   * recipients are rows of notification_recipients. See store/delivery-keys.ts.
+   */
+  recipient_id?: string | null;
 }
 
 /**
- * The recipients a notification has deliveries to (migration 0013): written with the deliveries,
- * never updated; lists a recipient's notifications.
+ * The recipients a notification has deliveries to, for notifications without a recipient_id
+ * (migration 0013): written with the deliveries, never updated.
  */
 export interface NotificationRecipientsTable {
   workspace_id: string;

@@ -2,12 +2,14 @@
 //
 // Contract (StoreAdapter.acceptBatch): one transaction per batch; per item, the idempotency record
 // first (a live record for the key means `idempotency_conflict` and nothing of the item is
-// written), then the notification, its deliveries and its notification_recipients rows, then its dedupe keys (a key held by another
+// written), then the notification (with its recipient_id), its deliveries and its
+// notification_recipients rows (store/delivery-keys.ts recipientsOf), then its dedupe keys (a key held by another
 // notification means `dedupe_conflict`: the item's savepoint is rolled back). The transaction commits with
 // synchronous=FULL, so when it returns the batch is on stable storage.
 
 import type BetterSqlite3 from 'better-sqlite3';
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+import { recipientsOf } from './delivery-keys.ts';
 
 class DedupeConflict extends Error {}
 
@@ -32,8 +34,8 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
     WHERE idempotency_keys.expires_at <= excluded.created_at`);
   const insertNotification = db.prepare(`
     INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, delivery_count, created_at,
-      channel_options, fallback, routing, template)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      channel_options, fallback, routing, template, recipient_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertDelivery = db.prepare(`
     INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
       lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at, device_id, after_id, content)
@@ -67,7 +69,8 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
       const r = insertIdempotency.run(n.workspace_id, key, requestHash, n.id, response, n.created_at, expiresAt);
       if (r.changes === 0) return 'idempotency_conflict';
     }
-    insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback, n.routing, n.template);
+    const recipients = recipientsOf(item.deliveries);
+    insertNotification.run(n.id, n.workspace_id, n.kind, n.title, n.body, n.data, n.metadata, n.status, n.idempotency_key, n.delivery_count, n.created_at, n.channel_options, n.fallback, n.routing, n.template, recipients.recipientId);
     if (item.fanout) {
       const f = item.fanout;
       insertFanout.run(f.notification_id, f.workspace_id, f.topic, f.request, f.template_version, f.after, f.state, f.owner, f.lease_until, f.recipients, f.created_at, f.updated_at);
@@ -78,10 +81,7 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: AcceptIt
         d.lease_owner, d.error_class, d.last_error, d.provider_message_id, d.created_at, d.updated_at, d.completed_at, d.device_id, d.after_id, d.content,
       );
     }
-    // One notification_recipients row per recipient (deliveries of one recipient are adjacent in the common case).
-    const ds = item.deliveries;
-    if (ds.length === 1) insertRecipient.run(n.workspace_id, ds[0]!.recipient_id, n.id);
-    else if (ds.length > 1) for (const r of new Set(ds.map((d) => d.recipient_id))) insertRecipient.run(n.workspace_id, r, n.id);
+    for (const r of recipients.rows) insertRecipient.run(r.workspace_id, r.recipient_id, r.notification_id);
     return 'ok';
   };
   const write = db.transaction((batch: AcceptItem[]) =>

@@ -188,7 +188,10 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(await store.acceptBatch(items), ['ok', 'ok', 'ok']);
 
       const ns = await store.db.selectFrom('notifications').selectAll().where('id', 'in', items.map((i) => i.notification.id)).orderBy('id').execute();
-      assert.deepEqual(ns, items.map((i) => i.notification));
+      // A notification with one recipient names it; the others list theirs in notification_recipients.
+      assert.deepEqual(ns, items.map((i, n) => ({ ...i.notification, recipient_id: n === 0 ? null : r })));
+      const listed = await store.db.selectFrom('notification_recipients').selectAll().where('notification_id', 'in', items.map((i) => i.notification.id)).orderBy('recipient_id').execute();
+      assert.deepEqual(listed, [r, `${r}_2`].map((recipient_id) => ({ workspace_id: WS, recipient_id, notification_id: items[0]!.notification.id })));
       const ds = await store.db.selectFrom('deliveries').selectAll().where('channel', '=', ch).orderBy('id').execute();
       const noSuccess = { success_attempt_id: null, success_attempt: null, success_started_at: null, success_duration_ms: null, success_http_status: null, success_smtp_reply: null, success_response: null };
       assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null, digest_id: null, ...noSuccess }))));

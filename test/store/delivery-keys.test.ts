@@ -156,6 +156,19 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       );
       assert.deepEqual((await getNotification(store.db, WS, id))!.deliveries.map((d) => d.id), ds.map((d) => d.id));
       assert.deepEqual((await listNotifications(store.db, WS, { recipient: 'r3', limit: 10 })).notifications.map((n) => n.id), [id]);
+
+      // One recipient: named on the notification, no notification_recipients row.
+      const single = newId('ntf');
+      const sd = [0, 1].map((i) => ({ ...delivery(deliveryId(single, i), single, 'r3', 'skipped', i === 0 ? 'webhook' : 'email'), created_at: now }));
+      assert.deepEqual(await store.acceptBatch([{ notification: { ...notification(single, 2, now), status: 'skipped' }, deliveries: sd }]), ['ok']);
+      assert.equal((await store.db.selectFrom('notifications').select('recipient_id').where('id', '=', single).executeTakeFirstOrThrow()).recipient_id, 'r3');
+      assert.equal((await store.db.selectFrom('notifications').select('recipient_id').where('id', '=', id).executeTakeFirstOrThrow()).recipient_id, null);
+      assert.deepEqual(await store.db.selectFrom('notification_recipients').selectAll().where('notification_id', '=', single).execute(), []);
+      const r3 = await listNotifications(store.db, WS, { recipient: 'r3', limit: 10 });
+      assert.deepEqual(r3.notifications.map((n) => n.id), [single, id]);
+      assert.deepEqual((await listNotifications(store.db, WS, { recipient: 'r3', limit: 1 })).notifications.map((n) => n.id), [single]);
+      assert.deepEqual((await listNotifications(store.db, WS, { recipient: 'r3', limit: 5, before: single })).notifications.map((n) => n.id), [id]);
+      assert.deepEqual((await listNotifications(store.db, WS, { recipient: 'r3', limit: 5, status: 'skipped' })).notifications.map((n) => n.id), [single]);
       assert.deepEqual(await legacyRows(), [a1, a2, b1].sort());
 
       const owner = `keys-${dialect}`;

@@ -3,11 +3,16 @@
 // update: each version got an entry in every index of the table, two of which served no queue
 // work. Both are replaced by lookups that cost nothing on the queue's updates:
 //
-// - Notifications of a recipient: `notification_recipients` (workspace_id, recipient_id,
-//   notification_id), one row per recipient a notification has deliveries to, inserted with the
-//   deliveries (accept, topic fan-out, digests) and never updated. Filled here from the existing
+// - Notifications of a recipient: a notification whose deliveries all go to one recipient when it
+//   is accepted (most do) names it in `notifications.recipient_id`, indexed by
+//   notifications_recipient (workspace_id, recipient_id, id) where it is set: one more index
+//   entry when the notification is inserted, none later (a notification's status update changes
+//   no indexed column, so it stays HOT). Any other notification (several recipients, a topic's
+//   fan-out) has one `notification_recipients` (workspace_id, recipient_id, notification_id) row
+//   per recipient it has deliveries to, inserted with the deliveries (accept, fan-out batches,
+//   digests) and never updated; SQLite keeps that table WITHOUT ROWID (one b-tree, the primary
+//   key). Existing notifications keep recipient_id null and get their rows here, from their
 //   deliveries. deliveries_recipient (workspace_id, recipient_id, notification_id) is dropped.
-//   SQLite keeps it WITHOUT ROWID: one b-tree, the primary key.
 // - Deliveries of a notification: a new delivery's id is `dlv_` + its notification's id after the
 //   `ntf_` prefix + a suffix (domain/ids.ts deliveryId), so the primary key holds a notification's
 //   deliveries side by side and a range scan of it finds them (store/delivery-keys.ts). Rows made
@@ -45,6 +50,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     INSERT INTO notification_recipients (workspace_id, recipient_id, notification_id)
     SELECT DISTINCT workspace_id, recipient_id, notification_id FROM deliveries`.execute(db);
   await db.schema.dropIndex('deliveries_recipient').execute();
+  await db.schema.alterTable('notifications').addColumn('recipient_id', 'text').execute();
+  await db.schema
+    .createIndex('notifications_recipient')
+    .on('notifications')
+    .columns(['workspace_id', 'recipient_id', 'id'])
+    .where(sql.ref('recipient_id'), 'is not', null)
+    .execute();
 
   await sql`CREATE INDEX deliveries_notification_legacy ON deliveries (notification_id) WHERE ${sql.raw(LEGACY_DELIVERY_PREDICATE)}`.execute(db);
   await db.schema.dropIndex('deliveries_notification').execute();
