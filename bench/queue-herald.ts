@@ -5,7 +5,7 @@
 // statements a worker runs. See bench/queue-lib.ts for the workload and the protocol.
 
 import pg from 'pg';
-import { newId } from '../src/domain/ids.ts';
+import { deliveryId, newId } from '../src/domain/ids.ts';
 import type { AcceptItem, SettleItem } from '../src/store/adapter.ts';
 import { PostgresAdapter } from '../src/store/postgres.ts';
 import { analyzeSchema, drainStart, emit, enqueueAll, PAYLOAD, readParams, run, timing, walBytes, type QueueResult } from './queue-lib.ts';
@@ -40,7 +40,7 @@ function item(now: number): AcceptItem {
     },
     deliveries: [
       {
-        id: newId('dlv'),
+        id: deliveryId(id, 0),
         workspace_id: WORKSPACE,
         notification_id: id,
         recipient_id: PAYLOAD.to,

@@ -13,5 +13,6 @@ export function decodeCursor(cursor: string): string | undefined {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!text.startsWith(PREFIX)) return undefined;
   const id = text.slice(PREFIX.length);
-  return /^[a-z]+_[0-9A-Z]{26}$/.test(id) ? id : undefined;
+  // An id of newId, or a delivery id in its notification's range (ids.ts deliveryId).
+  return /^[a-z]+_[0-9A-Z]{26}([0-9A-Z]{3}|_[0-9A-Z]{26})?$/.test(id) ? id : undefined;
 }

@@ -70,6 +70,27 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;
 }
 
+const ORDINAL_WIDTH = 3;
+const ORDINAL_LIMIT = 32 ** ORDINAL_WIDTH;
+
+/**
+ * A delivery id inside its notification's key range (store/delivery-keys.ts): `dlv_`, the
+ * notification id without its 4-character prefix (`ntf_`), then a suffix unique within the
+ * notification. With `ordinal` (the delivery's index among the deliveries its notification is
+ * accepted with; one accept per notification id) the suffix is that number in 3 Crockford base32
+ * digits: `dlv_<notification ULID>000`, 33 characters. Without it (deliveries added later: topic
+ * fan-out batches, fallbacks), or past 32,767, it is `_` and a new ULID, which sorts after every
+ * ordinal (`_` follows the digits and capitals bytewise). So a notification's deliveries sort in
+ * the order they were made, and a primary-key range scan finds them all.
+ */
+export function deliveryId(notificationId: string, ordinal?: number): string {
+  const prefix = `dlv_${notificationId.slice(4)}`;
+  if (ordinal === undefined || ordinal < 0 || ordinal >= ORDINAL_LIMIT || !Number.isInteger(ordinal)) return `${prefix}_${ulid()}`;
+  let out = '';
+  for (let i = 0, n = ordinal; i < ORDINAL_WIDTH; i++, n = Math.floor(n / 32)) out = ALPHABET[n % 32]! + out;
+  return prefix + out;
+}
+
 /** The creation time encoded in an id made by newId, or undefined if it is not one. */
 export function idTime(id: string): number | undefined {
   const m = /^[a-z]+_([0-9A-HJKMNP-TV-Z]{26})$/.exec(id);

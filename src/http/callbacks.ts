@@ -21,7 +21,9 @@ import type { Api } from './server.ts';
 import { problems } from './schemas.ts';
 
 const Query = Type.Object({
-  delivery: Type.String({ pattern: '^dlv_[0-9A-Z]{26}$' }),
+  // A delivery id (domain/ids.ts): `dlv_` + a ULID, or since migration 0013 `dlv_` + its
+  // notification's ULID + a 3-digit ordinal or `_` + a ULID.
+  delivery: Type.String({ pattern: '^dlv_[0-9A-Z]{26}([0-9A-Z]{3}|_[0-9A-Z]{26})?$' }),
   token: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }),
 });
 

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { DEVICE_CHANNELS, type ChannelName } from '../channels/channel.ts';
 import { canonicalJson } from '../domain/canonical-json.ts';
-import { newId } from '../domain/ids.ts';
+import { deliveryId, newId } from '../domain/ids.ts';
 import { decideRecipient, type DecidedDelivery } from '../domain/decide.ts';
 import { localeChain, pickVariant } from '../domain/locale.ts';
 import { missingVariables, renderVariant, TemplateError, type RenderedContent } from '../domain/templates.ts';
@@ -280,7 +280,8 @@ export class Accepter {
     if (recipients.length === 0) return { rows: [] };
     const holders = req.dedupe_key === undefined ? undefined : await findDedupeHolders(this.#store.db, workspaceId, recipients.map((r) => r.id), req.dedupe_key, now);
     const { decided, contents, kind } = await this.#decide(workspaceId, req, recipients, now, 'fanout', templateVersion ?? undefined, holders);
-    const rows = deliveryRows(workspaceId, notificationId, req.routing ?? kind.routing, decided, contents, now, holders);
+    // Ids without ordinals: a notification's fan-out batches each make deliveries.
+    const rows = deliveryRows(workspaceId, notificationId, req.routing ?? kind.routing, decided, contents, now, holders, false);
     if (req.dedupe_key === undefined) return { rows };
     const taking = [...new Set(rows.filter((r) => r.status !== 'deduplicated' && r.status !== 'skipped').map((r) => r.recipient_id))];
     const window = req.dedupe_window === undefined ? DEFAULT_DEDUPE_WINDOW_MS : parseDuration(req.dedupe_window);
@@ -568,7 +569,8 @@ function renderAll(
  * The delivery rows of decided deliveries. Routing "first": per recipient, the deliveries of its
  * first channel go; each later channel's wait (`standby`) for the previous channel's first
  * delivery (after_id). A recipient whose dedupe key another notification holds gets
- * `deduplicated` deliveries.
+ * `deduplicated` deliveries. Ids are in the notification's key range (deliveryId); `ordinals`: the
+ * notification's deliveries are all made by this call (its accept), so the i-th gets ordinal i.
  */
 export function deliveryRows(
   workspaceId: string,
@@ -578,6 +580,7 @@ export function deliveryRows(
   contents: readonly (RenderedContent | undefined)[] | undefined,
   now: number,
   dedupeHolders: ReadonlyMap<string, string> | undefined,
+  ordinals = true,
 ): DeliveriesTable[] {
   const stepOf = new Map<string, { channel: string; first: string; previous: string | null }>();
   return planned.map((p, i) => {
@@ -586,7 +589,7 @@ export function deliveryRows(
       p.status === 'skipped' ? ['skipped', p.reason] : duplicateOf ? ['deduplicated', `duplicate_of:${duplicateOf}`] : [p.status, p.reason];
     const terminal = status === 'skipped' || status === 'deduplicated';
     const content = contents?.[i];
-    const id = newId('dlv');
+    const id = ordinals ? deliveryId(notificationId, i) : deliveryId(notificationId);
     let afterId: string | null = null;
     if (routing === 'first' && !terminal) {
       const step = stepOf.get(p.recipientId);

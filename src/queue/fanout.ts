@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { StoreAdapter } from '../store/adapter.ts';
 import type { DeliveriesTable, FanoutsTable } from '../store/schema.ts';
 import { memberIdsAfter } from '../store/topics.ts';
+import { recipientRows } from '../store/delivery-keys.ts';
 import type { Accepter, SendRequest } from './accept.ts';
 
 export const FANOUT_BATCH = 500;
@@ -135,6 +136,9 @@ export class FanoutWorker {
           .executeTakeFirst();
         if (Number(moved.numUpdatedRows) === 0) throw new LostLease();
         for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('deliveries').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        // Each member comes once (the cursor moves past it in this transaction).
+        const members = recipientRows(rows);
+        for (let i = 0; i < members.length; i += INSERT_CHUNK) await trx.insertInto('notification_recipients').values(members.slice(i, i + INSERT_CHUNK)).execute();
         if (rows.length > 0) {
           await trx
             .updateTable('notifications')

@@ -3,8 +3,9 @@
 
 import type { Kysely } from 'kysely';
 import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../domain/delivery-status.ts';
-import { newId } from '../domain/ids.ts';
+import { deliveryId } from '../domain/ids.ts';
 import type { StoreAdapter } from './adapter.ts';
+import { ofNotifications } from './delivery-keys.ts';
 import type { Database, DeliveriesTable, ReceiptsTable } from './schema.ts';
 
 export async function getDeliveryById(db: Kysely<Database>, id: string): Promise<DeliveriesTable | undefined> {
@@ -87,7 +88,7 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
     const existing = await trx
       .selectFrom('deliveries')
       .select('id')
-      .where('notification_id', '=', from.notification_id)
+      .where(ofNotifications([from.notification_id]))
       .where('recipient_id', '=', from.recipient_id)
       .where('channel', '=', channel)
       .executeTakeFirst();
@@ -95,7 +96,7 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
     await trx
       .insertInto('deliveries')
       .values({
-        id: newId('dlv'),
+        id: deliveryId(from.notification_id),
         workspace_id: from.workspace_id,
         notification_id: from.notification_id,
         recipient_id: from.recipient_id,
@@ -145,7 +146,7 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
     const step = await trx
       .selectFrom('deliveries')
       .select(['id', 'status'])
-      .where('notification_id', '=', d.notification_id)
+      .where(ofNotifications([d.notification_id]))
       .where('recipient_id', '=', d.recipient_id)
       .where('channel', '=', d.channel)
       .execute();
@@ -153,7 +154,7 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
       const r = await trx
         .updateTable('deliveries')
         .set({ status: 'skipped', reason: 'earlier_channel_sent', completed_at: now, updated_at: now })
-        .where('notification_id', '=', d.notification_id)
+        .where(ofNotifications([d.notification_id]))
         .where('recipient_id', '=', d.recipient_id)
         .where('status', '=', 'standby')
         .executeTakeFirst();
@@ -163,7 +164,7 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
     const promoted = await trx
       .updateTable('deliveries')
       .set({ status: 'pending', reason: null, run_at: now, completed_at: null, updated_at: now })
-      .where('notification_id', '=', d.notification_id)
+      .where(ofNotifications([d.notification_id]))
       .where('after_id', 'in', step.map((s) => s.id))
       .where((eb) => eb.or([eb('status', '=', 'standby'), eb.and([eb('status', '=', 'skipped'), eb('reason', '=', 'earlier_channel_sent')])]))
       .returning('channel')

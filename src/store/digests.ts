@@ -16,6 +16,7 @@
 import { newId } from '../domain/ids.ts';
 import { summarizeNotification, type StatusCounts } from '../domain/delivery-status.ts';
 import type { AcceptItem, AcceptOutcome, StoreAdapter } from './adapter.ts';
+import { recipientsOf } from './delivery-keys.ts';
 import type { DeliveriesTable, DigestItemsTable, DigestsTable } from './schema.ts';
 
 export interface DigestSpec {
@@ -99,8 +100,10 @@ export async function acceptWithDigest(
       const counts: StatusCounts = {};
       for (const d of item.deliveries) counts[d.status] = (counts[d.status] ?? 0) + 1;
       n.status = summarizeNotification(counts);
-      await trx.insertInto('notifications').values(n).execute();
+      const recipients = recipientsOf(item.deliveries);
+      await trx.insertInto('notifications').values({ ...n, recipient_id: recipients.recipientId }).execute();
       for (let i = 0; i < item.deliveries.length; i += 100) await trx.insertInto('deliveries').values(item.deliveries.slice(i, i + 100)).execute();
+      for (let i = 0; i < recipients.rows.length; i += 100) await trx.insertInto('notification_recipients').values(recipients.rows.slice(i, i + 100)).execute();
       if (item.dedupe && item.dedupe.recipients.length > 0) {
         const { key, expiresAt } = item.dedupe;
         await trx

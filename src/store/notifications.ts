@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from './schema.ts';
 import { CANCELLABLE, type NotificationStatus } from '../domain/delivery-status.ts';
 import type { StoreAdapter } from './adapter.ts';
+import { ofNotifications } from './delivery-keys.ts';
 
 export interface NotificationRecord {
   notification: NotificationsTable;
@@ -12,7 +13,7 @@ export interface NotificationRecord {
 export async function getNotification(db: Kysely<Database>, workspaceId: string, id: string): Promise<NotificationRecord | undefined> {
   const notification = await db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
   if (!notification) return undefined;
-  const deliveries = await db.selectFrom('deliveries').selectAll().where('notification_id', '=', id).orderBy('id').execute();
+  const deliveries = await db.selectFrom('deliveries').selectAll().where(ofNotifications([id])).orderBy('id').execute();
   const attempts = deliveries.length
     ? await db.selectFrom('attempt_log').selectAll().where('delivery_id', 'in', deliveries.map((d) => d.id)).orderBy('id').execute()
     : [];
@@ -25,18 +26,37 @@ export async function listNotifications(
   workspaceId: string,
   q: { recipient?: string | undefined; status?: NotificationStatus | undefined; before?: string | undefined; limit: number },
 ): Promise<{ notifications: NotificationsTable[]; deliveries: DeliveriesTable[] }> {
-  let query = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId);
-  if (q.status) query = query.where('status', '=', q.status);
-  if (q.before) query = query.where('id', '<', q.before);
+  let notifications: NotificationsTable[];
   if (q.recipient) {
-    const recipient = q.recipient;
-    query = query.where('id', 'in', (eb) =>
-      eb.selectFrom('deliveries').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipient),
-    );
+    // The recipient's notifications (store/delivery-keys.ts), newest first: a page from each of
+    // the two places that list them, each read backwards along its index
+    // (notifications_recipient, notification_recipients' primary key), merged.
+    let sole = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId).where('recipient_id', '=', q.recipient);
+    let listed = db
+      .selectFrom('notification_recipients as nr')
+      .innerJoin('notifications', 'notifications.id', 'nr.notification_id')
+      .selectAll('notifications')
+      .where('nr.workspace_id', '=', workspaceId)
+      .where('nr.recipient_id', '=', q.recipient);
+    if (q.status) {
+      sole = sole.where('status', '=', q.status);
+      listed = listed.where('notifications.status', '=', q.status);
+    }
+    if (q.before) {
+      sole = sole.where('id', '<', q.before);
+      listed = listed.where('nr.notification_id', '<', q.before);
+    }
+    const [a, b] = await Promise.all([sole.orderBy('id', 'desc').limit(q.limit).execute(), listed.orderBy('nr.notification_id', 'desc').limit(q.limit).execute()]);
+    const byId = new Map([...a, ...b].map((n) => [n.id, n]));
+    notifications = [...byId.values()].sort((x, y) => (x.id < y.id ? 1 : x.id > y.id ? -1 : 0)).slice(0, q.limit);
+  } else {
+    let query = db.selectFrom('notifications').selectAll().where('workspace_id', '=', workspaceId);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.before) query = query.where('id', '<', q.before);
+    notifications = await query.orderBy('id', 'desc').limit(q.limit).execute();
   }
-  const notifications = await query.orderBy('id', 'desc').limit(q.limit).execute();
   const deliveries = notifications.length
-    ? await db.selectFrom('deliveries').selectAll().where('notification_id', 'in', notifications.map((n) => n.id)).orderBy('id').execute()
+    ? await db.selectFrom('deliveries').selectAll().where(ofNotifications(notifications.map((n) => n.id))).orderBy('id').execute()
     : [];
   return { notifications, deliveries };
 }
@@ -59,7 +79,7 @@ export async function cancelNotification(store: StoreAdapter, workspaceId: strin
     const r = await trx
       .updateTable('deliveries')
       .set({ status: 'cancelled', reason: 'cancelled', lease_owner: null, completed_at: now, updated_at: now })
-      .where('notification_id', '=', id)
+      .where(ofNotifications([id]))
       .where('status', 'in', CANCELLABLE)
       .executeTakeFirst();
     return { n: Number(r.numUpdatedRows), stopped };

@@ -2,6 +2,10 @@ import type { Kysely } from 'kysely';
 import type { Database, RecipientsTable } from './schema.ts';
 import type { StoreAdapter } from './adapter.ts';
 import { CANCELLABLE } from '../domain/delivery-status.ts';
+import { ofNotifications } from './delivery-keys.ts';
+
+/** Notifications per statement when a deleted recipient's deliveries are skipped. */
+const DELETE_CHUNK = 200;
 
 export async function getRecipient(db: Kysely<Database>, workspaceId: string, id: string): Promise<RecipientsTable | undefined> {
   return db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
@@ -30,15 +34,26 @@ export async function deleteRecipient(store: StoreAdapter, workspaceId: string, 
     await trx.deleteFrom('topic_members').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     await trx.deleteFrom('dedupe_keys').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     const now = Date.now();
-    const skipped = await trx
-      .updateTable('deliveries')
-      .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
-      .where('workspace_id', '=', workspaceId)
-      .where('recipient_id', '=', id)
-      .where('status', 'in', CANCELLABLE)
-      .returning('notification_id')
-      .execute();
-    return { deleted: true, notificationIds: [...new Set(skipped.map((s) => s.notification_id))] };
+    // The recipient's deliveries are found through its notifications (store/delivery-keys.ts), a
+    // chunk of notifications per statement.
+    const notifications = [
+      ...(await trx.selectFrom('notifications').select('id as notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
+      ...(await trx.selectFrom('notification_recipients').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
+    ];
+    const skipped: string[] = [];
+    for (let i = 0; i < notifications.length; i += DELETE_CHUNK) {
+      const rows = await trx
+        .updateTable('deliveries')
+        .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
+        .where(ofNotifications(notifications.slice(i, i + DELETE_CHUNK).map((n) => n.notification_id)))
+        .where('workspace_id', '=', workspaceId)
+        .where('recipient_id', '=', id)
+        .where('status', 'in', CANCELLABLE)
+        .returning('notification_id')
+        .execute();
+      for (const r of rows) skipped.push(r.notification_id);
+    }
+    return { deleted: true, notificationIds: [...new Set(skipped)] };
   });
   if (notificationIds.length > 0) await store.refreshNotificationStatus(notificationIds);
   return deleted;

@@ -73,6 +73,22 @@ export interface NotificationsTable {
   /** "key@version" when sent with a template. */
   template: string | null;
   created_at: number;
+  /**
+   * The one recipient of all its deliveries, when it was accepted with deliveries to exactly one
+   * (set by the store when it writes them; migration 0013); null otherwise, and then its
+   * recipients are rows of notification_recipients. See store/delivery-keys.ts.
+   */
+  recipient_id?: string | null;
+}
+
+/**
+ * The recipients a notification has deliveries to, for notifications without a recipient_id
+ * (migration 0013): written with the deliveries, never updated.
+ */
+export interface NotificationRecipientsTable {
+  workspace_id: string;
+  recipient_id: string;
+  notification_id: string;
 }
 
 export interface DeliveriesTable {
@@ -329,6 +345,7 @@ export interface Database {
   notifications: NotificationsTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  notification_recipients: NotificationRecipientsTable;
   /**
    * A view (migration 0012): every attempt, the rows of delivery_attempts plus each delivery's
    * successful attempt held on its row. Read the attempt log here, never in delivery_attempts.

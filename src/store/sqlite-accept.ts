@@ -2,12 +2,14 @@
 //
 // Contract (StoreAdapter.acceptBatch): one transaction per batch; per item, the idempotency record
 // first (a live record for the key means `idempotency_conflict` and nothing of the item is
-// written), then the notification and its deliveries, then its dedupe keys (a key held by another
+// written), then the notification (with its recipient_id), its deliveries and its
+// notification_recipients rows (store/delivery-keys.ts recipientsOf), then its dedupe keys (a key held by another
 // notification means `dedupe_conflict`: the item's savepoint is rolled back). The transaction commits with
 // synchronous=FULL, so when it returns the batch is on stable storage.
 
 import type BetterSqlite3 from 'better-sqlite3';
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+import { recipientsOf } from './delivery-keys.ts';
 import type { DeliveriesTable, FanoutsTable, NotificationsTable } from './schema.ts';
 
 class DedupeConflict extends Error {}
@@ -39,12 +41,15 @@ const FANOUT_COLUMNS = [
 
 /**
  * An AcceptItem laid out for the accept write: each row as its values in column order (n: the
- * notification, d: its deliveries, f: its fan-out row), plus the idempotency record (i) and dedupe
- * keys (k). Handed to the writer thread as JSON, where arrays cost less than objects on both sides.
+ * notification, NOTIFICATION_COLUMNS then its recipient_id; d: its deliveries; r: its
+ * notification_recipients rows, as [workspace_id, recipient_id, notification_id]; f: its fan-out
+ * row), plus the idempotency record (i) and dedupe keys (k). Handed to the writer thread as JSON,
+ * where arrays cost less than objects on both sides.
  */
 export interface PackedItem {
   n: unknown[];
   d: unknown[][];
+  r?: string[][];
   i?: { key: string; hash: string; response: string; expiresAt: number };
   k?: { key: string; recipients: string[]; expiresAt: number };
   f?: unknown[];
@@ -52,7 +57,11 @@ export interface PackedItem {
 
 export function packItem(item: AcceptItem): PackedItem {
   const n = item.notification;
-  const packed: PackedItem = { n: NOTIFICATION_COLUMNS.map((c) => n[c]), d: item.deliveries.map((d) => DELIVERY_COLUMNS.map((c) => d[c])) };
+  const recipients = recipientsOf(item.deliveries);
+  const row: unknown[] = NOTIFICATION_COLUMNS.map((c) => n[c]);
+  row.push(recipients.recipientId);
+  const packed: PackedItem = { n: row, d: item.deliveries.map((d) => DELIVERY_COLUMNS.map((c) => d[c])) };
+  if (recipients.rows.length > 0) packed.r = recipients.rows.map((r) => [r.workspace_id, r.recipient_id, r.notification_id]);
   if (item.idempotency) packed.i = { key: item.idempotency.key, hash: item.idempotency.requestHash, response: item.idempotency.response, expiresAt: item.idempotency.expiresAt };
   if (item.dedupe && item.dedupe.recipients.length > 0) packed.k = item.dedupe;
   if (item.fanout) packed.f = FANOUT_COLUMNS.map((c) => item.fanout![c]);
@@ -74,8 +83,9 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: PackedIt
       request_hash = excluded.request_hash, notification_id = excluded.notification_id,
       response = excluded.response, created_at = excluded.created_at, expires_at = excluded.expires_at
     WHERE idempotency_keys.expires_at <= excluded.created_at`);
-  const insertNotification = db.prepare(insertInto('notifications', NOTIFICATION_COLUMNS));
+  const insertNotification = db.prepare(insertInto('notifications', [...NOTIFICATION_COLUMNS, 'recipient_id']));
   const insertDelivery = db.prepare(insertInto('deliveries', DELIVERY_COLUMNS));
+  const insertRecipient = db.prepare(insertInto('notification_recipients', ['workspace_id', 'recipient_id', 'notification_id']));
   const insertFanout = db.prepare(insertInto('fanouts', FANOUT_COLUMNS));
   const insertDedupe = db.prepare(`
     INSERT INTO dedupe_keys (workspace_id, recipient_id, key, notification_id, created_at, expires_at)
@@ -103,6 +113,7 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (items: PackedIt
     insertNotification.run(item.n);
     if (item.f) insertFanout.run(item.f);
     for (const d of item.d) insertDelivery.run(d);
+    if (item.r) for (const r of item.r) insertRecipient.run(r);
     return 'ok';
   };
   const write = db.transaction((batch: PackedItem[]) =>

@@ -18,6 +18,7 @@ import { summarizeNotification, type DeliveryStatus, type NotificationStatus } f
 import { newId } from '../domain/ids.ts';
 import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
+import { deliveryRange, LEGACY_DELIVERY_PREDICATE } from './delivery-keys.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
@@ -167,7 +168,12 @@ export class SqliteAdapter implements StoreAdapter {
         INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
           error_class, error, http_status, smtp_reply, response)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      statusCounts: p(`SELECT status, COUNT(*) AS n FROM deliveries WHERE notification_id = ? GROUP BY status`),
+      // A notification's deliveries (store/delivery-keys.ts: its key range, or the legacy index).
+      // Parameters: notification id, range start, range end, notification id.
+      statusCounts: p(`
+        SELECT status, COUNT(*) AS n FROM deliveries
+         WHERE (notification_id = ? AND id >= ? AND id < ?) OR (notification_id = ? AND ${LEGACY_DELIVERY_PREDICATE})
+         GROUP BY status`),
       notificationStatus: p(`SELECT status FROM notifications WHERE id = ?`),
       setNotificationStatus: p(`UPDATE notifications SET status = ? WHERE id = ?`),
       setNotificationStatusIfChanged: p(`UPDATE notifications SET status = ? WHERE id = ? AND status <> ?`),
@@ -265,7 +271,7 @@ export class SqliteAdapter implements StoreAdapter {
   #refreshSync(notificationId: string): void {
     const s = this.#stmts;
     const counts = Object.fromEntries(
-      (s.statusCounts.all(notificationId) as { status: DeliveryStatus; n: number }[]).map((r) => [r.status, r.n]),
+      (s.statusCounts.all(notificationId, ...deliveryRange(notificationId), notificationId) as { status: DeliveryStatus; n: number }[]).map((r) => [r.status, r.n]),
     );
     const next = summarizeNotification(counts);
     const current = (s.notificationStatus.get(notificationId) as { status: NotificationStatus } | undefined)?.status;

@@ -2,12 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.ts';
-import { newId } from '../../src/domain/ids.ts';
+import { deliveryId, newId } from '../../src/domain/ids.ts';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const anyId = fc
   .tuple(fc.constantFrom('ntf', 'dlv', 'att', 'key', 'ws', 'aud', 'job'), fc.array(fc.constantFrom(...CROCKFORD), { minLength: 26, maxLength: 26 }))
   .map(([p, cs]) => `${p}_${cs.join('')}`);
+
+/** newId's ids, and delivery ids in their notification's range (deliveryId). */
+const ID_SHAPE = /^[a-z]+_[0-9A-Z]{26}([0-9A-Z]{3}|_[0-9A-Z]{26})?$/;
 
 describe('cursors', () => {
   it('round-trip real ids and are opaque url-safe tokens', () => {
@@ -18,6 +21,9 @@ describe('cursors', () => {
       assert.ok(!c.includes(id), 'the id is not visible in the cursor');
       assert.equal(decodeCursor(c), id);
     }
+    const n = newId('ntf');
+    for (const id of [deliveryId(n, 0), deliveryId(n, 5000), deliveryId(n)]) assert.equal(decodeCursor(encodeCursor(id)), id);
+    for (const bad of [`${deliveryId(n, 0)}0`, `${deliveryId(n)}_`, `${n}_`]) assert.equal(decodeCursor(encodeCursor(bad)), undefined, bad);
   });
 
   it('round-trip any well-formed id (property)', () => {
@@ -45,7 +51,7 @@ describe('cursors', () => {
   });
 
   it('rejects random strings and random bytes (property)', () => {
-    const idShape = /^[a-z]+_[0-9A-Z]{26}$/;
+    const idShape = ID_SHAPE;
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => {
         const d = decodeCursor(s);
@@ -62,7 +68,7 @@ describe('cursors', () => {
     );
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (text) => {
-        fc.pre(!/^[a-z]+_[0-9A-Z]{26}$/.test(text));
+        fc.pre(!ID_SHAPE.test(text));
         assert.equal(decodeCursor(encodeCursor(text)), undefined);
       }),
     );

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { idTime, newId, ulid } from '../../src/domain/ids.ts';
+import { deliveryId, idTime, newId, ulid } from '../../src/domain/ids.ts';
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -47,6 +47,21 @@ describe('ids', () => {
     const b = ulid(now - 10);
     assert.ok(a < b);
     assert.equal(idTime(`x_${b}`), now);
+  });
+
+  it('deliveryId puts a delivery in its notification\'s range: ordinals in order, then later ones after them', () => {
+    const n = newId('ntf');
+    const prefix = `dlv_${n.slice(4)}`;
+    const ordinals = [0, 1, 31, 32, 1000, 32_767].map((i) => deliveryId(n, i));
+    assert.deepEqual(ordinals.slice(0, 4), [`${prefix}000`, `${prefix}001`, `${prefix}00Z`, `${prefix}010`]);
+    const later = [deliveryId(n), deliveryId(n), deliveryId(n, 32_768), deliveryId(n, -1), deliveryId(n, 1.5)];
+    for (const id of [...ordinals, ...later]) {
+      assert.ok(id.startsWith(prefix) && id < `${prefix}~`, id);
+      assert.equal(id.length, id.includes('_', 4) ? prefix.length + 27 : prefix.length + 3, id);
+    }
+    const all = [...ordinals, ...later];
+    assert.deepEqual([...all].sort(), all, 'ordinals sort in order, later ids after them in creation order');
+    assert.equal(new Set(all).size, all.length);
   });
 
   it('idTime rejects things that are not ids', () => {

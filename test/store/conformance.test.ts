@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AcceptItem, ClaimedDelivery, SettleItem, StoreAdapter } from '../../src/store/adapter.ts';
-import { newId } from '../../src/domain/ids.ts';
+import { deliveryId, newId } from '../../src/domain/ids.ts';
 import { LATEST_MIGRATION, MIGRATION_NAMES } from '../../src/store/migrations/index.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
 import type { DeliveriesTable, NotificationsTable, RecipientsTable } from '../../src/store/schema.ts';
@@ -74,8 +74,8 @@ function item(
     id: newId('ntf'), workspace_id: ws, kind: 'alert', title: `T ${channel}`, body: 'B', data: '{"n":1}', metadata: null,
     status: 'accepted', idempotency_key: o.key ?? null, delivery_count: recipients.length, channel_options: null, fallback: 0, routing: 'all', template: null, created_at: created,
   };
-  const deliveries: DeliveriesTable[] = recipients.map((r) => ({
-    id: newId('dlv'), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null, after_id: null, content: null,
+  const deliveries: DeliveriesTable[] = recipients.map((r, i) => ({
+    id: deliveryId(notification.id, i), workspace_id: ws, notification_id: notification.id, recipient_id: r, channel, device_id: null, after_id: null, content: null,
     status: o.skip ? 'skipped' : 'pending', reason: o.skip ? 'no_address' : null, attempts: 0, run_at: o.runAt ?? created,
     lease_owner: null, error_class: null, last_error: null, provider_message_id: null, created_at: created, updated_at: created,
     completed_at: o.skip ? created : null,
@@ -188,7 +188,10 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(await store.acceptBatch(items), ['ok', 'ok', 'ok']);
 
       const ns = await store.db.selectFrom('notifications').selectAll().where('id', 'in', items.map((i) => i.notification.id)).orderBy('id').execute();
-      assert.deepEqual(ns, items.map((i) => i.notification));
+      // A notification with one recipient names it; the others list theirs in notification_recipients.
+      assert.deepEqual(ns, items.map((i, n) => ({ ...i.notification, recipient_id: n === 0 ? null : r })));
+      const listed = await store.db.selectFrom('notification_recipients').selectAll().where('notification_id', 'in', items.map((i) => i.notification.id)).orderBy('recipient_id').execute();
+      assert.deepEqual(listed, [r, `${r}_2`].map((recipient_id) => ({ workspace_id: WS, recipient_id, notification_id: items[0]!.notification.id })));
       const ds = await store.db.selectFrom('deliveries').selectAll().where('channel', '=', ch).orderBy('id').execute();
       const noSuccess = { success_attempt_id: null, success_attempt: null, success_started_at: null, success_duration_ms: null, success_http_status: null, success_smtp_reply: null, success_response: null };
       assert.deepEqual(ds, items.flatMap((i) => i.deliveries.map((d) => ({ ...d, status_detail: null, digest_id: null, ...noSuccess }))));

@@ -14,6 +14,7 @@ import * as m0009 from './0009_content.ts';
 import * as m0010 from './0010_fanout.ts';
 import * as m0011 from './0011_digests.ts';
 import * as m0012 from './0012_success_on_delivery.ts';
+import * as m0013 from './0013_delivery_keys.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0010_fanout': m0010,
   '0011_digests': m0011,
   '0012_success_on_delivery': m0012,
+  '0013_delivery_keys': m0013,
 };
 
 export const migrationProvider: MigrationProvider = {
