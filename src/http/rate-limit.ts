@@ -48,18 +48,18 @@ export function keyRateLimitHook(limiter: RateLimiter, limit: number, periodMs: 
 }
 
 /**
- * Adds the per-key limit to the /v1 scope `api` (call it after the authentication hook), if
+ * The per-key limit's onRequest hook for the /v1 scope `api` (to run after authentication), if
  * HERALD_KEY_RATE_LIMIT is set. Uses `limiter` when given (the deployment's shared one; its owner
  * closes it); otherwise creates one from the configuration and closes it when `api` closes.
  */
-export function keyRateLimit(api: Api, services: Services, limiter?: RateLimiter): void {
+export function keyRateLimit(api: Api, services: Services, limiter?: RateLimiter): onRequestHookHandler | undefined {
   const setting = services.config.keyRateLimit;
-  if (!setting) return;
+  if (!setting) return undefined;
   let use = limiter;
   if (!use) {
     const own = createRateLimiter(services.config, { log: services.log, metrics: services.metrics });
     api.addHook('onClose', async () => own.close());
     use = own;
   }
-  api.addHook('onRequest', keyRateLimitHook(use, setting.limit, setting.periodMs));
+  return keyRateLimitHook(use, setting.limit, setting.periodMs);
 }

@@ -9,7 +9,7 @@
 // While shutting down, /v1 answers 503 (problem, Connection: close).
 // Anything else is a server fault: 500, logged with the request id, its message never echoed.
 
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type onRequestHookHandler, type RawServerDefault } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -139,13 +139,36 @@ export async function buildServer(services: Services): Promise<Api> {
   // Only JSON bodies: Fastify's default text/plain parser would hand a string to the schema (422
   // "must be object") where the right answer is 415.
   app.removeContentTypeParser('text/plain');
-  // Bodies are read as they come: a compressed one would be parsed as garbage (400) or, worse,
-  // a plain one labelled as compressed accepted. Say what is wrong instead.
-  app.addHook('onRequest', async (request) => {
+  // One hook for every request: the request id header, and bodies are read as they come (a
+  // compressed one would be parsed as garbage (400) or, worse, a plain one labelled as compressed
+  // accepted: say what is wrong instead).
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      throw new Problem('unsupported_media_type', `Content-Encoding "${encoding}" is not supported; send the body uncompressed`);
+      return done(new Problem('unsupported_media_type', `Content-Encoding "${encoding}" is not supported; send the body uncompressed`));
     }
+    done();
+  });
+  // JSON bodies: Fastify's parser (proto and constructor poisoning refused), then the depth limit.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body as string, (err: Error | null, value?: unknown) => {
+      if (err) return done(err, undefined);
+      const tooDeep = pathTooDeep(value, MAX_BODY_DEPTH);
+      if (tooDeep === undefined) return done(null, value);
+      const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
+      done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }), undefined);
+    });
+  });
+  // Request latency per route: each route gets its own onResponse hook with its path bound (the
+  // route lookup a global hook needs, request.routeOptions, builds an object per call).
+  const observe = (route: string, reply: FastifyReply, request: { method: string }) =>
+    services.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  app.addHook('onRoute', (route) => {
+    const url = route.url;
+    route.onResponse = [...hookList(route.onResponse), (request, reply, done) => (observe(url, reply, request), done())];
   });
 
   // Every route's path pattern and methods, so an unmatched request on a known path is a 405.
@@ -163,6 +186,7 @@ export async function buildServer(services: Services): Promise<Api> {
     if (entry.methods.has('GET')) entry.methods.add('HEAD');
   });
   app.setNotFoundHandler((request, reply) => {
+    reply.raw.once('finish', () => observe('unmatched', reply, request));
     const path = request.url.split('?')[0]!;
     const allowed = new Set(known.filter((k) => k.pattern.test(path)).flatMap((k) => [...k.methods]));
     if (allowed.size > 0 && !allowed.has(request.method)) {
@@ -174,25 +198,6 @@ export async function buildServer(services: Services): Promise<Api> {
         .send(new Problem('method_not_allowed', `${request.method} is not allowed on ${path}; allowed: ${allow}`).toJSON(request.url));
     }
     return reply.code(404).type(PROBLEM_JSON).send(new Problem('not_found', `No route for ${request.method} ${path}`).toJSON(request.url));
-  });
-
-  app.addHook('preValidation', (request, _reply, done) => {
-    const tooDeep = request.body !== undefined ? pathTooDeep(request.body, MAX_BODY_DEPTH) : undefined;
-    if (tooDeep === undefined) return done();
-    const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
-    done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }));
-  });
-
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    services.metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-    done();
   });
 
   await app.register(swagger, {
@@ -217,8 +222,11 @@ export async function buildServer(services: Services): Promise<Api> {
     async (v1) => {
       const api = v1 as unknown as Api;
       api.decorateRequest('principal', undefined as unknown as Principal);
-      // Synchronous when the key is cached (nearly every request): no promise per request.
-      api.addHook('onRequest', (request, _reply, done) => {
+      // Each route's onRequest starts with authentication for its scope, then the key's rate limit:
+      // route-level hooks with the scope bound, so no per-request route lookup. Synchronous when the
+      // key is cached (nearly every request): no promise per request.
+      const limit = keyRateLimit(api, services, services.rateLimiter);
+      const authenticate = (needed: Scope | undefined): onRequestHookHandler => (request, _reply, done) => {
         if (services.state.stopping) {
           return done(new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } }));
         }
@@ -228,17 +236,19 @@ export async function buildServer(services: Services): Promise<Api> {
         const key = m[1]!;
         const admit = (principal: Principal | undefined) => {
           if (!principal) return done(new Problem('unauthorized', 'The API key is not valid', { headers: { 'www-authenticate': 'Bearer' } }));
-          const needed = request.routeOptions.config.scope;
           if (needed && !hasScope(principal, needed)) return done(new Problem('forbidden', `This needs the "${needed}" scope`));
-          request.principal = principal;
+          (request as { principal?: Principal }).principal = principal;
           done();
         };
         if (key.length > 200) return admit(undefined);
         const cached = services.keys.cached(key);
         if (cached) return admit(cached);
         services.keys.resolve(key).then(admit, (err: unknown) => done(err as Error));
+      };
+      api.addHook('onRoute', (route) => {
+        const auth = authenticate((route.config as { scope?: Scope } | undefined)?.scope);
+        route.onRequest = [auth, ...(limit ? [limit] : []), ...hookList(route.onRequest)];
       });
-      keyRateLimit(api, services, services.rateLimiter); // after authentication: limits each key's requests
       recipientRoutes(api, services);
       notificationRoutes(api, services);
       dlqRoutes(api, services);
@@ -283,6 +293,11 @@ function toProblem(err: FastifyError | Problem): Problem {
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new Problem('validation_failed', e.message);
   if (e.statusCode === 503) return new Problem('unavailable', 'The server is shutting down or unavailable');
   return new Problem('internal', 'An unexpected error occurred; it has been logged');
+}
+
+/** A route option that takes one hook or several, as a list. */
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
 
 /**
