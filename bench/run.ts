@@ -8,6 +8,7 @@
 //                                      prints a summary of each measurement window, writes profile.json
 //   other flags: --duration S --warmup S --connections C --n N --concurrency 16,64,256
 //                --mixed-concurrency C --only receiver,accept,e2e,pg --out FILE --keep
+//                --accept-rounds R (bare and Herald --role api measured alternately R times; median ratio)
 //   pg phase:    --pg-parts accept,e2e,queue --pg-n N --pg-workers 1,2,4 --pg-concurrency C
 //                --queue-n N --queue-enqueue-batch B --queue-in-flight F --queue-batch B
 //                --queue-consumers C --queue-pool P --queue-libs herald,pgboss,bullmq --queue-rounds R
@@ -74,6 +75,7 @@ const { values: flags } = parseArgs({
     'queue-libs': { type: 'string' },
     'queue-rounds': { type: 'string' },
     'queue-cold': { type: 'boolean', default: false },
+    'accept-rounds': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -89,6 +91,7 @@ const params = {
   e2eN: Number(flags.n ?? (quick ? 5000 : 30_000)),
   e2eConcurrency: (flags.concurrency ?? (quick ? '64' : flags.profile ? '64' : '16,64,256')).split(',').map(Number),
   mixedConcurrency: Number(flags['mixed-concurrency'] ?? 128),
+  acceptRounds: Math.max(1, Number(flags['accept-rounds'] ?? 1)),
   // Time caps that keep a whole run under 5 minutes on a slow or busy machine. A capped pre-load
   // delivers what it stored; a capped e2e run reports the rate it reached, marked incomplete.
   preloadCapS: quick ? 15 : 25,
@@ -153,7 +156,7 @@ const out = flags.out ?? join(RESULTS, flags.profile ? 'profile.json' : quick ? 
 /** Per profiled process: the measurement window, in ms after its spawn (~ after its profile starts). */
 const profileWindows = new Map<string, Window>();
 const markWindow = (h: HeraldProc, fromWall: number, toWall: number) => {
-  if (params.profile) profileWindows.set(h.child.name, { fromMs: Math.round(fromWall - h.spawnedAt), toMs: Math.round(toWall - h.spawnedAt) });
+  if (h.profiled) profileWindows.set(h.child.name, { fromMs: Math.round(fromWall - h.spawnedAt), toMs: Math.round(toWall - h.spawnedAt) });
 };
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'herald-bench-'));
@@ -182,6 +185,8 @@ interface HeraldProc {
   dataDir: string;
   spawnedAt: number;
   readyAt: number;
+  /** Running under --cpu-prof. */
+  profiled: boolean;
 }
 
 async function startHerald(
@@ -205,7 +210,7 @@ async function startHerald(
     const j = jsonLine(l);
     return j?.msg === 'herald started' ? j : undefined;
   }, 30_000, '"herald started"');
-  return { child, url: String(started.url ?? ''), dataDir: o.dataDir, spawnedAt, readyAt: wallMs() };
+  return { child, url: String(started.url ?? ''), dataDir: o.dataDir, spawnedAt, readyAt: wallMs(), profiled: o.profile === true };
 }
 
 async function stopHerald(h: HeraldProc): Promise<void> {
@@ -323,21 +328,34 @@ async function receiverCeiling(receiverUrl: string, receiver: Child) {
   return { measured, cpu, note: 'autocannon straight at the receiver; the load generator shares the 2 cores, so this is a lower bound' };
 }
 
+/**
+ * Bare Fastify then Herald --role api, `acceptRounds` times in turn (each Herald run on a fresh data
+ * dir), so a machine whose speed drifts during the run (a shared or virtualised one) affects both
+ * alike. The ratio is the median of the rounds' ratios (the lower middle one for an even count);
+ * `bare` and `heraldApi` are that round's runs.
+ */
 async function acceptPhase(receiverUrl: string, receiver: Child) {
-  // 1. bare Fastify
-  const bare = await startPortServer('bare', 'bench/bare-server.ts');
-  const bareRun = await acceptRun('bare fastify', bare.url, [bare.child]);
-  await bare.child.stop();
+  const rounds: { bare: AcceptRun; heraldApi: AcceptRun & { stored: ReturnType<typeof dbCounts> & { answered202: number } }; ratio: number }[] = [];
+  for (let n = 1; n <= params.acceptRounds; n++) {
+    // 1. bare Fastify
+    const bare = await startPortServer('bare', 'bench/bare-server.ts');
+    const bareRun = await acceptRun('bare fastify', bare.url, [bare.child]);
+    await bare.child.stop();
 
-  // 2. Herald --role api (no worker: deliveries stay pending)
-  const apiDir = join(tmpRoot, 'accept-api');
-  const api = await startHerald('herald-accept-api', { dataDir: apiDir, role: 'api', profile: params.profile });
-  await putRecipient(api, receiverUrl);
-  const apiRun = await acceptRun('herald --role api', api.url, [api.child], api);
-  await stopHerald(api);
-  const apiDb = dbCounts(apiDir);
-  const apiStored = { ...apiDb, answered202: apiRun.warmup.ok + apiRun.measured.ok };
-  rmSync(apiDir, { recursive: true, force: true });
+    // 2. Herald --role api (no worker: deliveries stay pending)
+    const apiDir = join(tmpRoot, `accept-api-${n}`);
+    const api = await startHerald('herald-accept-api', { dataDir: apiDir, role: 'api', profile: params.profile && n === 1 });
+    await putRecipient(api, receiverUrl);
+    const apiRun = await acceptRun('herald --role api', api.url, [api.child], api);
+    await stopHerald(api);
+    const apiStored = { ...dbCounts(apiDir), answered202: apiRun.warmup.ok + apiRun.measured.ok };
+    rmSync(apiDir, { recursive: true, force: true });
+    rounds.push({ bare: bareRun, heraldApi: { ...apiRun, stored: apiStored }, ratio: round(apiRun.measured.rps / bareRun.measured.rps, 3) });
+    if (params.acceptRounds > 1) log(`accept round ${n}: herald / bare ${rounds.at(-1)!.ratio}`);
+  }
+  const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor((rounds.length - 1) / 2)]!;
+  const bareRun = median.bare;
+  const apiRun = median.heraldApi;
 
   // 3. Herald api+worker: accepting while delivering (the concurrent e2e mode). Timed from the
   // start of the warm-up until the receiver has counted every accepted notification.
@@ -347,10 +365,12 @@ async function acceptPhase(receiverUrl: string, receiver: Child) {
   const perCore = (r: AcceptRun, name: string) => r.measured.rps / (r.cpu.processes[name] ?? NaN);
   return {
     bare: bareRun,
-    heraldApi: { ...apiRun, stored: apiStored },
+    heraldApi: apiRun,
     heraldApiWorker: mixed,
+    // Every round when there were several (bare and Herald in turn), for the spread.
+    ...(rounds.length > 1 && { rounds: rounds.map((r) => ({ bareRps: r.bare.measured.rps, heraldRps: r.heraldApi.measured.rps, ratio: r.ratio, otherCores: [r.bare.cpu.otherBusyCores, r.heraldApi.cpu.otherBusyCores] })) }),
     ratio: {
-      heraldApiOverBare: ratio(apiRun),
+      heraldApiOverBare: median.ratio,
       heraldApiWorkerOverBare: ratio(mixed.accept),
       // The same, per CPU-second of the server process (how much more CPU a Herald request costs).
       perCoreHeraldApiOverBare: round(perCore(apiRun, 'herald-accept-api') / perCore(bareRun, 'bare'), 3),
@@ -498,6 +518,9 @@ function report(r: Results): string {
         fmt(run.cpu.otherBusyCores, 2),
       ];
     };
+    if (a.rounds) {
+      lines.push(`${a.rounds.length} rounds, bare and Herald --role api in turn; x bare per round: ${a.rounds.map((x) => fmt(x.ratio, 3)).join(', ')}; the rows below are the median round`);
+    }
     const rows = [row(a.bare), row(a.heraldApi, a.ratio.heraldApiOverBare)];
     rows.push(row(a.heraldApiWorker.accept, a.ratio.heraldApiWorkerOverBare));
     lines.push(table(['server', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'x bare', 'server cores', 'req/core-s', 'loadgen cores', 'other cores'], rows));
