@@ -96,7 +96,7 @@ export class Accepter {
   readonly #committer: GroupCommitter<AcceptItem, AcceptOutcome>;
   readonly #inFlight = new Set<string>();
   readonly #policy: PolicyCache;
-  readonly #recipients: RecipientCache | undefined;
+  readonly #recipients: RecipientCache;
   readonly #limiter: RateLimiter;
   readonly #onFanout: () => void;
 
@@ -113,8 +113,8 @@ export class Accepter {
     /** Called after a topic send is committed (a wake-up hint for the fan-out workers). */
     onFanout?: () => void;
     policy: PolicyCache;
-    /** Where direct sends read recipients (default: the store, uncached). */
-    recipients?: RecipientCache;
+    /** Where direct sends read their recipients (topic fan-out batches read the store). */
+    recipients: RecipientCache;
     rateLimiter: RateLimiter;
   }) {
     this.#recipients = opts.recipients;
@@ -152,7 +152,7 @@ export class Accepter {
     }
     try {
       if (topic !== undefined) return await this.#acceptTopic(workspaceId, req, topic, title, body, idempotencyKey, requestHash);
-      const recipients = this.#recipients ? await this.#recipients.find(workspaceId, to) : await this.#store.findRecipients(workspaceId, to);
+      const recipients = await this.#recipients.find(workspaceId, to);
       if (recipients.length !== to.length) {
         const known = new Set(recipients.map((r) => r.id));
         const unknown = to.filter((id) => !known.has(id));

@@ -12,8 +12,6 @@ import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } fr
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
 import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
 
-/** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
-type Request = { id: number; items: string };
 /** How often the thread checkpoints the WAL, and the WAL size at which a commit does it anyway. */
 export const CHECKPOINT_INTERVAL_MS = 1000;
 const BACKSTOP_CHECKPOINT_PAGES = 20_000;
@@ -21,6 +19,8 @@ const BACKSTOP_CHECKPOINT_PAGES = 20_000;
 /** Items one transaction of the thread takes at most, merging queued batches. */
 const MERGE_ITEMS = 1024;
 
+/** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
+type Request = { id: number; items: string };
 type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
