@@ -127,7 +127,7 @@ export class Accepter {
     this.#metrics = opts.metrics;
     this.#idempotencyTtl = opts.idempotencyTtlMs;
     this.#onCommitted = opts.onCommitted;
-    this.#committer = new GroupCommitter((items) => this.#store.acceptBatch(items), { maxInFlight: this.#store.acceptWritesInFlight });
+    this.#committer = new GroupCommitter((items) => this.#store.acceptBatch(items), this.#store.acceptBatching);
   }
 
   async accept(workspaceId: string, req: SendRequest, idempotencyKey?: string): Promise<AcceptResult> {

@@ -181,11 +181,13 @@ export interface StoreAdapter {
   acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]>;
 
   /**
-   * How many acceptBatch calls the accept path may have running at once (GroupCommitter's
-   * maxInFlight): 1 where each call is its own commit and batches should be as large as possible;
-   * more where the store merges concurrent calls itself (the SQLite writer thread).
+   * How the accept path batches acceptBatch calls (GroupCommitter's options). Where each call is its
+   * own commit (PostgreSQL, SQLite without a writer thread): one call at a time, as large as the
+   * commit's latency makes it. Where the store merges concurrent calls itself (the SQLite writer
+   * thread): small batches handed over as soon as they fill, many at once, so the store starts on
+   * the first requests of a burst while the event loop still parses the rest.
    */
-  readonly acceptWritesInFlight: number;
+  readonly acceptBatching: { maxBatch: number; maxInFlight: number };
 
   /**
    * Claims up to `limit` due deliveries of `channel` for `owner`, in run_at order: rows in

@@ -382,7 +382,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 export class PostgresAdapter implements StoreAdapter {
   readonly dialect = 'postgres' as const;
   /** Each batch is its own transaction and round trip: one at a time makes the batches large. */
-  readonly acceptWritesInFlight = 1;
+  readonly acceptBatching = { maxBatch: 256, maxInFlight: 1 };
   readonly db: Kysely<Database>;
   readonly #pool: pg.Pool;
   readonly #clientConfig: pg.ClientConfig;

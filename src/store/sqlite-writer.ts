@@ -17,7 +17,7 @@ export const CHECKPOINT_INTERVAL_MS = 1000;
 const BACKSTOP_CHECKPOINT_PAGES = 20_000;
 
 /** Items one transaction of the thread takes at most, merging queued batches. */
-const MERGE_ITEMS = 1024;
+export const MERGE_ITEMS = 1024;
 
 /** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
 type Request = { id: number; items: string };

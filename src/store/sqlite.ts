@@ -21,15 +21,20 @@ import { migrationProvider } from './migrations/index.ts';
 import { deliveryRange, LEGACY_DELIVERY_PREDICATE } from './delivery-keys.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
-import { SqliteWriter } from './sqlite-writer.ts';
+import { MERGE_ITEMS, SqliteWriter } from './sqlite-writer.ts';
 import type { Database } from './schema.ts';
 
 /**
- * Accept batches the event loop may hand the writer thread before the first is committed. While
- * the thread commits one (its fsync), the next ones queue and are merged; more than a few only
- * makes the merged transaction longer.
+ * How the event loop hands accepts to the writer thread (StoreAdapter.acceptBatching). A batch
+ * goes as soon as it has 16 items, not only at the end of the event loop's turn: under load one
+ * turn reads dozens of requests, and a batch handed over early lets the thread insert and commit
+ * while the rest are parsed. The thread merges whatever queued while it committed into one
+ * transaction (sqlite-writer.ts), so many batches in flight cost no extra fsyncs; the limit only
+ * bounds the queue, at what the thread merges at most.
  */
-const SQLITE_WRITES_IN_FLIGHT = 4;
+const WRITER_BATCHING = { maxBatch: 16, maxInFlight: MERGE_ITEMS / 16 };
+/** Without a writer thread each batch is a commit on the event loop: one at a time, as large as it gets. */
+const INLINE_BATCHING = { maxBatch: 256, maxInFlight: 1 };
 
 export class SqliteAdapter implements StoreAdapter {
   readonly dialect = 'sqlite' as const;
@@ -37,8 +42,7 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #raw: BetterSqlite3.Database;
   readonly #lock = new Mutex();
   readonly #writer: SqliteWriter | undefined;
-  /** The writer thread merges what is queued for it into one transaction (sqlite-writer.ts). */
-  readonly acceptWritesInFlight: number;
+  readonly acceptBatching: { maxBatch: number; maxInFlight: number };
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
   /** The accept write on the main connection, when there is no writer thread. */
   #acceptInline: ((items: PackedItem[]) => AcceptOutcome[]) | undefined;
@@ -57,7 +61,7 @@ export class SqliteAdapter implements StoreAdapter {
       // The writer thread checkpoints (sqlite-writer.ts); commits here never block the event loop on one.
       this.#raw.pragma('wal_autocheckpoint = 0');
     }
-    this.acceptWritesInFlight = this.#writer ? SQLITE_WRITES_IN_FLIGHT : 1;
+    this.acceptBatching = this.#writer ? WRITER_BATCHING : INLINE_BATCHING;
   }
 
   async migrate(): Promise<void> {
