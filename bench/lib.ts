@@ -3,7 +3,7 @@
 // small statistics. Everything here talks to 127.0.0.1 only.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -314,6 +314,74 @@ export function load(opts: LoadOptions): Promise<LoadResult> {
     const cap = opts.maxDurationS === undefined ? undefined : setTimeout(() => instance.stop(), opts.maxDurationS * 1000);
     instance.on('response', (_client, status, _bytes, responseTime) => {
       if (status >= 200 && status < 300) times.push(responseTime);
+    });
+  });
+}
+
+/** wrk (https://github.com/wg/wrk) on PATH, or undefined. */
+export function wrkPath(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = join(dir || '.', 'wrk');
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+const luaString = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+
+/**
+ * The same load as `load()` from wrk, a separate C process with one thread (about a quarter of
+ * autocannon's CPU per request on the reference machine), for `duration` seconds. Latency is wrk's
+ * (from its histogram, microseconds). `loadgenCpuS`: the CPU wrk used (user + system, from the
+ * shell's `times`), which the caller adds to the load generator's share: wrk is not this process.
+ * wrk counts answers of 400 and above as errors (`non2xx` here) and every other answer as ok.
+ */
+export function loadWrk(opts: LoadOptions & { duration: number }): Promise<LoadResult & { loadgenCpuS: number }> {
+  const wrk = wrkPath();
+  if (!wrk) return Promise.reject(new Error('wrk is not on PATH (Debian: apt-get install wrk)'));
+  const dir = mkdtempSync(join(tmpdir(), 'herald-wrk-'));
+  const script = join(dir, 'post.lua');
+  const headers = { 'content-type': 'application/json', ...opts.headers };
+  const lua = [
+    'wrk.method = "POST"',
+    `wrk.body = ${luaString(opts.body)}`,
+    ...Object.entries(headers).map(([k, v]) => `wrk.headers[${luaString(k)}] = ${luaString(v)}`),
+    'done = function(s, latency, requests)',
+    '  io.stderr:write(string.format(\'WRK {"requests":%d,"durationUs":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%f}\\n\',',
+    '    s.requests, s.duration, s.errors.connect, s.errors.read, s.errors.write, s.errors.status, s.errors.timeout,',
+    '    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))',
+    'end',
+  ].join('\n');
+  writeFileSync(script, lua);
+  const args = ['-t1', `-c${opts.connections}`, `-d${opts.duration}s`, '--timeout', '30s', '-s', script, opts.url];
+  // `times` prints the shell's CPU, then its children's: wrk's.
+  const child = spawn('sh', ['-c', '"$@" >/dev/null; s=$?; times >&2; exit $s', 'sh', wrk, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      rmSync(dir, { recursive: true, force: true });
+      const m = /^WRK (.*)$/m.exec(err);
+      const times = [...err.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)].at(-1);
+      if (code !== 0 || !m || !times) return reject(new Error(`wrk failed (exit ${code}): ${err.slice(0, 500)}`));
+      const r = JSON.parse(m[1]!) as Record<string, number>;
+      const durationS = r.durationUs! / 1e6;
+      const errors = r.connect! + r.read! + r.write!;
+      const ok = r.requests! - r.status!;
+      const ms = (us: number) => round(us / 1000, 2);
+      resolve({
+        connections: opts.connections,
+        durationS: round(durationS, 3),
+        ok,
+        non2xx: r.status!,
+        errors,
+        timeouts: r.timeout!,
+        statusCodes: {},
+        rps: round(ok / durationS, 1),
+        latencyMs: { p50: ms(r.p50!), p90: ms(r.p90!), p99: ms(r.p99!), p999: ms(r.p999!), max: ms(r.max!), mean: ms(r.mean!) },
+        loadgenCpuS: Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4]),
+      });
     });
   });
 }

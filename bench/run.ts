@@ -9,6 +9,7 @@
 //   other flags: --duration S --warmup S --connections C --n N --concurrency 16,64,256
 //                --mixed-concurrency C --only receiver,accept,e2e,pg --out FILE --keep
 //                --accept-rounds R (bare and Herald --role api measured alternately R times; median ratio)
+//                --loadgen autocannon|wrk (the accept phase's load generator; wrk must be on PATH)
 //   pg phase:    --pg-parts accept,e2e,queue --pg-n N --pg-workers 1,2,4 --pg-concurrency C
 //                --queue-n N --queue-enqueue-batch B --queue-in-flight F --queue-batch B
 //                --queue-consumers C --queue-pool P --queue-libs herald,pgboss,bullmq --queue-rounds R
@@ -37,6 +38,7 @@ import {
   jsonLine,
   killChildren,
   load,
+  loadWrk,
   machineInfo,
   ROOT,
   round,
@@ -76,6 +78,7 @@ const { values: flags } = parseArgs({
     'queue-rounds': { type: 'string' },
     'queue-cold': { type: 'boolean', default: false },
     'accept-rounds': { type: 'string' },
+    loadgen: { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -92,6 +95,8 @@ const params = {
   e2eConcurrency: (flags.concurrency ?? (quick ? '64' : flags.profile ? '64' : '16,64,256')).split(',').map(Number),
   mixedConcurrency: Number(flags['mixed-concurrency'] ?? 128),
   acceptRounds: Math.max(1, Number(flags['accept-rounds'] ?? 1)),
+  // The accept ratio's load generator: autocannon (in this process) or wrk (a C process).
+  loadgen: (flags.loadgen ?? 'autocannon') as 'autocannon' | 'wrk',
   // Time caps that keep a whole run under 5 minutes on a slow or busy machine. A capped pre-load
   // delivers what it stored; a capped e2e run reports the rate it reached, marked incomplete.
   preloadCapS: quick ? 15 : 25,
@@ -119,6 +124,7 @@ const params = {
 };
 for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !(v > 0)) throw new Error(`bad --${k}: ${v}`);
 if (params.e2eConcurrency.some((c) => !(c >= 1 && c <= 4096))) throw new Error('bad --concurrency');
+if (params.loadgen !== 'autocannon' && params.loadgen !== 'wrk') throw new Error(`bad --loadgen: ${params.loadgen} (autocannon or wrk)`);
 
 // The pg phase (bench/pg-phase.ts). The queue workload is the same for Herald, pg-boss and BullMQ.
 const pgParams: PgParams = {
@@ -280,13 +286,26 @@ interface AcceptRun {
   cpu: CpuReport;
 }
 
+/** The accept measurements' load, from the chosen load generator (--loadgen). */
+const acceptLoad = (url: string, duration: number): Promise<LoadResult | (LoadResult & { loadgenCpuS: number })> =>
+  params.loadgen === 'wrk' ? loadWrk({ ...loadOpts(url), duration }) : load({ ...loadOpts(url), duration });
+
+/** wrk runs in a child of a shell, not in this process: its CPU moves from "other" to the load generator. */
+function countLoadgen(cpu: CpuReport, measured: LoadResult | (LoadResult & { loadgenCpuS: number })): void {
+  if (!('loadgenCpuS' in measured)) return;
+  const cores = measured.loadgenCpuS / cpu.wallS;
+  cpu.processes.loadgen = round(cpu.processes.loadgen! + cores, 2);
+  cpu.otherBusyCores = round(Math.max(0, cpu.otherBusyCores - cores), 2);
+}
+
 async function acceptRun(label: string, url: string, procs: Child[], herald?: HeraldProc): Promise<AcceptRun> {
-  const warmup = await load({ ...loadOpts(url), duration: params.warmupS });
+  const warmup = await acceptLoad(url, params.warmupS);
   const meter = cpuMeter(procs);
   const t0 = wallMs();
-  const measured = await load({ ...loadOpts(url), duration: params.durationS });
+  const measured = await acceptLoad(url, params.durationS);
   if (herald) markWindow(herald, t0, wallMs());
   const cpu = meter.stop();
+  countLoadgen(cpu, measured);
   checkLoad(label, measured);
   log(`${label}: ${measured.rps} req/s, p50 ${measured.latencyMs.p50} ms, p99 ${measured.latencyMs.p99} ms (other load ${cpu.otherBusyCores} cores)`);
   return { label, warmup, measured, cpu };
@@ -385,17 +404,18 @@ async function mixedRun(receiverUrl: string, receiver: Child) {
   await putRecipient(h, receiverUrl);
   await receiverReset(receiverUrl);
   const t0 = wallMs();
-  const warmup = await load({ ...loadOpts(h.url), duration: params.warmupS });
+  const warmup = await acceptLoad(h.url, params.warmupS);
   const before = await receiverCount(receiverUrl);
   const meter = cpuMeter([h.child, receiver]);
   const tm0 = wallMs();
-  const measured = await load({ ...loadOpts(h.url), duration: params.durationS });
+  const measured = await acceptLoad(h.url, params.durationS);
   const tm1 = wallMs();
   markWindow(h, tm0, tm1);
   const after = await receiverCount(receiverUrl);
   const cpu = meter.stop();
+  countLoadgen(cpu, measured);
   checkLoad('herald api+worker', measured);
-  // Requests in flight when autocannon stopped are still committed; count what Herald accepted.
+  // Requests in flight when the load generator stopped are still committed; count what Herald accepted.
   await sleep(300);
   const accepted = await acceptedTotal(h.url);
   const drained = await waitForCount(receiverUrl, accepted, params.drainCapS);
@@ -502,7 +522,7 @@ function report(r: Results): string {
   const lines: string[] = [];
   if (r.accept) {
     const a = r.accept;
-    lines.push(`Accept: POST /v1/notifications, ${params.connections} connections, ${params.durationS} s after a ${params.warmupS} s warm-up, durable (WAL, synchronous=FULL)`);
+    lines.push(`Accept: POST /v1/notifications, ${params.connections} connections, ${params.durationS} s after a ${params.warmupS} s warm-up, durable (WAL, synchronous=FULL), load from ${params.loadgen}`);
     const row = (run: AcceptRun, ratio?: number) => {
       const serverCores = run.cpu.processes[Object.keys(run.cpu.processes).find((k) => k !== 'loadgen' && k !== 'receiver')!];
       return [
@@ -526,9 +546,9 @@ function report(r: Results): string {
     lines.push(table(['server', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'x bare', 'server cores', 'req/core-s', 'loadgen cores', 'other cores'], rows));
     const st = a.heraldApi.stored;
     lines.push(
-      `  herald --role api stored ${st.notifications} notifications for ${st.answered202} answers 202 seen by autocannon ` +
+      `  herald --role api stored ${st.notifications} notifications for ${st.answered202} answers 202 seen by ${params.loadgen} ` +
         (st.notifications >= st.answered202
-          ? `(ok: the ${st.notifications - st.answered202} extra were in flight when autocannon stopped, at most ${2 * params.connections})`
+          ? `(ok: the ${st.notifications - st.answered202} extra were in flight when ${params.loadgen} stopped, at most ${2 * params.connections})`
           : '(MISSING ROWS: a 202 was answered for a notification that is not stored)'),
     );
     {
