@@ -3,7 +3,7 @@
 // small statistics. Everything here talks to 127.0.0.1 only.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +157,26 @@ export function processCpuS(pid: number): number {
   }
 }
 
+/** CPU seconds of each thread of a process, summed by thread name (MainThread, WorkerThread, V8Worker, …). */
+export function threadsCpuS(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+      } catch {
+        // the thread exited
+      }
+    }
+  } catch {
+    // the process exited
+  }
+  return out;
+}
+
 function systemCpu(): { busy: number; iowait: number; total: number } {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -177,6 +197,8 @@ export interface CpuReport {
   iowaitCores: number;
   /** Cores used by each of our processes; `loadgen` is this process (autocannon, polling). */
   processes: Record<string, number>;
+  /** Per process, cores used by its threads, by thread name (threads that started or ended during the window count from when they were seen). */
+  threads: Record<string, Record<string, number>>;
 }
 
 export function cpuMeter(procs: Child[]): { stop(): CpuReport } {
@@ -184,8 +206,10 @@ export function cpuMeter(procs: Child[]): { stop(): CpuReport } {
   const sys0 = systemCpu();
   const self0 = process.cpuUsage();
   const p0 = procs.map((c) => processCpuS(c.pid));
+  const t0s = procs.map((c) => threadsCpuS(c.pid));
   return {
     stop() {
+      const threads: Record<string, Record<string, number>> = {};
       const wallS = (performance.now() - t0) / 1000;
       const sys1 = systemCpu();
       const self = process.cpuUsage(self0);
@@ -197,6 +221,8 @@ export function cpuMeter(procs: Child[]): { stop(): CpuReport } {
           processes[c.name] = round(used / wallS, 2);
           ours += used;
         }
+        const t1 = threadsCpuS(c.pid);
+        threads[c.name] = Object.fromEntries(Object.entries(t1).map(([name, s]) => [name, round((s - (t0s[i]![name] ?? 0)) / wallS, 3)]));
       });
       const busy = sys1.busy - sys0.busy;
       return {
@@ -205,6 +231,7 @@ export function cpuMeter(procs: Child[]): { stop(): CpuReport } {
         otherBusyCores: round(Math.max(0, busy - ours) / wallS, 2),
         iowaitCores: round((sys1.iowait - sys0.iowait) / wallS, 2),
         processes,
+        threads,
       };
     },
   };

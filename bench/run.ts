@@ -518,6 +518,18 @@ type Results = {
   pg?: Awaited<ReturnType<typeof pgPhase>>;
 };
 
+/** Where a run's CPU went per request: the server's threads by role, and the load generator. */
+function cpuPerRequest(run: AcceptRun): string {
+  const us = (cores: number) => fmt((cores / run.measured.rps) * 1e6, 1);
+  const server = Object.keys(run.cpu.threads)[0];
+  const threads = server ? run.cpu.threads[server]! : {};
+  const role = (name: string) => (name === 'MainThread' ? 'event loop' : name === 'WorkerThread' ? 'worker thread (SQLite writer)' : name === 'V8Worker' ? 'V8 helpers (GC, compiler)' : 'other');
+  const byRole: Record<string, number> = {};
+  for (const [name, cores] of Object.entries(threads)) byRole[role(name)] = (byRole[role(name)] ?? 0) + cores;
+  const parts = Object.entries(byRole).filter(([, c]) => c > 0).sort((x, y) => y[1] - x[1]).map(([r, c]) => `${r} ${us(c)}`);
+  return `${run.label}: ${parts.join(', ')}; load generator ${us(run.cpu.processes.loadgen ?? NaN)}`;
+}
+
 function report(r: Results): string {
   const lines: string[] = [];
   if (r.accept) {
@@ -544,6 +556,7 @@ function report(r: Results): string {
     const rows = [row(a.bare), row(a.heraldApi, a.ratio.heraldApiOverBare)];
     rows.push(row(a.heraldApiWorker.accept, a.ratio.heraldApiWorkerOverBare));
     lines.push(table(['server', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'x bare', 'server cores', 'req/core-s', 'loadgen cores', 'other cores'], rows));
+    lines.push(`CPU per request, µs (a thread's cores / req/s): ${[a.bare, a.heraldApi].map(cpuPerRequest).join('; ')}`);
     const st = a.heraldApi.stored;
     lines.push(
       `  herald --role api stored ${st.notifications} notifications for ${st.answered202} answers 202 seen by ${params.loadgen} ` +
