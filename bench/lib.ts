@@ -357,8 +357,9 @@ export function wrkPath(): string | undefined {
 const luaString = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 
 /**
- * The same load as `load()` from wrk, a separate C process with one thread (about a quarter of
- * autocannon's CPU per request on the reference machine), for `duration` seconds. Latency is wrk's
+ * The same load as `load()` from wrk, a separate C process with one thread, for `duration`
+ * seconds: a second opinion on the accept ratio from a load generator that shares nothing with
+ * Node (on the reference machine it cost about as much CPU per request as autocannon). Latency is wrk's
  * (from its histogram, microseconds). `loadgenCpuS`: the CPU wrk used (user + system, from the
  * shell's `times`), which the caller adds to the load generator's share: wrk is not this process.
  * wrk counts answers of 400 and above as errors (`non2xx` here) and every other answer as ok.
