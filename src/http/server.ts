@@ -139,27 +139,39 @@ export async function buildServer(services: Services): Promise<Api> {
   // Only JSON bodies: Fastify's default text/plain parser would hand a string to the schema (422
   // "must be object") where the right answer is 415.
   app.removeContentTypeParser('text/plain');
-  // One hook for every request: the request id header, and bodies are read as they come (a
-  // compressed one would be parsed as garbage (400) or, worse, a plain one labelled as compressed
-  // accepted: say what is wrong instead).
+  // One hook for every request: the request id header, no NUL in the URL, and bodies are read as
+  // they come (a compressed one would be parsed as garbage (400) or, worse, a plain one labelled as
+  // compressed accepted: say what is wrong instead).
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // A NUL in a path segment or query value: no id or filter can contain one (PostgreSQL text cannot).
+    if (request.url.includes('%00')) return done(new Problem('malformed_request', 'The URL contains an encoded NUL character (%00)'));
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
       return done(new Problem('unsupported_media_type', `Content-Encoding "${encoding}" is not supported; send the body uncompressed`));
     }
     done();
   });
-  // JSON bodies: Fastify's parser (proto and constructor poisoning refused), then the depth limit.
+  // JSON bodies: Fastify's parser (proto and constructor poisoning refused), then the depth limit,
+  // then no NUL character in any string: PostgreSQL text cannot hold one, and a body refused only
+  // by the store would fail with the group commit it joined.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     parseJson(request, body as string, (err: Error | null, value?: unknown) => {
       if (err) return done(err, undefined);
       const tooDeep = pathTooDeep(value, MAX_BODY_DEPTH);
-      if (tooDeep === undefined) return done(null, value);
-      const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
-      done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }), undefined);
+      if (tooDeep !== undefined) {
+        const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
+        return done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }), undefined);
+      }
+      // A NUL can only arrive as the escape \u0000 (JSON allows no raw control characters in strings).
+      const nul = (body as string).includes('\\u0000') ? nulPath(value, 'body') : undefined;
+      if (nul !== undefined) {
+        const errors = [{ path: nul.path, message: `${nul.inKey ? 'has a property name that contains' : 'contains'} a NUL character (U+0000), which cannot be stored` }];
+        return done(new Problem('validation_failed', `${errors[0]!.path} ${errors[0]!.message}`, { errors }), undefined);
+      }
+      done(null, value);
     });
   });
   // Request latency per route: each route gets its own onResponse hook with its path bound (the
@@ -356,6 +368,29 @@ class LazyChildLogger {
  * The top-level field (body.data…) holding a value nested more than `max` levels deep, or
  * undefined. Iterative, so hostile input cannot overflow the stack here.
  */
+/**
+ * The path of the first string in `value` (depth first, in property order) that contains U+0000,
+ * or of the object with such a property name (inKey); undefined if there is none. `value` has been
+ * checked by pathTooDeep, so recursion is bounded.
+ */
+function nulPath(value: unknown, path: string): { path: string; inKey: boolean } | undefined {
+  if (typeof value === 'string') return value.includes('\0') ? { path, inKey: false } : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nulPath(value[i], `${path}.${i}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes('\0')) return { path, inKey: true };
+    const found = nulPath(v, `${path}.${k}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 function pathTooDeep(body: unknown, max: number): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   if (max < 1) return 'body';

@@ -313,9 +313,9 @@ describe('bad input is refused with a problem', () => {
     const body = {
       to: 'alice',
       kind: 'a.b-c_d',
-      title: "NUL\u0000 ' OR '1'='1; DROP TABLE notifications;-- 😀",
+      title: "' OR '1'='1; DROP TABLE notifications;-- 😀 \\u0000 (as text)",
       body: '__proto__ constructor <script>alert(1)</script> \u202e\u200b',
-      data: { 'constructor': 'plain', toString: 'x', 'a.b': ["'; --", null, 1e308, -0, { nested: '\u0000' }] },
+      data: { 'constructor': 'plain', toString: 'x', 'a.b': ["'; --", null, 1e308, -0, { nested: '\u0001\u001f' }] },
       metadata: { hasOwnProperty: 1, '': 'empty key', "k'); --": 'v' },
     };
     const r = await send(h, body);
@@ -328,6 +328,21 @@ describe('bad input is refused with a problem', () => {
     assert.deepEqual(got.body.data, JSON.parse(JSON.stringify(body.data)));
     assert.deepEqual(got.body.metadata, body.metadata);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('refuses a NUL character anywhere in a JSON body (no store keeps one everywhere), naming where', async () => {
+    for (const [body, path] of [
+      [{ to: 'alice', title: 'NUL\u0000' }, 'body.title'],
+      [{ to: 'alice', title: 'T', data: { a: [1, { nested: '\u0000' }] } }, 'body.data.a.1.nested'],
+    ] as const) {
+      const r = await h.api('POST', SEND, body);
+      assert.equal(r.status, 422, r.text);
+      assert.equal(r.body.code, 'validation_failed');
+      assert.equal(r.body.errors[0].path, path);
+    }
+    const key = await h.api('POST', SEND, { to: 'alice', title: 'T', metadata: { 'k\u0000': 1 } });
+    assert.equal(key.status, 422, key.text);
+    assert.deepEqual(key.body.errors, [{ path: 'body.metadata', message: 'has a property name that contains a NUL character (U+0000), which cannot be stored' }]);
   });
 
   it('stays healthy: ready, and a valid send still works', async () => {

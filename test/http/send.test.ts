@@ -67,5 +67,32 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const reused = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Different' }, headers);
       assert.equal(reused.status, 422);
     });
+
+    it('refuses a NUL character (PostgreSQL cannot store one) on every store alike: in text as a 422 naming the field, in the URL as a 400; sends alongside still go through', async () => {
+      const [bad, good] = await Promise.all([
+        h.api('POST', '/v1/notifications', { to: 'alice', title: 'nul \u0000 here', body: 'B' }),
+        h.api('POST', '/v1/notifications', { to: 'alice', title: 'fine', body: 'B' }),
+      ]);
+      assert.equal(bad.status, 422, bad.text);
+      assert.equal(bad.body.code, 'validation_failed');
+      assert.deepEqual(bad.body.errors, [{ path: 'body.title', message: 'contains a NUL character (U+0000), which cannot be stored' }]);
+      assert.equal(good.status, 202, good.text);
+      const nested = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'T', data: { list: ['ok', 'a\u0000'] } });
+      assert.equal(nested.status, 422, nested.text);
+      assert.equal(nested.body.errors[0].path, 'body.data.list.1');
+      const put = await h.api('PUT', '/v1/recipients/nul', { name: 'x\u0000y' });
+      assert.equal(put.status, 422, put.text);
+      // The text "\u0000" (an escaped backslash, then "u0000") is no NUL.
+      const text = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'the escape \\u0000 as text' });
+      assert.equal(text.status, 202, text.text);
+      // Nor in the URL: a path segment or query value with %00 is a 400 before any route looks it up.
+      for (const path of ['/v1/notifications/ntf_%00', '/v1/audit?action=a%00', '/v1/recipients/a%00b']) {
+        const r = await h.api('GET', path);
+        assert.equal(r.status, 400, `${path}: ${r.text}`);
+        assert.equal(r.body.code, 'malformed_request');
+      }
+      const ready = await h.api('GET', '/healthz/ready');
+      assert.equal(ready.status, 200);
+    });
   });
 }
