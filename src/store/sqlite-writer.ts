@@ -1,7 +1,7 @@
 // The SQLite accept writer: a worker thread with its own connection that performs accept batches
 // (sqlite-accept.ts), so their inserts and fsync run on another core while the event loop keeps
-// serving HTTP. Messages: {id, items} in; {id, outcomes} or {id, error} out. Batches that arrive
-// while a transaction commits are merged into the next one.
+// serving HTTP. Messages: {id, batch} (a PackedBatch) in; {id, outcomes} or {id, error} out.
+// Batches that arrive while a transaction commits are merged into the next one.
 //
 // Main-thread side: SqliteWriter.write(items) resolves with the outcomes once the batch is
 // committed. If the thread dies, its pending writes reject (those requests get an error, never a
@@ -10,7 +10,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
 import type { AcceptItem, AcceptOutcome } from './adapter.ts';
-import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
+import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
 
 /** How often the thread checkpoints the WAL, and the WAL size at which a commit does it anyway. */
 export const CHECKPOINT_INTERVAL_MS = 1000;
@@ -19,8 +19,8 @@ const BACKSTOP_CHECKPOINT_PAGES = 20_000;
 /** Items one transaction of the thread takes at most, merging queued batches. */
 export const MERGE_ITEMS = 1024;
 
-/** Items travel packed (PackedItem) as one JSON string: cheaper to pass between threads than a cloned object graph. */
-type Request = { id: number; items: string };
+/** Items travel packed (PackedBatch): a few JSON strings, cheaper to pass between threads than a cloned object graph. */
+type Request = { id: number; batch: PackedBatch };
 type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
@@ -47,24 +47,16 @@ if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)
   // reply. If the merged transaction fails, every batch in it fails.
   port.on('message', (first: Request) => {
     const requests = [first];
-    const batches = [JSON.parse(first.items) as PackedItem[]];
-    let count = batches[0]!.length;
+    let count = first.batch.count;
     while (count < MERGE_ITEMS) {
       const next = receiveMessageOnPort(port)?.message as Request | undefined;
       if (!next) break;
-      const items = JSON.parse(next.items) as PackedItem[];
       requests.push(next);
-      batches.push(items);
-      count += items.length;
+      count += next.batch.count;
     }
     try {
-      const outcomes = write(batches.length === 1 ? batches[0]! : batches.flat());
-      let at = 0;
-      requests.forEach((r, i) => {
-        const n = batches[i]!.length;
-        port.postMessage({ id: r.id, outcomes: outcomes.slice(at, at + n) } satisfies Reply);
-        at += n;
-      });
+      const outcomes = write(requests.map((r) => r.batch));
+      requests.forEach((r, i) => port.postMessage({ id: r.id, outcomes: outcomes[i]! } satisfies Reply));
     } catch (err) {
       const e = err as { message: string; code?: string };
       const error = { message: e.message, ...(e.code !== undefined && { code: e.code }) };
@@ -129,7 +121,7 @@ export class SqliteWriter {
     const id = this.#next++;
     return new Promise<AcceptOutcome[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, items: JSON.stringify(items.map(packItem)) } satisfies Request);
+      this.#worker!.postMessage({ id, batch: packBatch(items) } satisfies Request);
     });
   }
 

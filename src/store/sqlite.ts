@@ -20,7 +20,7 @@ import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS
 import { migrationProvider } from './migrations/index.ts';
 import { deliveryRange, LEGACY_DELIVERY_PREDICATE } from './delivery-keys.ts';
 import { Mutex } from './mutex.ts';
-import { configureConnection, packItem, prepareAcceptWrite, type PackedItem } from './sqlite-accept.ts';
+import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
 import { MERGE_ITEMS, SqliteWriter } from './sqlite-writer.ts';
 import type { Database } from './schema.ts';
 
@@ -45,7 +45,7 @@ export class SqliteAdapter implements StoreAdapter {
   readonly acceptBatching: { maxBatch: number; maxInFlight: number };
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
   /** The accept write on the main connection, when there is no writer thread. */
-  #acceptInline: ((items: PackedItem[]) => AcceptOutcome[]) | undefined;
+  #acceptInline: ((batches: PackedBatch[]) => AcceptOutcome[][]) | undefined;
 
   /**
    * `writerThread` (default: true for a file, false for ':memory:', which another connection
@@ -220,7 +220,7 @@ export class SqliteAdapter implements StoreAdapter {
     if (this.#writer) return this.#writer.write(items);
     const write = this.#acceptInline;
     if (!write) throw new Error('store not migrated');
-    return this.#lock.run(() => write(items.map(packItem)));
+    return this.#lock.run(() => write([packBatch(items)])[0]!);
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {

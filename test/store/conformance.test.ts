@@ -204,6 +204,34 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
       assert.deepEqual(await store.acceptBatch([]), []);
     });
 
+    it('acceptBatch stores text as sent: quotes, backslashes, escapes as text, JSON in JSON, astral characters; a lone surrogate becomes U+FFFD', async () => {
+      const ch = uniq('ch');
+      const hostile = [
+        'plain', '"quoted" \'single\'', 'back\\slash \\\\ double', '\\ud800 is text, not an escape', '\\\\\\ud83d odd run', '{"json": [1, "two"]}',
+        'tab\tnew\nline\r \u0001 \u001f \u007f controls', 'emoji 😀 and 한국어 and \u2028\u2029', '',
+      ];
+      const items = hostile.map((text, n) => {
+        const it = item(ch, ['r']);
+        it.notification.title = text;
+        it.notification.body = `${n}: ${text}`;
+        it.notification.data = JSON.stringify({ text, lone: 'a\ud800b' });
+        return it;
+      });
+      const lone = item(ch, ['r']);
+      lone.notification.title = 'a\ud800b\udc00c\ud83d\ude00d';
+      items.push(lone);
+      assert.deepEqual(await store.acceptBatch(items), items.map(() => 'ok'));
+      const rows = await store.db.selectFrom('notifications').select(['id', 'title', 'body', 'data']).where('id', 'in', items.map((i) => i.notification.id)).execute();
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      hostile.forEach((text, n) => {
+        const row = byId.get(items[n]!.notification.id)!;
+        assert.equal(row.title, text);
+        assert.equal(row.body, `${n}: ${text}`);
+        assert.equal(row.data, items[n]!.notification.data, 'JSON text with its own escapes is stored verbatim');
+      });
+      assert.equal(byId.get(lone.notification.id)!.title, 'a\ufffdb\ufffdc\ud83d\ude00d');
+    });
+
     it('acceptBatch: an item whose key is taken writes nothing, the rest of the batch commits', async () => {
       const ch = uniq('ch');
       const [k1, k2, k3] = [uniq('k'), uniq('k'), uniq('k')];
