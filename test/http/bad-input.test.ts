@@ -1,11 +1,13 @@
 // Bad input never gets past the API: every case below is answered with a 4xx
 // application/problem+json carrying a stable `code`, the server stays healthy afterwards, and no
-// rejected send leaves anything behind in the store.
+// rejected send leaves anything behind in the store. On each store: SQLite in a temporary data dir,
+// and PostgreSQL with DATABASE_URL on a fresh schema (a store can refuse what the other keeps).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { request, startHerald, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
+import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 type Who = 'admin' | 'read' | 'none' | { authorization: string };
@@ -218,11 +220,19 @@ const cases: Case[] = [
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
 ];
 
-describe('bad input is refused with a problem', () => {
+for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is refused with a problem (${dialect})`, () => {
   let h: TestHerald;
   let small: TestHerald;
   let rx: Receiver;
   let readKey: string;
+  const schemas: TestSchema[] = [];
+  /** A Herald on this suite's store: on PostgreSQL, each on a fresh schema of its own. */
+  const start = async (env: Record<string, string> = {}) => {
+    if (dialect === 'sqlite') return startHerald(env);
+    const db = await freshSchema();
+    schemas.push(db);
+    return startHerald({ ...env, DATABASE_URL: db.url });
+  };
   /** Ids of every notification this suite expects to exist. */
   const accepted: string[] = [];
   const acceptedSmall: string[] = [];
@@ -235,8 +245,8 @@ describe('bad input is refused with a problem', () => {
 
   before(async () => {
     rx = await startReceiver();
-    h = await startHerald();
-    small = await startHerald({ HERALD_BODY_LIMIT: '2048' });
+    h = await start();
+    small = await start({ HERALD_BODY_LIMIT: '2048' });
     for (const s of [h, small]) {
       assert.equal((await s.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } })).status, 200);
       assert.equal((await s.api('PUT', '/v1/recipients/bob', { name: 'Bob, no address' })).status, 200);
@@ -252,6 +262,7 @@ describe('bad input is refused with a problem', () => {
     await h?.stop();
     await small?.stop();
     await rx?.close();
+    for (const db of schemas) await db.drop();
   });
 
   for (const c of cases) {
@@ -277,7 +288,7 @@ describe('bad input is refused with a problem', () => {
         for (const e of r.body.errors) assert.equal(typeof e.message, 'string');
       }
       // A server fault's message is never echoed; nothing here may look like one.
-      assert.doesNotMatch(r.text, /stack|RangeError|TypeError|SQLITE/i);
+      assert.doesNotMatch(r.text, /stack|RangeError|TypeError|SQLITE|violates|syntax error/i);
       c.check?.(r);
     });
   }

@@ -1,10 +1,12 @@
 // Property: whatever is POSTed to /v1/notifications, the answer is 202, 400, 409, 413, 415 or 422,
-// never a server fault; refusals are problem+json with a code; every 202 is retrievable.
+// never a server fault; refusals are problem+json with a code; every 202 is retrievable. On each
+// store: SQLite in a temporary data dir, and PostgreSQL with DATABASE_URL on a fresh schema.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { request, startHerald, type TestHerald } from '../helpers/herald.ts';
+import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 const SEND = '/v1/notifications';
@@ -120,7 +122,15 @@ function assertValidSend(b: Record<string, unknown>): void {
   assert.ok(String(b.title ?? '').trim() !== '' || String(b.body ?? '').trim() !== '', 'a title or a body');
   assert.ok(b.kind === undefined || (typeof b.kind === 'string' && /^[a-z0-9][a-z0-9_.-]{0,63}$/.test(b.kind)), 'kind');
   assert.ok(depth(b) <= 64, 'the body nests at most 64 levels deep');
+  assert.ok(!hasNul(b), 'no NUL character in any string or property name');
   assert.ok(b.metadata === undefined || (typeof b.metadata === 'object' && b.metadata !== null && !Array.isArray(b.metadata) && Object.keys(b.metadata).every((k) => k.length <= 100)), 'metadata keys of at most 100 characters');
+}
+
+/** Whether a string or property name anywhere in a JSON value contains U+0000. */
+function hasNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\0');
+  if (v === null || typeof v !== 'object') return false;
+  return Object.entries(v).some(([k, x]) => k.includes('\0') || hasNul(x));
 }
 
 /** Nesting depth of a JSON value (a scalar is 0), computed without recursion. */
@@ -136,13 +146,15 @@ function depth(v: unknown): number {
   return max;
 }
 
-describe('fuzzing the send schema', () => {
+for (const dialect of ['sqlite', 'postgres'] as const) describe(`fuzzing the send schema (${dialect})`, () => {
   let h: TestHerald;
   let rx: Receiver;
+  let db: TestSchema | undefined;
 
   before(async () => {
     rx = await startReceiver();
-    h = await startHerald();
+    if (dialect === 'postgres') db = await freshSchema();
+    h = await startHerald(db ? { DATABASE_URL: db.url } : {});
     for (const id of KNOWN) {
       const body = id === 'no-channel' ? { name: 'nobody reachable' } : { webhook: { url: `${rx.url}/${id}` } };
       assert.equal((await h.api('PUT', `/v1/recipients/${encodeURIComponent(id)}`, body)).status, 200);
@@ -152,6 +164,7 @@ describe('fuzzing the send schema', () => {
   after(async () => {
     await h?.stop();
     await rx?.close();
+    await db?.drop();
   });
 
   it('never answers 5xx; refusals are problems; every 202 is retrievable', async (t) => {
