@@ -54,6 +54,9 @@ const VariantView = Type.Object({
   subject: Type.Optional(Type.String()),
 });
 
+/** Version numbers a request can name: the store keeps versions as 32-bit integers. */
+const VERSION_RANGE = { minimum: 1, maximum: 2_147_483_647 };
+
 const TemplateView = Type.Object({ key: Type.String(), version: Type.Integer(), variants: Type.Array(VariantView), created_at: Type.String() });
 
 const Params = Type.Object({ key: TemplateKey });
@@ -148,7 +151,7 @@ export function templateRoutes(app: Api, s: Services): void {
         summary: 'Read a template (the latest version, or ?version=n)',
         tags: ['templates'],
         params: Params,
-        querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+        querystring: Type.Object({ version: Type.Optional(Type.Integer(VERSION_RANGE)) }, { additionalProperties: false }),
         response: { 200: TemplateView, ...problems(401, 403, 404, 422) },
       },
     },
@@ -187,7 +190,7 @@ export function templateRoutes(app: Api, s: Services): void {
           {
             locale: Type.Optional(Type.String({ minLength: 1, maxLength: 35, description: "The recipient's locale (default: the workspace default)" })),
             channel: Type.Optional(Channel),
-            version: Type.Optional(Type.Integer({ minimum: 1, description: 'Default: the latest' })),
+            version: Type.Optional(Type.Integer({ ...VERSION_RANGE, description: 'Default: the latest' })),
             data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { default: {} })),
           },
           { additionalProperties: false },

@@ -217,6 +217,8 @@ const cases: Case[] = [
   { name: 'callback with a forged token', method: 'POST', path: '/v1/callbacks/pushover?delivery=dlv_01M80SGJJ90MBTNVTV0KVD1QYY&token=AAAAAAAAAAAAAAAAAAAAAA', body: 'receipt=r&acknowledged=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, who: 'none', status: 403, code: 'invalid_signature' },
   { name: 'callback for an unknown provider', method: 'POST', path: '/v1/callbacks/fcm', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, who: 'none', status: 404, code: 'not_found' },
   { name: 'callback with a JSON body of the wrong shape', method: 'POST', path: '/v1/callbacks/twilio?delivery=dlv_01M80SGJJ90MBTNVTV0KVD1QYY&token=AAAAAAAAAAAAAAAAAAAAAA', body: { MessageSid: 5 }, who: 'none', status: 422, code: 'validation_failed', paths: ['body.MessageSid'] },
+  { name: 'template version beyond a 32-bit integer', method: 'GET', path: '/v1/templates/welcome?version=99999999999', status: 422, code: 'validation_failed', paths: ['querystring.version'] },
+  { name: 'template version 1e308 in a render', method: 'POST', path: '/v1/templates/welcome/render', body: { version: 1e308, data: {} }, status: 422, code: 'validation_failed', paths: ['body.version'] },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
 ];
 
