@@ -20,13 +20,14 @@
 // connection that failed or timed out is discarded, never reused. isUnavailable() tells these
 // failures from the others, and no connection error can crash the process.
 
-import { Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
 import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
 import { migrationProvider } from './migrations/index.ts';
+import { SchemaPostgresDialect } from './pg-introspector.ts';
 import type { Database } from './schema.ts';
 
 /** The NOTIFY channel of delivery wake-ups; the payload is the delivery channel's name. */
@@ -412,7 +413,7 @@ export class PostgresAdapter implements StoreAdapter {
     // (Kysely does not): the query in flight fails with the error, and the connection, marked
     // unqueryable, is discarded when released.
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
-    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingPool(this.#pool) }) });
+    this.db = new Kysely<Database>({ dialect: new SchemaPostgresDialect({ pool: discardingPool(this.#pool) }, schema) });
   }
 
   /**
@@ -433,7 +434,7 @@ export class PostgresAdapter implements StoreAdapter {
     const pool = new pg.Pool({ ...this.#clientConfig, max: 1 });
     pool.on('error', () => undefined);
     pool.on('connect', (client) => client.on('error', () => undefined));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new SchemaPostgresDialect({ pool }, schema) });
     try {
       const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema }).migrateToLatest();
       if (error) throw error;
