@@ -365,10 +365,6 @@ class LazyChildLogger {
 }
 
 /**
- * The top-level field (body.data…) holding a value nested more than `max` levels deep, or
- * undefined. Iterative, so hostile input cannot overflow the stack here.
- */
-/**
  * The path of the first string in `value` (depth first, in property order) that contains U+0000,
  * or of the object with such a property name (inKey); undefined if there is none. `value` has been
  * checked by pathTooDeep, so recursion is bounded.
@@ -391,6 +387,10 @@ function nulPath(value: unknown, path: string): { path: string; inKey: boolean }
   return undefined;
 }
 
+/**
+ * The top-level field (body.data…) holding a value nested more than `max` levels deep, or
+ * undefined. Iterative, so hostile input cannot overflow the stack here.
+ */
 function pathTooDeep(body: unknown, max: number): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   if (max < 1) return 'body';
