@@ -118,10 +118,12 @@ export class SqliteWriter {
   async write(items: AcceptItem[]): Promise<AcceptOutcome[]> {
     if (this.#closing) throw new SqliteWriterError('the store is closing', 'SQLITE_WRITER_CLOSED');
     await this.start();
+    // Packed before the write is pending: if packing throws, nothing waits for a reply that never comes.
+    const batch = packBatch(items);
     const id = this.#next++;
     return new Promise<AcceptOutcome[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, batch: packBatch(items) } satisfies Request);
+      this.#worker!.postMessage({ id, batch } satisfies Request);
     });
   }
 
