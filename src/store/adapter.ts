@@ -61,6 +61,32 @@ export interface AcceptItem {
  */
 export type AcceptOutcome = 'ok' | 'idempotency_conflict' | 'dedupe_conflict';
 
+/**
+ * The keys a batch's items claim among themselves, before the store decides against what is
+ * already stored: the first item with an idempotency key (per workspace), or with a dedupe key for a
+ * recipient, wins it; a later item wanting one that is taken is refused ('idempotency_conflict' or
+ * 'dedupe_conflict' in `outcomes`, 'ok' otherwise), and a refused item's dedupe keys are not taken.
+ * `idempotency` and `dedupe` map each key taken ("workspace\0key", "workspace\0recipient\0key") to
+ * the index of its item. Both adapters' acceptBatch start with this.
+ */
+export function claimBatchKeys(items: readonly AcceptItem[]): { outcomes: AcceptOutcome[]; idempotency: Map<string, number>; dedupe: Map<string, number> } {
+  const idempotency = new Map<string, number>();
+  const dedupe = new Map<string, number>();
+  const outcomes = items.map((item, i): AcceptOutcome => {
+    const ws = item.notification.workspace_id;
+    if (item.idempotency) {
+      const k = `${ws}\u0000${item.idempotency.key}`;
+      if (idempotency.has(k)) return 'idempotency_conflict';
+      idempotency.set(k, i);
+    }
+    const keys = (item.dedupe?.recipients ?? []).map((r) => `${ws}\u0000${r}\u0000${item.dedupe!.key}`);
+    if (keys.some((k) => dedupe.has(k))) return 'dedupe_conflict';
+    for (const k of keys) dedupe.set(k, i);
+    return 'ok';
+  });
+  return { outcomes, idempotency, dedupe };
+}
+
 /** A claimed delivery with what a channel needs, joined from its notification and recipient. */
 export interface ClaimedDelivery {
   id: string;

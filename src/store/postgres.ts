@@ -24,7 +24,7 @@ import { Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'ky
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { attemptOnRow, claimBatchKeys, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { SchemaPostgresDialect } from './pg-introspector.ts';
@@ -502,25 +502,11 @@ export class PostgresAdapter implements StoreAdapter {
    * notifications and deliveries of the items that got their key (or had none), then COMMIT, which
    * with synchronous_commit on (PostgreSQL's default) returns once the commit is durable. A batch
    * without idempotency keys is a single statement, its own transaction. Within one batch the first
-   * item with a given key wins; later ones are conflicts.
+   * item with a given key wins; later ones are conflicts (claimBatchKeys).
    */
   async acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {
     if (items.length === 0) return [];
-    const keyed = new Map<string, number>(); // "workspace\0key" -> index of the first item with it
-    const deduped = new Map<string, number>(); // "workspace\0recipient\0key" -> index of the first item with it
-    const outcomes: AcceptOutcome[] = items.map((item, i) => {
-      if (item.idempotency) {
-        const k = `${item.notification.workspace_id}\u0000${item.idempotency.key}`;
-        if (keyed.has(k)) return 'idempotency_conflict';
-        keyed.set(k, i);
-      }
-      for (const r of item.dedupe?.recipients ?? []) {
-        const k = `${item.notification.workspace_id}\u0000${r}\u0000${item.dedupe!.key}`;
-        if (deduped.has(k)) return 'dedupe_conflict';
-      }
-      for (const r of item.dedupe?.recipients ?? []) deduped.set(`${item.notification.workspace_id}\u0000${r}\u0000${item.dedupe!.key}`, i);
-      return 'ok';
-    });
+    const { outcomes, idempotency: keyed, dedupe: deduped } = claimBatchKeys(items);
     const fanouts = items.some((it) => it.fanout);
     if (keyed.size === 0 && deduped.size === 0 && !fanouts) {
       await this.#writeAccepted(this.#pool, items);

@@ -1,8 +1,8 @@
 // The SQLite accept write, shared by the writer thread (sqlite-writer.ts) and the inline path.
 //
 // Contract (StoreAdapter.acceptBatch), for a list of batches written in one transaction, in order:
-// per batch (whose items wanting a key an earlier item of the batch has are refused already, see
-// packBatch),
+// per batch (whose items wanting a key an earlier item of the batch has are refused already:
+// claimBatchKeys in adapter.ts),
 //   1. the idempotency records, one statement: a key held by a live record (an earlier batch's or
 //      transaction's) makes its item `idempotency_conflict`;
 //   2. the dedupe keys of the items still in, one statement: an item that did not get every one of
@@ -20,7 +20,7 @@
 // INSERT ... SELECT FROM unnest(arrays).
 
 import type BetterSqlite3 from 'better-sqlite3';
-import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+import { claimBatchKeys, type AcceptItem, type AcceptOutcome } from './adapter.ts';
 import { recipientsOf } from './delivery-keys.ts';
 import type { DeliveriesTable, FanoutsTable, NotificationsTable } from './schema.ts';
 
@@ -86,9 +86,8 @@ function rowsJson(rows: unknown[][]): string {
 const LONE_SURROGATE_ESCAPE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
 
 /**
- * Lays `items` out for the write. Within the batch the first item with an idempotency key, or
- * with a dedupe key for a recipient, wins it; a later item wanting the same is refused here (as the
- * PostgreSQL adapter does), and a refused item's own keys are not counted.
+ * Lays `items` out for the write. Items refused within the batch (claimBatchKeys: a key an earlier
+ * item of the batch has) get no rows.
  */
 export function packBatch(items: AcceptItem[]): PackedBatch {
   const n: unknown[][] = [];
@@ -99,22 +98,12 @@ export function packBatch(items: AcceptItem[]): PackedBatch {
   const k: unknown[][] = [];
   const refused: PackedBatch['refused'] = [];
   const keyed: PackedBatch['keyed'] = [];
-  const idempotencyKeys = new Set<string>();
-  const dedupeKeys = new Set<string>();
+  const { outcomes } = claimBatchKeys(items);
   items.forEach((item, index) => {
+    if (outcomes[index] !== 'ok') return void refused.push([index, outcomes[index]!]);
     const no = item.notification;
     const idem = item.idempotency;
     const dedupe = item.dedupe && item.dedupe.recipients.length > 0 ? item.dedupe : undefined;
-    if (idem) {
-      const key = `${no.workspace_id}\u0000${idem.key}`;
-      if (idempotencyKeys.has(key)) return void refused.push([index, 'idempotency_conflict']);
-      idempotencyKeys.add(key);
-    }
-    if (dedupe) {
-      const keys = dedupe.recipients.map((rc) => `${no.workspace_id}\u0000${rc}\u0000${dedupe.key}`);
-      if (keys.some((key) => dedupeKeys.has(key))) return void refused.push([index, 'dedupe_conflict']);
-      for (const key of keys) dedupeKeys.add(key);
-    }
     const recipients = recipientsOf(item.deliveries);
     n.push(NOTIFICATION_COLUMNS.map((c) => (c === 'recipient_id' ? recipients.recipientId : no[c])));
     for (const x of item.deliveries) d.push(DELIVERY_COLUMNS.map((c) => x[c]));
