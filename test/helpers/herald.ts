@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createHerald, type Herald } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { freshSchema } from './postgres.ts';
 
 export interface TestHerald {
   url: string;
@@ -57,6 +58,23 @@ export async function startHerald(env: Record<string, string> = {}, opts: { data
     async stop(o = {}) {
       await herald.stop();
       if (!o.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * startHerald on `store`: SQLite in its temporary data dir, or PostgreSQL (DATABASE_URL) on a fresh
+ * schema of its own, which stop() drops.
+ */
+export async function startHeraldOn(store: 'sqlite' | 'postgres', env: Record<string, string> = {}): Promise<TestHerald> {
+  if (store === 'sqlite') return startHerald(env);
+  const db = await freshSchema();
+  const h = await startHerald({ ...env, DATABASE_URL: db.url });
+  return {
+    ...h,
+    async stop(o = {}) {
+      await h.stop(o);
+      await db.drop();
     },
   };
 }

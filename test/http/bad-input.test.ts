@@ -6,8 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { request, startHerald, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { request, startHeraldOn, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 type Who = 'admin' | 'read' | 'none' | { authorization: string };
@@ -227,14 +226,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
   let small: TestHerald;
   let rx: Receiver;
   let readKey: string;
-  const schemas: TestSchema[] = [];
-  /** A Herald on this suite's store: on PostgreSQL, each on a fresh schema of its own. */
-  const start = async (env: Record<string, string> = {}) => {
-    if (dialect === 'sqlite') return startHerald(env);
-    const db = await freshSchema();
-    schemas.push(db);
-    return startHerald({ ...env, DATABASE_URL: db.url });
-  };
   /** Ids of every notification this suite expects to exist. */
   const accepted: string[] = [];
   const acceptedSmall: string[] = [];
@@ -247,8 +238,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
 
   before(async () => {
     rx = await startReceiver();
-    h = await start();
-    small = await start({ HERALD_BODY_LIMIT: '2048' });
+    h = await startHeraldOn(dialect);
+    small = await startHeraldOn(dialect, { HERALD_BODY_LIMIT: '2048' });
     for (const s of [h, small]) {
       assert.equal((await s.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } })).status, 200);
       assert.equal((await s.api('PUT', '/v1/recipients/bob', { name: 'Bob, no address' })).status, 200);
@@ -264,7 +255,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
     await h?.stop();
     await small?.stop();
     await rx?.close();
-    for (const db of schemas) await db.drop();
   });
 
   for (const c of cases) {

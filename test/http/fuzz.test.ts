@@ -5,8 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { request, startHerald, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { request, startHeraldOn, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 const SEND = '/v1/notifications';
@@ -149,12 +148,10 @@ function depth(v: unknown): number {
 for (const dialect of ['sqlite', 'postgres'] as const) describe(`fuzzing the send schema (${dialect})`, () => {
   let h: TestHerald;
   let rx: Receiver;
-  let db: TestSchema | undefined;
 
   before(async () => {
     rx = await startReceiver();
-    if (dialect === 'postgres') db = await freshSchema();
-    h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+    h = await startHeraldOn(dialect);
     for (const id of KNOWN) {
       const body = id === 'no-channel' ? { name: 'nobody reachable' } : { webhook: { url: `${rx.url}/${id}` } };
       assert.equal((await h.api('PUT', `/v1/recipients/${encodeURIComponent(id)}`, body)).status, 200);
@@ -164,7 +161,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`fuzzing the sen
   after(async () => {
     await h?.stop();
     await rx?.close();
-    await db?.drop();
   });
 
   it('never answers 5xx; refusals are problems; every 202 is retrievable', async (t) => {

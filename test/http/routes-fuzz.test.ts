@@ -6,8 +6,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, startHerald, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { request, startHeraldOn, type TestHerald } from '../helpers/herald.ts';
 
 /** Raw (already percent-encoded where needed) values for a path segment or a query value. */
 const ODD = [
@@ -25,13 +24,11 @@ interface Operation {
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`odd parameters on every route (${dialect})`, () => {
-    let db: TestSchema | undefined;
     let h: TestHerald;
     let operations: Operation[];
 
     before(async () => {
-      if (dialect === 'postgres') db = await freshSchema();
-      h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+      h = await startHeraldOn(dialect);
       const spec = (await h.api('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>> };
       operations = Object.entries(spec.paths).flatMap(([path, ops]) =>
         Object.entries(ops).map(([method, op]) => ({ method: method.toUpperCase(), path, query: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name) })),
@@ -39,7 +36,6 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
     after(async () => {
       await h?.stop();
-      await db?.drop();
     });
 
     it('never answers 5xx; every refusal is a problem', async (t) => {

@@ -2,25 +2,21 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`scheduling, cancellation and deduplication (${dialect})`, () => {
-    let db: TestSchema | undefined;
     let h: TestHerald;
     let rx: Receiver;
     before(async () => {
-      if (dialect === 'postgres') db = await freshSchema();
-      h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+      h = await startHeraldOn(dialect);
       rx = await startReceiver();
       for (const id of ['ann', 'ben', 'cat']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
     });
     after(async () => {
       await h?.stop();
       await rx?.close();
-      await db?.drop();
     });
 
     const received = (id: string) => rx.received.filter((r) => r.headers['webhook-id'] === id);

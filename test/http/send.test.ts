@@ -3,24 +3,20 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`send a notification to a webhook (${dialect})`, () => {
-    let db: TestSchema | undefined;
     let h: TestHerald;
     let rx: Receiver;
     before(async () => {
-      if (dialect === 'postgres') db = await freshSchema();
-      h = await startHerald(db ? { DATABASE_URL: db.url } : {});
+      h = await startHeraldOn(dialect);
       rx = await startReceiver();
     });
     after(async () => {
       await h?.stop();
       await rx?.close();
-      await db?.drop();
     });
 
     it(`runs on ${dialect}`, () => {
