@@ -79,7 +79,9 @@ export function claimBatchKeys(items: readonly AcceptItem[]): { outcomes: Accept
       if (idempotency.has(k)) return 'idempotency_conflict';
       idempotency.set(k, i);
     }
-    const keys = (item.dedupe?.recipients ?? []).map((r) => `${ws}\u0000${r}\u0000${item.dedupe!.key}`);
+    if (!item.dedupe) return 'ok';
+    const { key, recipients } = item.dedupe;
+    const keys = recipients.map((r) => `${ws}\u0000${r}\u0000${key}`);
     if (keys.some((k) => dedupe.has(k))) return 'dedupe_conflict';
     for (const k of keys) dedupe.set(k, i);
     return 'ok';
