@@ -1,27 +1,47 @@
-// The SQLite accept writer: a worker thread with its own connection that performs accept batches
-// (sqlite-accept.ts), so their inserts and fsync run on another core while the event loop keeps
-// serving HTTP. Messages: {id, batch} (a PackedBatch) in; {id, outcomes} or {id, error} out.
-// Batches that arrive while a transaction commits are merged into the next one.
+// The SQLite writer: a worker thread with its own connection that performs every hot-path write:
+// accept batches (sqlite-accept.ts) and the queue's claims, outcomes and lease releases
+// (sqlite-queue.ts). Their SQLite work, the inserts and the fsync run on another core while the
+// event loop keeps serving HTTP and deliveries, and the event loop never waits for SQLite's write
+// lock (with two connections writing, one would sleep in SQLite's busy handler whenever the other
+// is mid-transaction: a blocked event loop on the main connection).
 //
-// Main-thread side: SqliteWriter.write(items) resolves with the outcomes once the batch is
-// committed. If the thread dies, its pending writes reject (those requests get an error, never a
-// 202) and the next write starts a new thread.
+// Messages in: {id, op: 'accept', batch} (a PackedBatch), {id, op: 'claim', args},
+// {id, op: 'settle', items}, {id, op: 'release', owners, now}. Out: {id, result} or {id, error}.
+// What queued while the thread was busy is taken together (up to MERGE_ITEMS accept items): the
+// accept batches among it are merged into one transaction, one fsync (group commit), then the
+// other operations run in their order of arrival, each its own transaction. An operation's caller
+// waits for its own reply only, so accepts going first reorders nothing anyone observes.
+//
+// Main-thread side: SqliteWriter. If the thread dies, its pending calls reject (those requests get
+// an error, never a 202; a claim's rows come back when their lease ends) and the next call starts
+// a new thread.
 
 import BetterSqlite3 from 'better-sqlite3';
 import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
-import type { AcceptItem, AcceptOutcome } from './adapter.ts';
+import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem } from './adapter.ts';
 import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
+import { prepareQueue } from './sqlite-queue.ts';
 
 /** How often the thread checkpoints the WAL, and the WAL size at which a commit does it anyway. */
 export const CHECKPOINT_INTERVAL_MS = 1000;
 const BACKSTOP_CHECKPOINT_PAGES = 20_000;
 
-/** Items one transaction of the thread takes at most, merging queued batches. */
+/** Accept items one transaction of the thread takes at most, merging queued batches. */
 export const MERGE_ITEMS = 1024;
 
-/** Items travel packed (PackedBatch): a few JSON strings, cheaper to pass between threads than a cloned object graph. */
-type Request = { id: number; batch: PackedBatch };
-type Reply = { id: number; outcomes: AcceptOutcome[] } | { id: number; error: { message: string; code?: string } };
+/** Accept items travel packed (PackedBatch): a few JSON strings, cheaper to pass between threads than a cloned object graph. */
+type Operation =
+  | { op: 'accept'; batch: PackedBatch }
+  | { op: 'claim'; args: [channel: string, owner: string, limit: number, now: number, leaseMs: number] }
+  | { op: 'settle'; items: SettleItem[] }
+  | { op: 'release'; owners: string[]; now: number };
+type Request = Operation & { id: number };
+type Reply = { id: number; result: unknown } | { id: number; error: { message: string; code?: string } };
+
+const errorOf = (err: unknown): { message: string; code?: string } => {
+  const e = err as { message: string; code?: string };
+  return { message: e.message, ...(e.code !== undefined && { code: e.code }) };
+};
 
 if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)?.heraldSqliteWriter) {
   const db = new BetterSqlite3((workerData as { heraldSqliteWriter: string }).heraldSqliteWriter);
@@ -41,26 +61,48 @@ if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)
     }
   }, CHECKPOINT_INTERVAL_MS);
   const write = prepareAcceptWrite(db);
+  const queue = prepareQueue(db);
   const port = parentPort!;
-  // Group commit across requests: the batches that queued up while the previous transaction was
-  // committing are merged into one transaction (up to MERGE_ITEMS items), and each gets its own
-  // reply. If the merged transaction fails, every batch in it fails.
-  port.on('message', (first: Request) => {
-    const requests = [first];
-    let count = first.batch.count;
-    while (count < MERGE_ITEMS) {
-      const next = receiveMessageOnPort(port)?.message as Request | undefined;
-      if (!next) break;
-      requests.push(next);
-      count += next.batch.count;
+  const run = (r: Exclude<Request, { op: 'accept' }>): unknown => {
+    switch (r.op) {
+      case 'claim':
+        return queue.claim(...r.args);
+      case 'settle':
+        return queue.settle(r.items);
+      case 'release':
+        return queue.release(r.owners, r.now);
     }
-    try {
-      const outcomes = write(requests.map((r) => r.batch));
-      requests.forEach((r, i) => port.postMessage({ id: r.id, outcomes: outcomes[i]! } satisfies Reply));
-    } catch (err) {
-      const e = err as { message: string; code?: string };
-      const error = { message: e.message, ...(e.code !== undefined && { code: e.code }) };
-      for (const r of requests) port.postMessage({ id: r.id, error } satisfies Reply);
+  };
+  port.on('message', (first: Request) => {
+    const accepts: Extract<Request, { op: 'accept' }>[] = [];
+    const others: Exclude<Request, { op: 'accept' }>[] = [];
+    let count = 0;
+    for (let r: Request | undefined = first; r; ) {
+      if (r.op === 'accept') {
+        accepts.push(r);
+        count += r.batch.count;
+      } else {
+        others.push(r);
+      }
+      if (count >= MERGE_ITEMS) break;
+      r = receiveMessageOnPort(port)?.message as Request | undefined;
+    }
+    // Group commit: if the merged transaction fails, every batch in it fails.
+    if (accepts.length > 0) {
+      try {
+        const outcomes = write(accepts.map((r) => r.batch));
+        accepts.forEach((r, i) => port.postMessage({ id: r.id, result: outcomes[i]! } satisfies Reply));
+      } catch (err) {
+        const error = errorOf(err);
+        for (const r of accepts) port.postMessage({ id: r.id, error } satisfies Reply);
+      }
+    }
+    for (const r of others) {
+      try {
+        port.postMessage({ id: r.id, result: run(r) } satisfies Reply);
+      } catch (err) {
+        port.postMessage({ id: r.id, error: errorOf(err) } satisfies Reply);
+      }
     }
   });
   port.postMessage({ ready: true });
@@ -81,7 +123,7 @@ export class SqliteWriter {
   #ready: Promise<void> | undefined;
   #next = 1;
   #closing = false;
-  readonly #pending = new Map<number, { resolve: (o: AcceptOutcome[]) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (result: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(path: string) {
     this.#path = path;
@@ -101,7 +143,7 @@ export class SqliteWriter {
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
-      if ('outcomes' in m) p.resolve(m.outcomes);
+      if ('result' in m) p.resolve(m.result);
       else p.reject(new SqliteWriterError(m.error.message, m.error.code));
     });
     worker.on('exit', (code) => {
@@ -116,18 +158,37 @@ export class SqliteWriter {
   }
 
   async write(items: AcceptItem[]): Promise<AcceptOutcome[]> {
+    // Packed before the write is pending: if packing throws, nothing waits for a reply that never comes.
+    return this.#started({ op: 'accept', batch: packBatch(items) }) as Promise<AcceptOutcome[]>;
+  }
+
+  claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    return this.#started({ op: 'claim', args: [channel, owner, limit, now, leaseMs] }) as Promise<ClaimedDelivery[]>;
+  }
+
+  settle(items: SettleItem[]): Promise<number> {
+    return this.#started({ op: 'settle', items }) as Promise<number>;
+  }
+
+  release(owners: string[], now: number): Promise<number> {
+    return this.#started({ op: 'release', owners, now }) as Promise<number>;
+  }
+
+  async #started(op: Operation): Promise<unknown> {
     if (this.#closing) throw new SqliteWriterError('the store is closing', 'SQLITE_WRITER_CLOSED');
     await this.start();
-    // Packed before the write is pending: if packing throws, nothing waits for a reply that never comes.
-    const batch = packBatch(items);
+    return this.#call(op);
+  }
+
+  #call(op: Operation): Promise<unknown> {
     const id = this.#next++;
-    return new Promise<AcceptOutcome[]>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, batch } satisfies Request);
+      this.#worker!.postMessage({ ...op, id } satisfies Request);
     });
   }
 
-  /** Waits for pending writes, then stops the thread. */
+  /** Waits for pending calls, then stops the thread. */
   async close(): Promise<void> {
     this.#closing = true;
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 5));

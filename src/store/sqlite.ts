@@ -1,26 +1,26 @@
 // SQLite adapter (better-sqlite3, WAL, synchronous=FULL). The default, embedded store.
 //
-// Two connections. Accept batches go to a writer thread with its own connection
-// (sqlite-writer.ts), so their inserts and fsync overlap with HTTP work on another core. Everything
-// else uses the main connection, shared by Kysely and the hand-written claim/settle statements.
-// better-sqlite3 is synchronous, so each hot-path method runs its statements and transaction in
-// one uninterrupted turn of the event loop. The only way two things could interleave on the main
-// connection is a Kysely transaction that awaits between statements; `transaction()` therefore
-// holds a mutex that the hot path also takes. Every write transaction begins IMMEDIATE: with two
-// connections, a transaction that begins as a reader and upgrades to a writer could fail at once
-// with SQLITE_BUSY (no busy wait) if the other connection committed in between.
+// Two connections. The hot-path writes (accept batches, claims, outcomes, lease releases) go to a
+// writer thread with its own connection (sqlite-writer.ts), so their SQLite work and fsync overlap
+// with HTTP and delivery work on another core, and the event loop never sleeps in SQLite's busy
+// handler waiting for the other connection's transaction. Everything else uses the main
+// connection through Kysely. Without a writer thread (':memory:') the hot path runs on the main
+// connection too: better-sqlite3 is synchronous, so each hot-path method runs its statements and
+// transaction in one uninterrupted turn of the event loop, and the only way two things could
+// interleave there is a Kysely transaction that awaits between statements; `transaction()`
+// therefore holds a mutex that the inline hot path also takes. Every write transaction begins
+// IMMEDIATE: with two connections, a transaction that begins as a reader and upgrades to a writer
+// could fail at once with SQLITE_BUSY (no busy wait) if the other connection committed in between.
 
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
-import { newId } from '../domain/ids.ts';
-import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
-import { deliveryRange, LEGACY_DELIVERY_PREDICATE } from './delivery-keys.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
+import { prepareQueue, type SqliteQueue } from './sqlite-queue.ts';
 import { MERGE_ITEMS, SqliteWriter } from './sqlite-writer.ts';
 import type { Database } from './schema.ts';
 
@@ -44,6 +44,8 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #writer: SqliteWriter | undefined;
   readonly acceptBatching: { maxBatch: number; maxInFlight: number };
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
+  /** The queue's hot path on the main connection: always for refreshes, for the rest without a writer thread. */
+  #queue: SqliteQueue | undefined;
   /** The accept write on the main connection, when there is no writer thread. */
   #acceptInline: ((batches: PackedBatch[]) => AcceptOutcome[][]) | undefined;
 
@@ -68,6 +70,7 @@ export class SqliteAdapter implements StoreAdapter {
     const { error } = await new Migrator({ db: this.db, provider: migrationProvider }).migrateToLatest();
     if (error) throw error;
     this.#s = this.prepare();
+    this.#queue = prepareQueue(this.#raw);
     if (this.#writer) await this.#writer.start();
     else this.#acceptInline = prepareAcceptWrite(this.#raw);
   }
@@ -124,83 +127,12 @@ export class SqliteAdapter implements StoreAdapter {
   private prepare() {
     const p = (s: string) => this.#raw.prepare(s);
     return {
-      // Claims, outcomes and lease releases commit with synchronous=NORMAL: if power fails right
-      // after, a claim is lost (the row is claimed again) or an outcome is lost (the delivery is
-      // attempted again: at-least-once allows it). Accepts always commit with FULL.
-      syncNormal: p('PRAGMA synchronous = NORMAL'),
-      syncFull: p('PRAGMA synchronous = FULL'),
       findRecipient: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id = ?`),
       findRecipients: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
-      // Claim: the due rows of one channel, oldest first, leased to the owner until lease_until.
-      // Rows still `sending` are due once their lease (run_at) has passed: their worker is gone.
-      // Parameters: owner, lease_until, now, channel, now, limit.
-      claim: p(`
-        UPDATE deliveries
-           SET status = 'sending', attempts = attempts + 1, lease_owner = ?, run_at = ?, updated_at = ?
-         WHERE id IN (SELECT id FROM deliveries
-                       WHERE channel = ? AND status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND run_at <= ?
-                       ORDER BY run_at LIMIT ?)
-        RETURNING id`),
-      claimedJobs: p(`
-        SELECT ${CLAIMED_JOB_COLUMNS}
-          FROM deliveries d
-          ${CLAIMED_JOB_JOINS}
-         WHERE d.id IN (SELECT value FROM json_each(?))
-         ORDER BY d.run_at`),
-      // Complete/fail: only the lease owner may move a `sending` row.
-      // Parameters: status, run_at, reason, error_class, error, provider_message_id, now, completed_at, id, owner.
-      settle: p(`
-        UPDATE deliveries
-           SET status = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, reason = ?,
-               error_class = ?, last_error = ?, provider_message_id = COALESCE(?, provider_message_id),
-               updated_at = ?, completed_at = ?
-         WHERE id = ? AND status = 'sending' AND lease_owner = ?
-        RETURNING notification_id`),
-      // The same move, also recording its successful attempt on the row (SettleItem.attempt).
-      // Parameters: status, run_at, reason, error_class, error, provider_message_id, now, completed_at,
-      // the attempt's id, number, started_at, duration_ms, http_status, smtp_reply, response, then id, owner.
-      settleSuccess: p(`
-        UPDATE deliveries
-           SET status = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, reason = ?,
-               error_class = ?, last_error = ?, provider_message_id = COALESCE(?, provider_message_id),
-               updated_at = ?, completed_at = ?,
-               success_attempt_id = ?, success_attempt = ?, success_started_at = ?, success_duration_ms = ?,
-               success_http_status = ?, success_smtp_reply = ?, success_response = ?
-         WHERE id = ? AND status = 'sending' AND lease_owner = ?
-        RETURNING notification_id`),
-      insertAttempt: p(`
-        INSERT INTO delivery_attempts (id, delivery_id, workspace_id, attempt, started_at, duration_ms, outcome,
-          error_class, error, http_status, smtp_reply, response)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      // A notification's deliveries (store/delivery-keys.ts: its key range, or the legacy index).
-      // Parameters: notification id, range start, range end, notification id.
-      statusCounts: p(`
-        SELECT status, COUNT(*) AS n FROM deliveries
-         WHERE (notification_id = ? AND id >= ? AND id < ?) OR (notification_id = ? AND ${LEGACY_DELIVERY_PREDICATE})
-         GROUP BY status`),
-      notificationStatus: p(`SELECT status FROM notifications WHERE id = ?`),
-      setNotificationStatus: p(`UPDATE notifications SET status = ? WHERE id = ?`),
-      setNotificationStatusIfChanged: p(`UPDATE notifications SET status = ? WHERE id = ? AND status <> ?`),
-      release: p(`
-        UPDATE deliveries
-           SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
-               attempts = attempts - 1, lease_owner = NULL, run_at = @now, updated_at = @now
-         WHERE status = 'sending' AND lease_owner IN (SELECT value FROM json_each(@owners))`),
       leaseOwners: p(`
         SELECT DISTINCT lease_owner FROM deliveries
          WHERE status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND status = 'sending' AND lease_owner IS NOT NULL`),
     };
-  }
-
-  /** Runs `fn` with synchronous=NORMAL (see prepare()), restoring FULL after. */
-  #relaxed<T>(fn: () => T): T {
-    const s = this.#stmts;
-    s.syncNormal.run();
-    try {
-      return fn();
-    } finally {
-      s.syncFull.run();
-    }
   }
 
   get #stmts() {
@@ -224,72 +156,28 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    const s = this.#stmts;
-    const run = this.#raw.transaction(() => {
-      const ids = (s.claim.all(owner, now + leaseMs, now, channel, now, limit) as { id: string }[]).map((r) => r.id);
-      if (ids.length === 0) return [];
-      return s.claimedJobs.all(JSON.stringify(ids)) as ClaimedDelivery[];
-    });
-    return this.#lock.run(() => this.#relaxed(() => run.immediate()));
+    if (this.#writer) return this.#writer.claim(channel, owner, limit, now, leaseMs);
+    return this.#lock.run(() => this.#queueOps.claim(channel, owner, limit, now, leaseMs));
   }
 
   settle(items: SettleItem[]): Promise<number> {
-    const s = this.#stmts;
-    const run = this.#raw.transaction(() => {
-      const now = Date.now();
-      const touched = new Set<string>();
-      let moved = 0;
-      const seen = new Set<string>();
-      for (const it of items) {
-        const a = it.attempt;
-        // Only the first item of a delivery can move it (see StoreAdapter.settle).
-        const onRow = !seen.has(it.id) && attemptOnRow(it);
-        seen.add(it.id);
-        const common = [it.status, it.runAt ?? null, it.reason ?? null, it.errorClass ?? null, it.error ?? null, it.providerMessageId ?? null, now, it.status === 'failed' ? null : now];
-        const attemptId = newId('att');
-        const row = (onRow
-          ? s.settleSuccess.get(...common, attemptId, a.attempt, a.started_at, a.duration_ms, a.http_status, a.smtp_reply, a.response, it.id, it.owner)
-          : s.settle.get(...common, it.id, it.owner)) as { notification_id: string } | undefined;
-        if (row) {
-          moved++;
-          if (it.deliveryCount === 1) {
-            const next = summarizeNotification({ [it.status]: 1 });
-            s.setNotificationStatusIfChanged.run(next, row.notification_id, next);
-          } else {
-            touched.add(row.notification_id);
-          }
-        }
-        if (!(onRow && row)) {
-          s.insertAttempt.run(
-            attemptId, a.delivery_id, a.workspace_id, a.attempt, a.started_at, a.duration_ms, a.outcome,
-            a.error_class, a.error, a.http_status, a.smtp_reply, a.response,
-          );
-        }
-      }
-      for (const id of touched) this.#refreshSync(id);
-      return moved;
-    });
-    return this.#lock.run(() => this.#relaxed(() => run.immediate()));
-  }
-
-  #refreshSync(notificationId: string): void {
-    const s = this.#stmts;
-    const counts = Object.fromEntries(
-      (s.statusCounts.all(notificationId, ...deliveryRange(notificationId), notificationId) as { status: DeliveryStatus; n: number }[]).map((r) => [r.status, r.n]),
-    );
-    const next = summarizeNotification(counts);
-    const current = (s.notificationStatus.get(notificationId) as { status: NotificationStatus } | undefined)?.status;
-    if (current !== undefined && current !== next) s.setNotificationStatus.run(next, notificationId);
+    if (this.#writer) return this.#writer.settle(items);
+    return this.#lock.run(() => this.#queueOps.settle(items));
   }
 
   refreshNotificationStatus(notificationIds: string[]): Promise<void> {
-    const run = this.#raw.transaction(() => notificationIds.forEach((id) => this.#refreshSync(id)));
-    return this.#lock.run(() => run());
+    return this.#lock.run(() => this.#queueOps.refresh(notificationIds));
   }
 
   releaseLeases(owners: string[], now: number): Promise<number> {
     if (owners.length === 0) return Promise.resolve(0);
-    return this.#lock.run(() => this.#relaxed(() => this.#stmts.release.run({ owners: JSON.stringify(owners), now }).changes));
+    if (this.#writer) return this.#writer.release(owners, now);
+    return this.#lock.run(() => this.#queueOps.release(owners, now));
+  }
+
+  get #queueOps(): SqliteQueue {
+    if (!this.#queue) throw new Error('store not migrated');
+    return this.#queue;
   }
 
   async leaseOwners(): Promise<string[]> {
