@@ -1,7 +1,8 @@
 // The SQLite queue's hot path (StoreAdapter.claim, settle, releaseLeases), shared by the writer
 // thread (sqlite-writer.ts), which runs it when there is one, and the main connection, which runs
-// it otherwise (':memory:'). Each call is one IMMEDIATE transaction on the connection it was
-// prepared on; see StoreAdapter for each contract.
+// it otherwise (':memory:'), and the main connection's notification status refreshes. Each call is
+// one write transaction on the connection it was prepared on (claim, settle and refresh begin
+// IMMEDIATE; release is one statement); see StoreAdapter for each contract.
 //
 // Claims, outcomes and lease releases commit with synchronous=NORMAL: if power fails right after,
 // a claim is lost (the row is claimed again) or an outcome is lost (the delivery is attempted

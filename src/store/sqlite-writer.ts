@@ -159,28 +159,25 @@ export class SqliteWriter {
 
   async write(items: AcceptItem[]): Promise<AcceptOutcome[]> {
     // Packed before the write is pending: if packing throws, nothing waits for a reply that never comes.
-    return this.#started({ op: 'accept', batch: packBatch(items) }) as Promise<AcceptOutcome[]>;
+    return this.#call({ op: 'accept', batch: packBatch(items) }) as Promise<AcceptOutcome[]>;
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    return this.#started({ op: 'claim', args: [channel, owner, limit, now, leaseMs] }) as Promise<ClaimedDelivery[]>;
+    return this.#call({ op: 'claim', args: [channel, owner, limit, now, leaseMs] }) as Promise<ClaimedDelivery[]>;
   }
 
   settle(items: SettleItem[]): Promise<number> {
-    return this.#started({ op: 'settle', items }) as Promise<number>;
+    return this.#call({ op: 'settle', items }) as Promise<number>;
   }
 
   release(owners: string[], now: number): Promise<number> {
-    return this.#started({ op: 'release', owners, now }) as Promise<number>;
+    return this.#call({ op: 'release', owners, now }) as Promise<number>;
   }
 
-  async #started(op: Operation): Promise<unknown> {
+  /** Sends `op` to the thread (started if it is not running); resolves with its reply. */
+  async #call(op: Operation): Promise<unknown> {
     if (this.#closing) throw new SqliteWriterError('the store is closing', 'SQLITE_WRITER_CLOSED');
     await this.start();
-    return this.#call(op);
-  }
-
-  #call(op: Operation): Promise<unknown> {
     const id = this.#next++;
     return new Promise<unknown>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

@@ -19,7 +19,7 @@ import { dirname } from 'node:path';
 import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
-import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
+import { configureConnection, packBatch, prepareAcceptWrite } from './sqlite-accept.ts';
 import { prepareQueue, type SqliteQueue } from './sqlite-queue.ts';
 import { MERGE_ITEMS, SqliteWriter } from './sqlite-writer.ts';
 import type { Database } from './schema.ts';
@@ -36,6 +36,20 @@ const WRITER_BATCHING = { maxBatch: 16, maxInFlight: MERGE_ITEMS / 16 };
 /** Without a writer thread each batch is a commit on the event loop: one at a time, as large as it gets. */
 const INLINE_BATCHING = { maxBatch: 256, maxInFlight: 1 };
 
+/** Where the hot-path writes run: the writer thread (SqliteWriter), or the main connection (inlineHotPath). */
+type HotPath = Pick<SqliteWriter, 'write' | 'claim' | 'settle' | 'release'>;
+
+/** The hot path on the main connection, each call whole under `lock` (see the header). */
+function inlineHotPath(db: BetterSqlite3.Database, lock: Mutex, queue: SqliteQueue): HotPath {
+  const write = prepareAcceptWrite(db);
+  return {
+    write: (items) => lock.run(() => write([packBatch(items)])[0]!),
+    claim: (channel, owner, limit, now, leaseMs) => lock.run(() => queue.claim(channel, owner, limit, now, leaseMs)),
+    settle: (items) => lock.run(() => queue.settle(items)),
+    release: (owners, now) => lock.run(() => queue.release(owners, now)),
+  };
+}
+
 export class SqliteAdapter implements StoreAdapter {
   readonly dialect = 'sqlite' as const;
   readonly db: Kysely<Database>;
@@ -44,14 +58,13 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #writer: SqliteWriter | undefined;
   readonly acceptBatching: { maxBatch: number; maxInFlight: number };
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
-  /** The queue's hot path on the main connection: always for refreshes, for the rest without a writer thread. */
+  /** The queue's statements on the main connection: notification status refreshes, and the inline hot path. */
   #queue: SqliteQueue | undefined;
-  /** The accept write on the main connection, when there is no writer thread. */
-  #acceptInline: ((batches: PackedBatch[]) => AcceptOutcome[][]) | undefined;
+  #hot: HotPath | undefined;
 
   /**
    * `writerThread` (default: true for a file, false for ':memory:', which another connection
-   * cannot share): perform accept batches on a writer thread.
+   * cannot share): run the hot-path writes (accepts, claims, outcomes, lease releases) on a writer thread.
    */
   constructor(path: string, opts: { writerThread?: boolean } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -72,7 +85,7 @@ export class SqliteAdapter implements StoreAdapter {
     this.#s = this.prepare();
     this.#queue = prepareQueue(this.#raw);
     if (this.#writer) await this.#writer.start();
-    else this.#acceptInline = prepareAcceptWrite(this.#raw);
+    this.#hot = this.#writer ?? inlineHotPath(this.#raw, this.#lock, this.#queue);
   }
 
   async appliedMigration(): Promise<string | undefined> {
@@ -121,8 +134,9 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   /**
-   * Prepared hot-path statements; see StoreAdapter for each contract. Parameters are positional
-   * (binding named parameters from objects costs measurably more per row).
+   * Prepared statements for the reads the event loop makes per request or per pool tick; see
+   * StoreAdapter for each contract. Parameters are positional (binding named parameters from
+   * objects costs measurably more per row).
    */
   private prepare() {
     const p = (s: string) => this.#raw.prepare(s);
@@ -149,35 +163,31 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   acceptBatch(items: AcceptItem[]): Promise<AcceptOutcome[]> {
-    if (this.#writer) return this.#writer.write(items);
-    const write = this.#acceptInline;
-    if (!write) throw new Error('store not migrated');
-    return this.#lock.run(() => write([packBatch(items)])[0]!);
+    return this.#hotPath.write(items);
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    if (this.#writer) return this.#writer.claim(channel, owner, limit, now, leaseMs);
-    return this.#lock.run(() => this.#queueOps.claim(channel, owner, limit, now, leaseMs));
+    return this.#hotPath.claim(channel, owner, limit, now, leaseMs);
   }
 
   settle(items: SettleItem[]): Promise<number> {
-    if (this.#writer) return this.#writer.settle(items);
-    return this.#lock.run(() => this.#queueOps.settle(items));
-  }
-
-  refreshNotificationStatus(notificationIds: string[]): Promise<void> {
-    return this.#lock.run(() => this.#queueOps.refresh(notificationIds));
+    return this.#hotPath.settle(items);
   }
 
   releaseLeases(owners: string[], now: number): Promise<number> {
     if (owners.length === 0) return Promise.resolve(0);
-    if (this.#writer) return this.#writer.release(owners, now);
-    return this.#lock.run(() => this.#queueOps.release(owners, now));
+    return this.#hotPath.release(owners, now);
   }
 
-  get #queueOps(): SqliteQueue {
-    if (!this.#queue) throw new Error('store not migrated');
-    return this.#queue;
+  refreshNotificationStatus(notificationIds: string[]): Promise<void> {
+    const queue = this.#queue;
+    if (!queue) throw new Error('store not migrated');
+    return this.#lock.run(() => queue.refresh(notificationIds));
+  }
+
+  get #hotPath(): HotPath {
+    if (!this.#hot) throw new Error('store not migrated');
+    return this.#hot;
   }
 
   async leaseOwners(): Promise<string[]> {
