@@ -28,6 +28,16 @@ export interface DigestSpec {
 
 class IdempotencyTaken extends Error {}
 
+/**
+ * The `digests.key` of a (digest key, device) bucket: unambiguous for any key and device id, and
+ * plain text on both stores (PostgreSQL text cannot hold the NUL that once separated the two: every
+ * digest send there answered 500). Open SQLite digests written with the old NUL form are not joined
+ * after an upgrade; they still close and send, and the next send opens a new bucket.
+ */
+export function digestBucketKey(key: string, deviceId: string | null): string {
+  return JSON.stringify([key, deviceId ?? '']);
+}
+
 /** Which deliveries may join a digest: those that would go (not skipped, throttled, or waiting in a routing chain). */
 function digestible(d: DeliveriesTable): boolean {
   return d.status === 'pending' || d.status === 'scheduled';
@@ -47,7 +57,7 @@ export async function acceptWithDigest(
     await store.transaction(async (trx) => {
       for (const d of item.deliveries) {
         if (!digestible(d)) continue;
-        const bucketKey = `${spec.key}\u0000${d.device_id ?? ''}`;
+        const bucketKey = digestBucketKey(spec.key, d.device_id);
         let q = trx
           .selectFrom('digests')
           .select(['id', 'delivery_id'])
