@@ -20,6 +20,7 @@ export const PROBLEMS = {
   rate_limited: { status: 429, title: 'Too many requests; retry after Retry-After' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   validation_failed: { status: 422, title: 'The request is not valid' },
+  forbidden_property: { status: 422, title: 'The request body has a property name that is refused (__proto__, constructor.prototype)' },
   idempotency_key_reused: { status: 422, title: 'This Idempotency-Key was used with a different request' },
   unknown_recipients: { status: 422, title: 'Some recipients do not exist' },
   no_channel: { status: 422, title: 'Some recipients cannot be reached on any requested channel' },

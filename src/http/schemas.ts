@@ -2,7 +2,10 @@
 
 import { Type, type TSchema } from 'typebox';
 import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
-import { Problem } from '../errors.ts';
+import { Problem, type FieldError } from '../errors.ts';
+
+/** JSON merge patch (RFC 7396): the body of PATCH routes, beside application/json. */
+export const MERGE_PATCH_JSON = 'application/merge-patch+json';
 
 export const ProblemSchema = Type.Object(
   {
@@ -16,6 +19,18 @@ export const ProblemSchema = Type.Object(
   },
   { additionalProperties: true, description: 'RFC 9457 problem details' },
 );
+
+/** The errors of a schema validation (Ajv's) as one validation_failed problem, each field named `<dataVar>.<path>`. */
+export function schemaProblem(errors: readonly { instancePath: string; keyword: string; params: unknown; message?: string | undefined }[], dataVar: string): Problem {
+  const fields: FieldError[] = errors.map((e) => {
+    let path = `${dataVar}${e.instancePath.replace(/\//g, '.')}`;
+    if (e.keyword === 'required') path += `.${(e.params as { missingProperty: string }).missingProperty}`;
+    if (e.keyword === 'additionalProperties') path += `.${(e.params as { additionalProperty: string }).additionalProperty}`;
+    const message = e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid');
+    return { path, message };
+  });
+  return new Problem('validation_failed', fields.map((f) => `${f.path} ${f.message}`).join('; '), { errors: fields });
+}
 
 /** Response entries for the problem statuses a route can answer with. */
 export function problems(...statuses: number[]): Record<number, unknown> {

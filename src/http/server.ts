@@ -9,15 +9,16 @@
 // While shutting down, /v1 answers 503 (problem, Connection: close).
 // Anything else is a server fault: 500, logged with the request id, its message never echoed.
 
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type onRequestHookHandler, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler, type RawServerDefault } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { hasScope, type Principal, type Scope } from '../auth/api-keys.ts';
-import { Problem, type FieldError } from '../errors.ts';
+import { Problem } from '../errors.ts';
 import { ulid } from '../domain/ids.ts';
 import type { Services } from '../services.ts';
 import { healthRoutes } from './health.ts';
@@ -36,7 +37,7 @@ import { templateRoutes } from './templates.ts';
 import { topicRoutes } from './topics.ts';
 import { settingsRoutes } from './settings.ts';
 import { keyRateLimit } from './rate-limit.ts';
-import { ProblemSchema } from './schemas.ts';
+import { MERGE_PATCH_JSON, ProblemSchema, schemaProblem } from './schemas.ts';
 
 export type Api = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
@@ -113,16 +114,7 @@ export async function buildServer(services: Services): Promise<Api> {
   const strict = addFormats.default(new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false }));
   const coercing = addFormats.default(new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false }));
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
-  app.setSchemaErrorFormatter((errors, dataVar) => {
-    const fields: FieldError[] = errors.map((e) => {
-      let path = `${dataVar}${e.instancePath.replace(/\//g, '.')}`;
-      if (e.keyword === 'required') path += `.${(e.params as { missingProperty: string }).missingProperty}`;
-      if (e.keyword === 'additionalProperties') path += `.${(e.params as { additionalProperty: string }).additionalProperty}`;
-      const message = e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid');
-      return { path, message };
-    });
-    return new Problem('validation_failed', fields.map((f) => `${f.path} ${f.message}`).join('; '), { errors: fields });
-  });
+  app.setSchemaErrorFormatter(schemaProblem);
 
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
     // The store unreachable (or too busy), whichever route met it: 503 with Retry-After, never 500.
@@ -152,27 +144,34 @@ export async function buildServer(services: Services): Promise<Api> {
     }
     done();
   });
-  // JSON bodies: Fastify's parser (proto and constructor poisoning refused), then the depth limit,
-  // then no NUL character in any string: PostgreSQL text cannot hold one, and a body refused only
-  // by the store would fail with the group commit it joined.
+  // JSON bodies (application/json everywhere; application/merge-patch+json, RFC 7396, on PATCH
+  // routes only, 415 elsewhere): read as bytes and refused unless valid UTF-8 (decoding would turn
+  // bad bytes into U+FFFD silently); Fastify's parser; a `__proto__` or `constructor.prototype`
+  // property refused naming where (forbidden_property, 422); then the depth limit; then no NUL
+  // character in any string: PostgreSQL text cannot hold one, and a body refused only by the store
+  // would fail with the group commit it joined.
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    parseJson(request, body as string, (err: Error | null, value?: unknown) => {
-      if (err) return done(err, undefined);
+  const parseBody = (request: FastifyRequest, bytes: Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    if (!isUtf8(bytes)) return done(new Problem('malformed_json', 'The body is not valid UTF-8 (JSON text must be UTF-8 encoded)'), undefined);
+    const body = bytes.toString('utf8');
+    parseJson(request, body, (err: Error | null, value?: unknown) => {
+      if (err) return done(forbiddenPropertyProblem(body) ?? err, undefined);
       const tooDeep = pathTooDeep(value, MAX_BODY_DEPTH);
-      if (tooDeep !== undefined) {
-        const errors = [{ path: tooDeep, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
-        return done(new Problem('validation_failed', `${tooDeep} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors }), undefined);
-      }
+      if (tooDeep !== undefined) return done(tooDeepProblem(tooDeep), undefined);
       // A NUL can only arrive as the escape \u0000 (JSON allows no raw control characters in strings).
-      const nul = (body as string).includes('\\u0000') ? nulPath(value, 'body') : undefined;
+      const nul = body.includes('\\u0000') ? nulPath(value, 'body') : undefined;
       if (nul !== undefined) {
         const errors = [{ path: nul.path, message: `${nul.inKey ? 'has a property name that contains' : 'contains'} a NUL character (U+0000), which cannot be stored` }];
         return done(new Problem('validation_failed', `${errors[0]!.path} ${errors[0]!.message}`, { errors }), undefined);
       }
       done(null, value);
     });
+  };
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => parseBody(request, body as Buffer, done));
+  app.addContentTypeParser(MERGE_PATCH_JSON, { parseAs: 'buffer' }, (request, body, done) => {
+    if (request.method !== 'PATCH') return done(new Problem('unsupported_media_type', `${MERGE_PATCH_JSON} is for PATCH requests; send application/json`), undefined);
+    parseBody(request, body as Buffer, done);
   });
   // Request latency per route: each route gets its own onResponse hook with its path bound (the
   // route lookup a global hook needs, request.routeOptions, builds an object per call).
@@ -362,6 +361,50 @@ class LazyChildLogger {
   child(...a: Parameters<FastifyBaseLogger['child']>): FastifyBaseLogger {
     return this.#get().child(...a);
   }
+}
+
+function tooDeepProblem(path: string): Problem {
+  const errors = [{ path, message: `nests more than ${MAX_BODY_DEPTH} levels deep` }];
+  return new Problem('validation_failed', `${path} nests more than ${MAX_BODY_DEPTH} levels deep`, { errors });
+}
+
+/**
+ * Why Fastify's parser refused `body` when it is valid JSON: a property that could poison
+ * prototypes. Returns the problem naming the first such property (depth first, in property order)
+ * or undefined when `body` is simply not JSON. Runs only on a refused body.
+ */
+function forbiddenPropertyProblem(body: string): Problem | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(body); // a "__proto__" key becomes an own property here, harmlessly
+  } catch {
+    return undefined;
+  }
+  const tooDeep = pathTooDeep(value, MAX_BODY_DEPTH);
+  if (tooDeep !== undefined) return tooDeepProblem(tooDeep);
+  const path = forbiddenPath(value, 'body');
+  if (path === undefined) return undefined;
+  const errors = [{ path, message: 'is a property name Herald refuses: it could change object prototypes' }];
+  return new Problem('forbidden_property', `${path} ${errors[0]!.message}`, { errors });
+}
+
+/** The path of the first `__proto__` or `constructor.prototype` property in `value` (depth checked by the caller). */
+function forbiddenPath(value: unknown, path: string): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = forbiddenPath(value[i], `${path}.${i}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (k === '__proto__') return `${path}.__proto__`;
+    if (k === 'constructor' && v !== null && typeof v === 'object' && Object.hasOwn(v, 'prototype')) return `${path}.constructor.prototype`;
+    const found = forbiddenPath(v, `${path}.${k}`);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /**

@@ -50,6 +50,7 @@ const cases: Case[] = [
   { name: 'form-urlencoded', body: 'to=alice&title=x', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
   { name: 'application/xml', body: '<to>alice</to>', headers: { 'content-type': 'application/xml' }, status: 415, code: 'unsupported_media_type' },
   { name: 'gzip Content-Encoding (bodies are not decompressed)', body: '{"to":"alice","title":"x"}', headers: { ...JSON_CT, 'content-encoding': 'gzip' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'merge-patch+json on a POST', body: '{"to":"alice","title":"x"}', headers: { 'content-type': 'application/merge-patch+json' }, status: 415, code: 'unsupported_media_type' },
   { name: 'multipart', body: '--x\r\n\r\n--x--', headers: { 'content-type': 'multipart/form-data; boundary=x' }, status: 415, code: 'unsupported_media_type' },
 
   // --- size
@@ -131,10 +132,12 @@ const cases: Case[] = [
   { name: 'read key cannot create keys', who: 'read', method: 'POST', path: '/v1/keys', body: { name: 'escalate', scopes: ['admin'] }, status: 403, code: 'forbidden' },
 
   // --- hostile strings
-  { name: 'top-level __proto__ key', body: '{"to":"alice","title":"x","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
-  { name: '__proto__ inside data', body: '{"to":"alice","title":"x","data":{"a":[{"__proto__":{"polluted":1}}]}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
-  { name: 'constructor.prototype inside metadata', body: '{"to":"alice","title":"x","metadata":{"constructor":{"prototype":{"polluted":1}}}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
-  { name: '__proto__ in a recipient', method: 'PUT', path: '/v1/recipients/mallory', body: '{"name":"M","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 400, code: 'malformed_json' },
+  { name: 'top-level __proto__ key', body: '{"to":"alice","title":"x","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.__proto__'] },
+  { name: '__proto__ inside data', body: '{"to":"alice","title":"x","data":{"a":[{"__proto__":{"polluted":1}}]}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.data.a.0.__proto__'] },
+  { name: '__proto__ written with escapes', body: '{"to":"alice","title":"x","data":{"\\u005f_proto__":{"polluted":1}}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.data.__proto__'] },
+  { name: 'constructor.prototype inside metadata', body: '{"to":"alice","title":"x","metadata":{"constructor":{"prototype":{"polluted":1}}}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.metadata.constructor.prototype'] },
+  { name: '__proto__ in a recipient', method: 'PUT', path: '/v1/recipients/mallory', body: '{"name":"M","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.__proto__'] },
+  { name: '__proto__ in a body that is also malformed', body: '{"to":"alice","__proto__":{}', headers: JSON_CT, status: 400, code: 'malformed_json' },
   { name: 'recipient id over 128 characters', body: { to: 'a'.repeat(129), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
   { name: 'recipient id of 10 000 characters', body: { to: 'a'.repeat(10_000), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
   { name: 'recipient id with a NUL byte', body: { to: 'alice\u0000', title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
@@ -346,6 +349,36 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
     const key = await h.api('POST', SEND, { to: 'alice', title: 'T', metadata: { 'k\u0000': 1 } });
     assert.equal(key.status, 422, key.text);
     assert.deepEqual(key.body.errors, [{ path: 'body.metadata', message: 'has a property name that contains a NUL character (U+0000), which cannot be stored' }]);
+  });
+
+  it('refuses a JSON body that is not valid UTF-8 (400 malformed_json), never storing U+FFFD', async () => {
+    const raw = (text: string, bad: number[]) => {
+      const [head, tail] = text.split('@');
+      return Buffer.concat([Buffer.from(head!, 'utf8'), Buffer.from(bad), Buffer.from(tail!, 'utf8')]);
+    };
+    const post = (path: string, method: string, body: Buffer, contentType = 'application/json') =>
+      fetch(h.url + path, { method, headers: { authorization: `Bearer ${h.key}`, 'content-type': contentType }, body });
+    // A stray continuation byte, an invalid lead byte, an overlong "/", a UTF-16 surrogate, a sequence cut short.
+    for (const bad of [[0x80], [0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+      for (const [method, path, body, contentType] of [
+        ['POST', SEND, raw('{"to":"alice","title":"caf@"}', bad), 'application/json'],
+        ['PUT', '/v1/recipients/mallory', raw('{"name":"M@"}', bad), 'application/json; charset=utf-8'],
+      ] as const) {
+        const r = await post(path, method, body, contentType);
+        const text = await r.text();
+        assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(bad)}: ${text}`);
+        assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/);
+        const problem = JSON.parse(text);
+        assert.equal(problem.code, 'malformed_json');
+        assert.match(problem.detail, /not valid UTF-8/);
+      }
+    }
+    // Well-formed multi-byte text goes through untouched.
+    const ok = await post(SEND, 'POST', Buffer.from('{"to":"alice","title":"café ✓ 😀 한글"}', 'utf8'));
+    assert.equal(ok.status, 202, await ok.clone().text());
+    const id = ((await ok.json()) as { id: string }).id;
+    accepted.push(id);
+    assert.equal((await h.api('GET', `${SEND}/${id}`)).body.title, 'café ✓ 😀 한글');
   });
 
   it('stays healthy: ready, and a valid send still works', async () => {
