@@ -2,6 +2,13 @@
 //   GET /v1/recipients/{id}/preferences   (read scope); the defaults when never set
 //   PUT /v1/recipients/{id}/preferences   replace (send scope):
 //     {kinds: {<kind>: {allowed?, channels?}}, quiet_hours: {start: "HH:MM", end: "HH:MM"} | null}
+//   PATCH /v1/recipients/{id}/preferences  change some (send scope): a JSON merge patch (RFC 7396,
+//     application/merge-patch+json or application/json) of the document PUT takes. null removes a
+//     member, and a removed top-level member takes its default (kinds {}, quiet_hours null);
+//     objects merge; arrays (channels) replace. The merged document must be one PUT accepts (422
+//     naming the field otherwise); the kind rules below apply to the kinds the patch sets, not to
+//     those it leaves alone. Read, merge and write are one transaction: concurrent PATCHes of
+//     different fields all stay.
 // Rules (422 validation_failed naming the field): every kind named must be a kind of the
 // workspace; opting out (allowed: false) of a mandatory kind is refused at
 // body.kinds.<kind>.allowed; channels are channel names, at least one (opt out with allowed:
@@ -13,11 +20,12 @@ import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { Problem, type FieldError } from '../errors.ts';
 import { getKinds } from '../store/kinds.ts';
-import { getPreferences, putPreferences, type KindPreference, type Preferences } from '../store/preferences.ts';
+import { mergePatch } from '../domain/merge-patch.ts';
+import { changePreferences, getPreferences, putPreferences, type KindPreference, type Preferences } from '../store/preferences.ts';
 import { getRecipient } from '../store/recipients.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { iso, problems, RecipientId } from './schemas.ts';
+import { iso, MERGE_PATCH_JSON, problems, RecipientId, schemaProblem } from './schemas.ts';
 import { KIND_PATTERN } from './kinds.ts';
 
 export const LOCAL_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
@@ -39,6 +47,24 @@ const PreferencesInput = Type.Object(
     quiet_hours: Type.Union([QuietHours, Type.Null()]),
   },
   { additionalProperties: false },
+);
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+const PreferencesPatch = Type.Object(
+  {
+    kinds: Nullable(
+      Type.Record(
+        Type.String(),
+        Type.Union([
+          Type.Object({ allowed: Nullable(KindPreferenceInput.properties.allowed), channels: Nullable(KindPreferenceInput.properties.channels) }, { additionalProperties: false }),
+          Type.Null(),
+        ]),
+        { maxProperties: 200, description: 'Kinds to change; null removes a kind\'s preference' },
+      ),
+    ),
+    quiet_hours: Nullable(Type.Object({ start: Nullable(LocalTime), end: Nullable(LocalTime) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false, description: 'A JSON merge patch (RFC 7396) of the preferences: null removes a member, objects merge, arrays replace' },
 );
 
 const PreferencesView = Type.Object({
@@ -91,29 +117,86 @@ export function preferenceRoutes(app: Api, s: Services): void {
       const input = request.body;
       const recipient = await getRecipient(s.store.db, ws, request.params.id);
       if (!recipient) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      const rules = await kindRules(s, ws, Object.keys(input.kinds));
+      const errors = rules(input.kinds);
+      if (input.quiet_hours && input.quiet_hours.start === input.quiet_hours.end) errors.push({ path: 'body.quiet_hours.end', message: 'must differ from start' });
+      if (errors.length) throw fieldProblem(errors);
 
-      const errors: FieldError[] = [];
-      const pattern = new RegExp(KIND_PATTERN);
-      const names = Object.keys(input.kinds);
-      const valid = names.filter((k) => pattern.test(k));
-      const kinds = await getKinds(s.store.db, ws, valid);
-      const stored: Record<string, KindPreference> = {};
-      for (const name of names) {
-        const pref = input.kinds[name]!;
-        const kind = kinds.get(name);
-        if (!pattern.test(name)) errors.push({ path: `body.kinds.${name}`, message: `is not a kind name (${KIND_PATTERN})` });
-        else if (!kind) errors.push({ path: `body.kinds.${name}`, message: 'is not a kind of this workspace (see GET /v1/kinds)' });
-        else if (kind.mandatory && pref.allowed === false) errors.push({ path: `body.kinds.${name}.allowed`, message: `cannot be false: "${name}" is mandatory` });
-        stored[name] = { ...(pref.allowed !== undefined && { allowed: pref.allowed }), ...(pref.channels !== undefined && { channels: pref.channels }) };
-      }
-      if (input.quiet_hours && input.quiet_hours.start === input.quiet_hours.end) {
-        errors.push({ path: 'body.quiet_hours.end', message: 'must differ from start' });
-      }
-      if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
-
-      const saved = await putPreferences(s.store.db, { workspace_id: ws, recipient_id: recipient.id, kinds: stored, quiet_hours: input.quiet_hours });
+      const saved = await putPreferences(s.store.db, { workspace_id: ws, recipient_id: recipient.id, kinds: stored(input.kinds), quiet_hours: input.quiet_hours });
       s.policy.invalidate(ws);
       return view(saved, recipient.timezone);
     },
   );
+
+  app.patch(
+    '/recipients/:id/preferences',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: "Change some of a recipient's preferences",
+        description:
+          'A JSON merge patch (RFC 7396) of the document PUT takes, e.g. `{"quiet_hours": {"start": "23:00"}}` or `{"kinds": {"marketing": null}}`: null removes a member (a removed `kinds` or `quiet_hours` takes its default), objects merge, arrays replace. The merged preferences must be valid as a PUT body.',
+        tags: ['preferences'],
+        params: Params,
+        body: { content: { [MERGE_PATCH_JSON]: { schema: PreferencesPatch }, 'application/json': { schema: PreferencesPatch } } },
+        response: { 200: PreferencesView, ...problems(400, 401, 403, 404, 415, 422) },
+      },
+    },
+    async (request) => {
+      const ws = request.principal.workspaceId;
+      const patch = request.body as Static<typeof PreferencesPatch>;
+      // The kind rules for the kinds the patch sets, read before the transaction (on SQLite it
+      // allows no other query); the transaction applies them to the merged values.
+      const setting = Object.keys(patch.kinds ?? {}).filter((k) => patch.kinds![k] !== null);
+      const rules = await kindRules(s, ws, setting);
+      const validate = request.compileValidationSchema(PreferencesInput, 'body');
+      const changed = await changePreferences(s.store, ws, request.params.id, (current) => {
+        const merged = mergePatch({ kinds: current.kinds, quiet_hours: current.quiet_hours }, patch) as Partial<Static<typeof PreferencesInput>>;
+        const next = { kinds: merged.kinds ?? {}, quiet_hours: merged.quiet_hours ?? null };
+        if (!validate(next)) throw schemaProblem(validate.errors ?? [], 'body');
+        const errors = rules(Object.fromEntries(setting.map((k) => [k, next.kinds[k]!])));
+        if (next.quiet_hours && next.quiet_hours.start === next.quiet_hours.end) errors.push({ path: 'body.quiet_hours.end', message: 'must differ from start' });
+        if (errors.length) throw fieldProblem(errors);
+        return { kinds: stored(next.kinds), quiet_hours: next.quiet_hours };
+      });
+      if (!changed) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      s.policy.invalidate(ws);
+      return view(changed.preferences, changed.timezone);
+    },
+  );
+}
+
+type KindPreferences = Static<typeof PreferencesInput>['kinds'];
+
+/**
+ * The workspace's rules for the kinds named: a function listing what breaks them among `prefs`
+ * (each a kind name from `names`): a name that is not a kind name or not a kind of the workspace,
+ * and opting out of a mandatory kind.
+ */
+async function kindRules(s: Services, ws: string, names: string[]): Promise<(prefs: KindPreferences) => FieldError[]> {
+  const pattern = new RegExp(KIND_PATTERN);
+  const kinds = await getKinds(s.store.db, ws, names.filter((k) => pattern.test(k)));
+  return (prefs) => {
+    const errors: FieldError[] = [];
+    for (const [name, pref] of Object.entries(prefs)) {
+      const kind = kinds.get(name);
+      if (!pattern.test(name)) errors.push({ path: `body.kinds.${name}`, message: `is not a kind name (${KIND_PATTERN})` });
+      else if (!kind) errors.push({ path: `body.kinds.${name}`, message: 'is not a kind of this workspace (see GET /v1/kinds)' });
+      else if (kind.mandatory && pref.allowed === false) errors.push({ path: `body.kinds.${name}.allowed`, message: `cannot be false: "${name}" is mandatory` });
+    }
+    return errors;
+  };
+}
+
+/** Kind preferences as stored: only the members given. */
+function stored(prefs: KindPreferences): Record<string, KindPreference> {
+  const out: Record<string, KindPreference> = {};
+  for (const [name, pref] of Object.entries(prefs)) {
+    out[name] = { ...(pref.allowed !== undefined && { allowed: pref.allowed }), ...(pref.channels !== undefined && { channels: pref.channels }) };
+  }
+  return out;
+}
+
+function fieldProblem(errors: FieldError[]): Problem {
+  return new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
 }

@@ -1,6 +1,9 @@
 // Recipients: the people (or systems) notifications go to, with their addresses per channel.
-//   PUT    /v1/recipients/{id}   upsert (send scope). A webhook without a secret keeps its current
-//                                secret, or gets a generated whsec_ secret; the response shows it.
+//   PUT    /v1/recipients/{id}   upsert (send scope): 201 created, 200 replaced. A webhook without
+//                                a secret keeps its current secret, or gets a generated whsec_
+//                                secret; the response shows it.
+//   GET    /v1/recipients        list by id, keyset-paged (read scope); ?q= keeps those whose id,
+//                                name or email contains it, ignoring case; masked like GET one.
 //   GET    /v1/recipients/{id}   read (read scope); the webhook secret and the Slack and Discord
 //                                webhook URLs (which are credentials) are masked.
 // Addresses: email, phone (E.164: sms), webhook, pushover, slack, discord, kakao. Devices (push)
@@ -13,11 +16,11 @@ import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-s
 import { isDiscordWebhookUrl } from '../channels/discord.ts';
 import { isSlackWebhookUrl } from '../channels/slack.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { deleteRecipient, getRecipient, upsertRecipient } from '../store/recipients.ts';
+import { deleteRecipient, getRecipient, listRecipients, upsertRecipient } from '../store/recipients.ts';
 import type { RecipientsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { iso, problems, RecipientId } from './schemas.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Page, problems, RecipientId } from './schemas.ts';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
 
@@ -86,6 +89,15 @@ const Recipient = Type.Object({
 });
 
 const Params = Type.Object({ id: RecipientId });
+const ListQuery = Type.Object(
+  {
+    cursor: Type.Optional(Cursor),
+    limit: Type.Optional(Limit),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only recipients whose id, name or email contains this, ignoring letter case' })),
+  },
+  { additionalProperties: false },
+);
+const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).pattern);
 
 export function recipientRoutes(app: Api, s: Services): void {
   const view = (r: RecipientsTable, secret: 'full' | 'masked'): Static<typeof Recipient> => {
@@ -127,10 +139,10 @@ export function recipientRoutes(app: Api, s: Services): void {
         tags: ['recipients'],
         params: Params,
         body: RecipientInput,
-        response: { 200: Recipient, ...problems(401, 403, 422) },
+        response: { 200: Recipient, 201: Recipient, ...problems(401, 403, 422) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const ws = request.principal.workspaceId;
       const input = request.body;
       checkRecipient(input, s.config.chatAnyHost);
@@ -163,9 +175,31 @@ export function recipientRoutes(app: Api, s: Services): void {
         created_at: existing?.created_at ?? now,
         updated_at: now,
       };
-      await upsertRecipient(s.store.db, row);
+      const created = await upsertRecipient(s.store.db, row);
       s.recipients.invalidate(row.workspace_id, row.id);
-      return view(row, 'full');
+      // Created by a concurrent PUT after our read: it keeps that one's created_at.
+      const raced = !created && !existing ? await getRecipient(s.store.db, ws, row.id) : undefined;
+      return reply.code(created ? 201 : 200).send(view(raced ? { ...row, created_at: raced.created_at } : row, 'full'));
+    },
+  );
+
+  app.get(
+    '/recipients',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'List recipients',
+        description: 'By id, keyset-paged: pass `next_cursor` as `cursor` for the next page (null on the last). Secrets are masked as in GET of one.',
+        tags: ['recipients'],
+        querystring: ListQuery,
+        response: { 200: Page(Recipient), ...problems(400, 401, 403, 422) },
+      },
+    },
+    async (request) => {
+      const { after, limit } = keyPageRequest(request.query, RECIPIENT_ID);
+      const rows = await listRecipients(s.store.db, s.store.dialect, request.principal.workspaceId, { after, limit: limit + 1, q: request.query.q });
+      const page = keyPageOf(rows, limit, (r) => r.id);
+      return { data: page.rows.map((r) => view(r, 'masked')), next_cursor: page.next_cursor };
     },
   );
 

@@ -1,8 +1,9 @@
 // Recipient preferences (table preferences), with their JSON parsed. A recipient without a row has
 // the defaults: every kind allowed on the kind's channels, no quiet hours.
 
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
+import type { StoreAdapter } from './adapter.ts';
 
 export interface KindPreference {
   /** false: opted out (never for a mandatory kind). Absent: allowed. */
@@ -72,6 +73,36 @@ export async function putPreferences(
     .onConflict((oc) => oc.columns(['workspace_id', 'recipient_id']).doUpdateSet(changes))
     .execute();
   return { ...p, updated_at: now };
+}
+
+/**
+ * Read-modify-write of a recipient's preferences in one transaction: `change` gets the current
+ * preferences (the defaults when never set) and the recipient's time zone, and returns the new ones
+ * (or throws, and nothing changes). Returns undefined, changing nothing, when there is no such
+ * recipient. Concurrent changes of one recipient's preferences are serialized, on both stores, by
+ * first locking the recipient's row with an UPDATE that changes nothing (a row lock on PostgreSQL,
+ * which also holds off a concurrent DELETE of the recipient; SQLite transactions are serial), so
+ * none is lost.
+ */
+export async function changePreferences(
+  store: StoreAdapter,
+  workspaceId: string,
+  recipientId: string,
+  change: (current: Preferences, timezone: string | null) => { kinds: Record<string, KindPreference>; quiet_hours: QuietHours | null },
+  now = Date.now(),
+): Promise<{ preferences: Preferences; timezone: string | null } | undefined> {
+  return store.transaction(async (trx) => {
+    const recipient = await trx
+      .updateTable('recipients')
+      .set({ updated_at: sql<number>`updated_at` })
+      .where('workspace_id', '=', workspaceId)
+      .where('id', '=', recipientId)
+      .returning('timezone')
+      .executeTakeFirst();
+    if (!recipient) return undefined;
+    const next = change(await getPreferences(trx, workspaceId, recipientId), recipient.timezone);
+    return { preferences: await putPreferences(trx, { workspace_id: workspaceId, recipient_id: recipientId, ...next }, now), timezone: recipient.timezone };
+  });
 }
 
 /** Erases a recipient's preferences (part of deleting the recipient). */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database, RecipientsTable } from './schema.ts';
 import type { StoreAdapter } from './adapter.ts';
 import { CANCELLABLE } from '../domain/delivery-status.ts';
@@ -11,14 +11,46 @@ export async function getRecipient(db: Kysely<Database>, workspaceId: string, id
   return db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
 }
 
-/** Inserts or replaces a recipient; returns whether it was created. */
-export async function upsertRecipient(db: Kysely<Database>, row: RecipientsTable): Promise<void> {
+/**
+ * Inserts or replaces a recipient; returns whether it was created. The insert decides (ON CONFLICT
+ * DO NOTHING), so of concurrent first PUTs of one id exactly one reports created; the others
+ * replace it (its created_at kept).
+ */
+export async function upsertRecipient(db: Kysely<Database>, row: RecipientsTable): Promise<boolean> {
   const { workspace_id: _w, id: _i, created_at: _c, ...changes } = row;
-  await db
+  const inserted = await db
     .insertInto('recipients')
     .values(row)
-    .onConflict((oc) => oc.columns(['workspace_id', 'id']).doUpdateSet(changes))
-    .execute();
+    .onConflict((oc) => oc.columns(['workspace_id', 'id']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (inserted) return true;
+  await db.updateTable('recipients').set(changes).where('workspace_id', '=', row.workspace_id).where('id', '=', row.id).execute();
+  return false;
+}
+
+/**
+ * A page of a workspace's recipients in id order, `limit` of them after the id `after` (keyset).
+ * With `q`, only those whose id, name or email contains `q`, ignoring letter case (ASCII letters on
+ * SQLite, whose LIKE folds only those; every letter on PostgreSQL, with ILIKE). The primary key
+ * (workspace_id, id) serves the order and the cursor; no index can serve a substring, so with `q`
+ * the query walks the workspace's recipients from the cursor in id order until the page is full
+ * (fine for a listing people page through; a send never does this).
+ */
+export async function listRecipients(
+  db: Kysely<Database>,
+  dialect: 'sqlite' | 'postgres',
+  workspaceId: string,
+  opts: { after?: string | undefined; limit: number; q?: string | undefined },
+): Promise<RecipientsTable[]> {
+  let query = db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId);
+  if (opts.after !== undefined) query = query.where('id', '>', opts.after);
+  if (opts.q !== undefined) {
+    const pattern = `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const like = dialect === 'postgres' ? sql`ILIKE` : sql`LIKE`;
+    query = query.where((eb) => eb.or((['id', 'name', 'email'] as const).map((col) => sql<SqlBool>`${sql.ref(col)} ${like} ${pattern} ESCAPE '\\'`)));
+  }
+  return query.orderBy('id').limit(opts.limit).execute();
 }
 
 /**

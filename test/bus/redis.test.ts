@@ -120,7 +120,7 @@ describe('API key invalidation across Herald nodes over Redis', () => {
     a = await startHerald({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL });
     b = await startHerald({ DATABASE_URL: db.url, REDIS_URL: proxiedRedisUrl(proxy), HERALD_ADMIN_KEY: a.key });
     const put = await a.api('PUT', '/v1/recipients/ops', { name: 'Ops', webhook: { url: `${rx.url}/ops` } });
-    assert.equal(put.status, 200);
+    assert.equal(put.status, 201);
     await waitFor(() => a.herald.services.bus.connected && b.herald.services.bus.connected, 10_000, 'both nodes on Redis');
   });
   after(async () => {

@@ -38,7 +38,7 @@ let seq = 0;
 async function putRecipient(h: TestHerald, body: Record<string, unknown>): Promise<string> {
   const id = `u${++seq}-${Date.now()}`;
   const put = await h.api('PUT', `/v1/recipients/${id}`, body);
-  assert.equal(put.status, 200, put.text);
+  assert.equal(put.status, 201, put.text);
   return id;
 }
 

@@ -40,7 +40,7 @@ function ctx(getH: () => TestHerald) {
     async recipient(url: string): Promise<{ id: string; secret: string }> {
       const id = `r${++n}-${Date.now()}`;
       const put = await getH().api('PUT', `/v1/recipients/${id}`, { webhook: { url } });
-      assert.equal(put.status, 200, put.text);
+      assert.equal(put.status, 201, put.text);
       secrets.set(id, put.body.webhook.secret);
       return { id, secret: put.body.webhook.secret };
     },

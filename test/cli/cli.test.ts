@@ -75,7 +75,7 @@ describe('herald CLI', () => {
       const h = await startHerald({ HERALD_SECRET_KEY: env.HERALD_SECRET_KEY }, { dataDir });
       try {
         const put = await request(h.url, key, 'PUT', '/v1/recipients/bob', { webhook: { url: `${rx.url}/bob` } });
-        assert.equal(put.status, 200);
+        assert.equal(put.status, 201);
         const s = await heraldAsync(['send', '--to', 'bob', '--title', 'From the CLI', '--body', 'hi', '--url', h.url, '--key', key]);
         assert.equal(s.code, 0, s.stderr);
         const out = JSON.parse(s.stdout);
@@ -105,7 +105,7 @@ describe('herald backup and restore', () => {
       let id: string;
       try {
         const put = await h.api('PUT', '/v1/recipients/carol', { webhook: { url: 'http://127.0.0.1:9/carol' } });
-        assert.equal(put.status, 200);
+        assert.equal(put.status, 201);
         const sent = await h.api('POST', '/v1/notifications', { to: 'carol', title: 'before backup' });
         assert.equal(sent.status, 202);
         id = sent.body.id;

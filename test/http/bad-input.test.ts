@@ -137,6 +137,7 @@ const cases: Case[] = [
   { name: '__proto__ written with escapes', body: '{"to":"alice","title":"x","data":{"\\u005f_proto__":{"polluted":1}}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.data.__proto__'] },
   { name: 'constructor.prototype inside metadata', body: '{"to":"alice","title":"x","metadata":{"constructor":{"prototype":{"polluted":1}}}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.metadata.constructor.prototype'] },
   { name: '__proto__ in a recipient', method: 'PUT', path: '/v1/recipients/mallory', body: '{"name":"M","__proto__":{"isAdmin":true}}', headers: JSON_CT, status: 422, code: 'forbidden_property', paths: ['body.__proto__'] },
+  { name: '__proto__ in a preferences patch', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: '{"kinds":{"__proto__":{"allowed":false}}}', headers: { 'content-type': 'application/merge-patch+json' }, status: 422, code: 'forbidden_property', paths: ['body.kinds.__proto__'] },
   { name: '__proto__ in a body that is also malformed', body: '{"to":"alice","__proto__":{}', headers: JSON_CT, status: 400, code: 'malformed_json' },
   { name: 'recipient id over 128 characters', body: { to: 'a'.repeat(129), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
   { name: 'recipient id of 10 000 characters', body: { to: 'a'.repeat(10_000), title: 'x' }, status: 422, code: 'validation_failed', paths: ['body.to'] },
@@ -202,6 +203,23 @@ const cases: Case[] = [
   { name: 'slack webhook that is not a URL', method: 'PUT', path: '/v1/recipients/rc', body: { slack: { webhook_url: 'hooks' } }, status: 422, code: 'validation_failed', paths: ['body.slack.webhook_url'] },
   { name: 'kakao phone not E.164', method: 'PUT', path: '/v1/recipients/rc', body: { kakao: { phone: '010-1234-5678' } }, status: 422, code: 'validation_failed', paths: ['body.kakao.phone'] },
 
+  // --- recipients list and preferences patch
+  { name: 'recipients list: limit=0', method: 'GET', path: '/v1/recipients?limit=0', status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'recipients list: limit=201', method: 'GET', path: '/v1/recipients?limit=201', status: 422, code: 'validation_failed', paths: ['querystring.limit'] },
+  { name: 'recipients list: empty q', method: 'GET', path: '/v1/recipients?q=', status: 422, code: 'validation_failed', paths: ['querystring.q'] },
+  { name: 'recipients list: q over 200 characters', method: 'GET', path: `/v1/recipients?q=${'q'.repeat(201)}`, status: 422, code: 'validation_failed', paths: ['querystring.q'] },
+  { name: 'recipients list: foreign cursor', method: 'GET', path: `/v1/recipients?cursor=${b64('c1:ntf_01M80SGJJ90MBTNVTV0KVD1QYY')}`, status: 400, code: 'invalid_cursor' },
+  { name: 'recipients list: cursor with SQL', method: 'GET', path: `/v1/recipients?cursor=${b64("k1:a' OR '1'='1")}`, status: 400, code: 'invalid_cursor' },
+  { name: 'recipients list: unknown parameter', method: 'GET', path: '/v1/recipients?page=2', status: 422, code: 'validation_failed', paths: ['querystring.page'] },
+  { name: 'preferences patch: wrong types', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: { kinds: [], quiet_hours: 'night' }, status: 422, code: 'validation_failed', paths: ['body.kinds', 'body.quiet_hours'] },
+  { name: 'preferences patch: unknown field', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: { kinds: {}, timezone: 'UTC' }, status: 422, code: 'validation_failed', paths: ['body.timezone'] },
+  { name: 'preferences patch: merged quiet hours without an end', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: { quiet_hours: { start: '22:00' } }, status: 422, code: 'validation_failed', paths: ['body.quiet_hours.end'] },
+  { name: 'preferences patch: unknown kind', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: { kinds: { nope: { allowed: false } } }, status: 422, code: 'validation_failed', paths: ['body.kinds.nope'] },
+  { name: 'preferences patch: unknown recipient', method: 'PATCH', path: '/v1/recipients/nobody/preferences', body: { quiet_hours: null }, status: 404, code: 'not_found' },
+  { name: 'preferences patch as text/plain', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: '{}', headers: { 'content-type': 'text/plain' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'preferences patch: malformed merge patch', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: '{"kinds":', headers: { 'content-type': 'application/merge-patch+json' }, status: 400, code: 'malformed_json' },
+  { name: 'read key cannot patch preferences', who: 'read', method: 'PATCH', path: '/v1/recipients/alice/preferences', body: { quiet_hours: null }, status: 403, code: 'forbidden' },
+
   // --- channels: options, providers, devices, callbacks
   { name: 'channel_options for an unknown channel', body: { to: 'alice', title: 'x', channel_options: { fax: {} } }, status: 422, code: 'validation_failed', paths: ['body.channel_options.fax'] },
   { name: 'pushover priority out of range', body: { to: 'alice', title: 'x', channel_options: { pushover: { priority: 3 } } }, status: 422, code: 'validation_failed', paths: ['body.channel_options.pushover.priority'] },
@@ -244,8 +262,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
     h = await startHeraldOn(dialect);
     small = await startHeraldOn(dialect, { HERALD_BODY_LIMIT: '2048' });
     for (const s of [h, small]) {
-      assert.equal((await s.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } })).status, 200);
-      assert.equal((await s.api('PUT', '/v1/recipients/bob', { name: 'Bob, no address' })).status, 200);
+      assert.equal((await s.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } })).status, 201);
+      assert.equal((await s.api('PUT', '/v1/recipients/bob', { name: 'Bob, no address' })).status, 201);
     }
     const key = await h.api('POST', '/v1/keys', { name: 'reader', scopes: ['read'] });
     assert.equal(key.status, 201, key.text);
@@ -363,6 +381,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is re
       for (const [method, path, body, contentType] of [
         ['POST', SEND, raw('{"to":"alice","title":"caf@"}', bad), 'application/json'],
         ['PUT', '/v1/recipients/mallory', raw('{"name":"M@"}', bad), 'application/json; charset=utf-8'],
+        ['PATCH', '/v1/recipients/alice/preferences', raw('{"kinds":{"marketing@":null}}', bad), 'application/merge-patch+json'],
       ] as const) {
         const r = await post(path, method, body, contentType);
         const text = await r.text();

@@ -116,7 +116,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       rx = await startReceiver();
       h = await startHeraldOn(dialect);
       // Something for the routes to find: a recipient, a template, a topic.
-      assert.equal((await h.api('PUT', '/v1/recipients/alice', { name: 'Alice', email: 'alice@example.com', webhook: { url: `${rx.url}/alice` } })).status, 200);
+      assert.equal((await h.api('PUT', '/v1/recipients/alice', { name: 'Alice', email: 'alice@example.com', webhook: { url: `${rx.url}/alice` } })).status, 201);
       assert.equal((await h.api('PUT', '/v1/templates/welcome', { variants: [{ locale: 'en', title: 'Hi {{name}}', body: 'Welcome' }] })).status, 201);
       const spec = (await h.api('GET', '/openapi.json')).body as {
         paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema: Schema }> } }>>;

@@ -66,7 +66,7 @@ describe('push devices: fan-out, unregistered devices disabled and skipped', () 
     const { public_key } = (await h.api('GET', '/v1/providers/webpush/public-key')).body;
     assert.equal(public_key, wp.body.config.vapid_public_key);
 
-    assert.equal((await h.api('PUT', '/v1/recipients/alice', { name: 'Alice' })).status, 200);
+    assert.equal((await h.api('PUT', '/v1/recipients/alice', { name: 'Alice' })).status, 201);
     const phone = await h.api('POST', '/v1/recipients/alice/devices', { platform: 'fcm', token: 'fcm-token-phone', label: 'Pixel' });
     const tablet = await h.api('POST', '/v1/recipients/alice/devices', { platform: 'fcm', token: 'fcm-token-old-tablet' });
     const browser = push.subscribe({ applicationServerKey: public_key });

@@ -22,12 +22,12 @@ async function rejectingSmtp(): Promise<SmtpSink> {
 
 async function webhookRecipient(h: TestHerald, id: string, url: string): Promise<void> {
   const r = await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url } });
-  assert.equal(r.status, 200, r.text);
+  assert.equal(r.status, 201, r.text);
 }
 
 async function emailRecipient(h: TestHerald, id: string, email: string): Promise<void> {
   const r = await h.api('PUT', `/v1/recipients/${id}`, { email });
-  assert.equal(r.status, 200, r.text);
+  assert.equal(r.status, 201, r.text);
 }
 
 /** Sends one notification to `to`; returns its id and its (single) delivery id. */

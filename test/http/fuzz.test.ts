@@ -154,7 +154,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) describe(`fuzzing the sen
     h = await startHeraldOn(dialect);
     for (const id of KNOWN) {
       const body = id === 'no-channel' ? { name: 'nobody reachable' } : { webhook: { url: `${rx.url}/${id}` } };
-      assert.equal((await h.api('PUT', `/v1/recipients/${encodeURIComponent(id)}`, body)).status, 200);
+      assert.equal((await h.api('PUT', `/v1/recipients/${encodeURIComponent(id)}`, body)).status, 201);
     }
   });
 

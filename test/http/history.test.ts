@@ -55,8 +55,8 @@ describe('notification history', () => {
     rx = await startReceiver((req) => ({ status: req.path.startsWith('/bad/') ? 400 : 200 }));
     smtp = await startSmtp();
     h = await startHerald({ HERALD_SMTP_URL: smtp.url });
-    for (const id of ['ok1', 'ok2']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/ok/${id}` } })).status, 200);
-    assert.equal((await h.api('PUT', '/v1/recipients/bad1', { webhook: { url: `${rx.url}/bad/bad1` } })).status, 200);
+    for (const id of ['ok1', 'ok2']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/ok/${id}` } })).status, 201);
+    assert.equal((await h.api('PUT', '/v1/recipients/bad1', { webhook: { url: `${rx.url}/bad/bad1` } })).status, 201);
   });
 
   after(async () => {
@@ -155,7 +155,7 @@ describe('notification history', () => {
       await Promise.all(
         ids.slice(i, i + 50).map(async (id) => {
           const r = await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/ok/${id}` }, ...(withEmail.has(id) && { email: `${id}@example.com` }) });
-          assert.equal(r.status, 200, r.text);
+          assert.equal(r.status, 201, r.text);
         }),
       );
     }
@@ -218,7 +218,7 @@ describe('deleting a recipient', () => {
   });
 
   it('erases it (GET 404) and skips its pending and failed deliveries with reason recipient_deleted', async () => {
-    const put = async (id: string, url: string) => assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { name: `Name of ${id}`, email: `${id}@example.com`, webhook: { url } })).status, 200);
+    const put = async (id: string, url: string) => assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { name: `Name of ${id}`, email: `${id}@example.com`, webhook: { url } })).status, 201);
     await put('waiter', `${rx.url}/retry/waiter`);
     await put('blocker', `${gate.url}/blocker`);
     await put('victim', `${rx.url}/victim`);

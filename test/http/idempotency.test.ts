@@ -30,7 +30,7 @@ describe('Idempotency-Key', () => {
     rx = await startReceiver();
     h = await startHerald();
     for (const id of ['alice', 'bob']) {
-      assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
+      assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
     }
   });
 
@@ -108,7 +108,7 @@ describe('Idempotency-Key', () => {
     const refused = await h.api('POST', SEND, body, { 'idempotency-key': key });
     assert.equal(refused.status, 422);
     assert.equal(refused.body.code, 'unknown_recipients');
-    assert.equal((await h.api('PUT', '/v1/recipients/carol', { webhook: { url: `${rx.url}/carol` } })).status, 200);
+    assert.equal((await h.api('PUT', '/v1/recipients/carol', { webhook: { url: `${rx.url}/carol` } })).status, 201);
     const ok = await h.api('POST', SEND, body, { 'idempotency-key': key });
     assert.equal(ok.status, 202);
     assert.equal(ok.headers.get('idempotent-replayed'), null);

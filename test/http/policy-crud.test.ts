@@ -27,7 +27,7 @@ before(async () => {
   sendKey = await mk(['send']);
   for (const [id, timezone] of [['alice', 'Asia/Seoul'], ['bob', null], ['carol', null], ['dave', null]] as const) {
     const r = await h.api('PUT', `/v1/recipients/${id}`, { name: id, email: `${id}@example.com`, timezone });
-    assert.equal(r.status, 200, r.text);
+    assert.equal(r.status, 201, r.text);
   }
 });
 after(() => h?.stop());

@@ -65,7 +65,7 @@ describe('policy decisions through the API (SQLite, in-process rate limits)', ()
   /** A recipient with a webhook at <receiver>/<id> and, unless `email: null`, <id>@example.test. */
   async function recipient(id: string, extra: Record<string, unknown> = {}): Promise<void> {
     const r = await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` }, email: `${id}@example.test`, ...extra });
-    assert.equal(r.status, 200, r.text);
+    assert.equal(r.status, 201, r.text);
   }
   async function kind(name: string, policy: Record<string, unknown>): Promise<void> {
     const r = await h.api('PUT', `/v1/kinds/${name}`, { mandatory: false, channels: null, routing: 'all', rate_limits: null, ...policy });
@@ -587,7 +587,7 @@ describe('rate limits hold across nodes (PostgreSQL + Redis)', () => {
   it('two nodes share one bucket per recipient and channel: the third send is throttled, then 429', async () => {
     const put = await a.api('PUT', '/v1/kinds/rl.shared', { mandatory: false, channels: null, routing: 'all', rate_limits: { webhook: { limit: 2, per: '1h' } }, throttle: 'defer' });
     assert.equal(put.status, 201, put.text);
-    for (const id of [who, `${who}-2`]) assert.equal((await a.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
+    for (const id of [who, `${who}-2`]) assert.equal((await a.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
     const statuses: string[] = [];
     for (const h of [a, b]) {
       const r = await h.api('POST', '/v1/notifications', { to: who, kind: 'rl.shared', title: 'x' });

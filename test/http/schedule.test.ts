@@ -12,7 +12,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     before(async () => {
       h = await startHeraldOn(dialect);
       rx = await startReceiver();
-      for (const id of ['ann', 'ben', 'cat']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
+      for (const id of ['ann', 'ben', 'cat']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
     });
     after(async () => {
       await h?.stop();

@@ -25,7 +25,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('accepts, delivers a signed webhook, and records the attempt', async () => {
       const put = await h.api('PUT', '/v1/recipients/alice', { name: 'Alice', webhook: { url: `${rx.url}/alice` } });
-      assert.equal(put.status, 200);
+      assert.equal(put.status, 201);
       const secret: string = put.body.webhook.secret;
       assert.match(secret, /^whsec_/);
 

@@ -145,7 +145,7 @@ describe('cluster: two api+worker nodes and a worker-only node on PostgreSQL', (
     await Promise.all(
       recipients.map(async (id, i) => {
         const put = await (i % 2 ? a : b).api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${receiver.url}/hook/${id}` } });
-        assert.equal(put.status, 200, put.text);
+        assert.equal(put.status, 201, put.text);
         secrets.set(id, put.body.webhook.secret);
       }),
     );

@@ -30,7 +30,7 @@ describe('crash: SIGKILL under load', () => {
     const env = { HERALD_LEASE_TIME: '10m' };
     const first: HeraldProcess = await spawnHerald({ dataDir, env });
     cleanup.push(() => first.kill('SIGKILL'));
-    for (const id of RECIPIENTS) assert.equal((await first.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
+    for (const id of RECIPIENTS) assert.equal((await first.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
 
     // Load: IN_FLIGHT senders in a loop, each send to 1–3 recipients.
     const acceptedDeliveries = new Set<string>();

@@ -47,8 +47,8 @@ describe('shutdown: SIGTERM', () => {
     cleanup.push(() => gate.close());
     const env = { HERALD_SHUTDOWN_GRACE: `${GRACE_MS}ms`, HERALD_WEBHOOK_TIMEOUT: '90s', HERALD_LEASE_TIME: '10m' };
     const first = await spawn(dataDir, env);
-    for (const id of ['r0', 'r1', 'r2']) assert.equal((await first.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 200);
-    assert.equal((await first.api('PUT', '/v1/recipients/slow', { webhook: { url: `${gate.url}/slow` } })).status, 200);
+    for (const id of ['r0', 'r1', 'r2']) assert.equal((await first.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
+    assert.equal((await first.api('PUT', '/v1/recipients/slow', { webhook: { url: `${gate.url}/slow` } })).status, 201);
 
     const slow = await first.api('POST', SEND, { to: 'slow', title: 'slow receiver' });
     assert.equal(slow.status, 202);
@@ -139,7 +139,7 @@ describe('shutdown: SIGTERM', () => {
     const { rx, dataDir } = await setup(1500);
     const env = { HERALD_SHUTDOWN_GRACE: '20s', HERALD_LEASE_TIME: '10m' };
     const first = await spawn(dataDir, env);
-    assert.equal((await first.api('PUT', '/v1/recipients/slow', { webhook: { url: `${rx.url}/slow` } })).status, 200);
+    assert.equal((await first.api('PUT', '/v1/recipients/slow', { webhook: { url: `${rx.url}/slow` } })).status, 201);
     const slow = await first.api('POST', SEND, { to: 'slow', title: 'finishes in time' });
     assert.equal(slow.status, 202);
     await waitFor(() => rx.received.length === 1, 10_000, 'the slow attempt to start');

@@ -60,7 +60,7 @@ describe('PostgreSQL outage', () => {
     });
     rx = await startReceiver();
     const put = await h.api('PUT', '/v1/recipients/ops', { name: 'Ops', webhook: { url: `${rx.url}/ops` } });
-    assert.equal(put.status, 200);
+    assert.equal(put.status, 201);
   });
 
   after(async () => {
