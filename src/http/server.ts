@@ -390,21 +390,9 @@ function forbiddenPropertyProblem(body: string): Problem | undefined {
 
 /** The path of the first `__proto__` or `constructor.prototype` property in `value` (depth checked by the caller). */
 function forbiddenPath(value: unknown, path: string): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = forbiddenPath(value[i], `${path}.${i}`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  for (const [k, v] of Object.entries(value)) {
-    if (k === '__proto__') return `${path}.__proto__`;
-    if (k === 'constructor' && v !== null && typeof v === 'object' && Object.hasOwn(v, 'prototype')) return `${path}.constructor.prototype`;
-    const found = forbiddenPath(v, `${path}.${k}`);
-    if (found) return found;
-  }
-  return undefined;
+  return firstInTree(value, path, () => undefined, (key, child, at) =>
+    key === '__proto__' ? `${at}.__proto__` : key === 'constructor' && child !== null && typeof child === 'object' && Object.hasOwn(child, 'prototype') ? `${at}.constructor.prototype` : undefined,
+  );
 }
 
 /**
@@ -413,19 +401,37 @@ function forbiddenPath(value: unknown, path: string): string | undefined {
  * checked by pathTooDeep, so recursion is bounded.
  */
 function nulPath(value: unknown, path: string): { path: string; inKey: boolean } | undefined {
-  if (typeof value === 'string') return value.includes('\0') ? { path, inKey: false } : undefined;
-  if (value === null || typeof value !== 'object') return undefined;
+  return firstInTree<{ path: string; inKey: boolean }>(
+    value,
+    path,
+    (v, at) => (typeof v === 'string' && v.includes('\0') ? { path: at, inKey: false } : undefined),
+    (key, _child, at) => (key.includes('\0') ? { path: at, inKey: true } : undefined),
+  );
+}
+
+/**
+ * Depth first, in property order: the first answer of `atValue` (for `value` and each value inside
+ * it, with its path body.a.0.b) or of `atKey` (for each property name, with its object's path).
+ * The caller bounds the depth (pathTooDeep).
+ */
+function firstInTree<T>(
+  value: unknown,
+  path: string,
+  atValue: (value: unknown, path: string) => T | undefined,
+  atKey: (key: string, child: unknown, path: string) => T | undefined,
+): T | undefined {
+  const here = atValue(value, path);
+  if (here !== undefined || value === null || typeof value !== 'object') return here;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = nulPath(value[i], `${path}.${i}`);
-      if (found) return found;
+      const found = firstInTree(value[i], `${path}.${i}`, atValue, atKey);
+      if (found !== undefined) return found;
     }
     return undefined;
   }
   for (const [k, v] of Object.entries(value)) {
-    if (k.includes('\0')) return { path, inKey: true };
-    const found = nulPath(v, `${path}.${k}`);
-    if (found) return found;
+    const found = atKey(k, v, path) ?? firstInTree(v, `${path}.${k}`, atValue, atKey);
+    if (found !== undefined) return found;
   }
   return undefined;
 }
