@@ -149,11 +149,11 @@ export const settings = {
   receiptPollInterval: setting('HERALD_RECEIPT_POLL_INTERVAL', '30s', duration(5_000, 3_600_000), 'How often a vendor receipt (Pushover emergency priority) is checked until it is acknowledged or expires. Pushover allows one check per 5 s per receipt.'),
   chatAnyHost: setting('HERALD_CHAT_ANY_HOST', 'false', bool, "Accept Slack and Discord webhook URLs on any host (Slack-compatible servers such as Mattermost or Rocket.Chat), not only the vendors' own; the SSRF policy still applies."),
   publicUrl: setting('HERALD_PUBLIC_URL', '', url(['http:', 'https:']), 'Base URL vendors call back (status callbacks, receipts), e.g. https://herald.example.com. Empty: Herald asks vendors for no callbacks.'),
-  leaseTime: setting('HERALD_LEASE_TIME', '60s', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
+  leaseTime: setting('HERALD_LEASE_TIME', '1m', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
   pollInterval: setting('HERALD_POLL_INTERVAL', '1s', duration(10, 60_000), 'How often idle workers look for due deliveries (wake-ups make it faster).'),
   shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),
   keyRateLimit: setting('HERALD_KEY_RATE_LIMIT', '', requestRate, 'Requests each API key may make, as <requests>/<window> (e.g. 100/1s): a token bucket refilled continuously, shared through Redis when REDIS_URL is set. Excess: 429 with Retry-After. Empty: unlimited.'),
-  idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '24h', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
+  idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '1d', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
   logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
 } as const;
 

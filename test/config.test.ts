@@ -105,6 +105,21 @@ describe('configuration', () => {
     assert.match(text, /HERALD_LEASE_TIME=1m\n/);
   });
 
+  it('shows each default as docs/configuration.md writes it: durations in their one canonical form', () => {
+    const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    const shown = new Map(describeConfig(loadConfig({}, { HERALD_DATA_DIR: '/tmp/herald-config-test' })).map((r) => [r.variable, r.value]));
+    let durations = 0;
+    for (const s of Object.values(settings)) {
+      const show = (s.parse as { show?: (v: unknown) => string }).show;
+      if (s.default === undefined || s.default === '' || !show || !/\d(ms|s|m|h|d)\b/.test(s.default)) continue;
+      durations++;
+      assert.equal(show(s.parse(s.default)), s.default, `${s.env}: the default is written canonically`);
+      assert.equal(shown.get(s.env), s.default, `${s.env}: herald config shows the default as written`);
+      assert.ok(doc.includes(`| \`${s.env}\` | \`${s.default}\` |`), `${s.env}: docs/configuration.md shows the default ${s.default}`);
+    }
+    assert.ok(durations >= 8, `every duration setting was checked (${durations})`);
+  });
+
   it('documents every variable in docs/configuration.md', () => {
     const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     for (const s of Object.values(settings)) assert.ok(doc.includes(`| \`${s.env}\` |`), `${s.env} is not documented`);

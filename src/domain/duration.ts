@@ -16,7 +16,7 @@ export function parseDuration(input: string): number {
   return ms;
 }
 
-/** Recent results: request bodies name the same few durations ("24h" is a send's default). */
+/** Recent results: request bodies name the same few durations ("1d" is a send's default dedupe window). */
 const parsed = new Map<string, number>();
 
 function parse(input: string): number {
@@ -36,8 +36,11 @@ function parse(input: string): number {
 }
 
 /**
- * Formats milliseconds compactly and exactly ("1h30m", "5s", "1s500ms", "250ms"), so that
- * parseDuration(formatDuration(ms)) === ms for every whole number of milliseconds.
+ * The canonical form of a duration, the one Herald shows everywhere (`herald config`, the API,
+ * error messages, the docs): the largest units first, each a whole number and used at most once,
+ * none past its next unit ("1m", not "60s"; "1d", not "24h"; "1h30m"; "1s500ms"; "250ms"; "0ms").
+ * Exact: parseDuration(formatDuration(ms)) === ms for every whole number of milliseconds, and
+ * formatDuration(parseDuration(s)) === s for every canonical s.
  */
 export function formatDuration(ms: number): string {
   let rest = Math.round(ms);

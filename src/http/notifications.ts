@@ -38,7 +38,7 @@ export const SendBody = Type.Object(
       ),
     ),
     dedupe_key: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Recipients that got a notification with this key inside dedupe_window get this one as `deduplicated`' })),
-    dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '24h', description: 'How long a dedupe_key holds, e.g. "24h" (at most 30d)' })),
+    dedupe_window: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$', default: '1d', description: 'How long a dedupe_key holds, e.g. "1d" or "12h" (at most 30d)' })),
     digest: Type.Optional(
       Type.Object(
         {

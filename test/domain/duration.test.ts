@@ -54,6 +54,20 @@ describe('formatDuration', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: 365 * 86_400_000 }), (ms) => assert.equal(parseDuration(formatDuration(ms)), ms)));
   });
 
+  it('is canonical: formatting a canonical duration\'s value gives it back, and the docs\' forms are canonical', () => {
+    for (const s of ['1m', '1d', '5s', '5m', '30m', '2h', '5h', '10h', '15s', '30s', '1s', '10s', '250ms', '1h', '7d', '30d', '1h30m', '1s500ms', '0ms']) {
+      assert.equal(formatDuration(parseDuration(s)), s);
+    }
+    // Other spellings of the same value come back in the one form.
+    for (const [s, canonical] of [['60s', '1m'], ['24h', '1d'], ['90m', '1h30m'], ['1.5h', '1h30m'], ['3600s', '1h'], ['0', '0ms'], ['1000ms', '1s']]) {
+      assert.equal(formatDuration(parseDuration(s!)), canonical);
+    }
+  });
+
+  it('is canonical (property): format(parse(format(ms))) === format(ms)', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 365 * 86_400_000 }), (ms) => assert.equal(formatDuration(parseDuration(formatDuration(ms))), formatDuration(ms))));
+  });
+
   it('is compact: canonical units never repeat or overflow (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 365 * 86_400_000 }), (ms) => {
