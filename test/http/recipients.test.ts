@@ -185,6 +185,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const json = await patch('quinn', { quiet_hours: { start: '01:00', end: '02:00' } }, { 'content-type': 'application/json' });
         assert.equal(json.status, 200, json.text);
         assert.deepEqual(json.body.quiet_hours, { start: '01:00', end: '02:00' });
+        for (const type of ['application/json; charset=utf-8', 'application/merge-patch+json; charset=UTF-8']) {
+          const r = await patch('quinn', { kinds: { marketing: { allowed: false } } }, { 'content-type': type });
+          assert.equal(r.status, 200, `${type}: ${r.text}`);
+          assertProblem(await patch('quinn', { kinds: { marketing: { allowed: 'no' } } }, { 'content-type': type }), 422, 'validation_failed', ['body.kinds.marketing.allowed']);
+          assert.equal((await patch('quinn', { kinds: null }, { 'content-type': type })).status, 200);
+        }
         assertProblem(await patch('quinn', '{"quiet_hours":null}', { 'content-type': 'text/plain' }), 415, 'unsupported_media_type');
         assertProblem(await patch('quinn', '{"quiet_hours":', MERGE_PATCH), 400, 'malformed_json');
         // merge-patch+json is for PATCH only.
