@@ -25,7 +25,7 @@ import { changePreferences, getPreferences, putPreferences, type KindPreference,
 import { getRecipient } from '../store/recipients.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { iso, MERGE_PATCH_JSON, problems, RecipientId, schemaProblem } from './schemas.ts';
+import { iso, MERGE_PATCH_JSON, Nullable, problems, RecipientId, schemaProblem } from './schemas.ts';
 import { KIND_PATTERN } from './kinds.ts';
 
 export const LOCAL_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
@@ -49,7 +49,6 @@ const PreferencesInput = Type.Object(
   { additionalProperties: false },
 );
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
 const PreferencesPatch = Type.Object(
   {
     kinds: Nullable(

@@ -20,9 +20,7 @@ import { deleteRecipient, getRecipient, listRecipients, upsertRecipient } from '
 import type { RecipientsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api } from './server.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Page, problems, RecipientId } from './schemas.ts';
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Nullable, Page, problems, RecipientId } from './schemas.ts';
 
 const WebhookInput = Type.Object(
   {

@@ -37,6 +37,9 @@ export function problems(...statuses: number[]): Record<number, unknown> {
   return Object.fromEntries(statuses.map((s) => [s, { $ref: 'Problem#', description: 'Problem details' }]));
 }
 
+/** An optional member that may also be null (null: remove or clear it). */
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+
 export const RecipientId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$', description: 'Your id for the recipient' });
 
 export const Cursor = Type.String({ maxLength: 300, description: 'Opaque cursor from the previous page' });
