@@ -12,6 +12,10 @@
 //   items: after the close no notification can join, so every attempt of the carrier (retries,
 //   re-attempts after a crash) sends the same items. An item is in exactly one digest; a digest's
 //   carrier is never one of its items' own `digested` deliveries.
+// - Outcomes as StoreAdapter.acceptBatch's: `idempotency_conflict` when an unexpired record holds
+//   the idempotency key, `dedupe_conflict` when another notification holds one of its dedupe keys
+//   unexpired; either way the transaction rolls back and nothing of the item is written (no digest
+//   joined or opened, no item added).
 
 import { newId } from '../domain/ids.ts';
 import { summarizeNotification, type StatusCounts } from '../domain/delivery-status.ts';
@@ -27,6 +31,7 @@ export interface DigestSpec {
 }
 
 class IdempotencyTaken extends Error {}
+class DedupeTaken extends Error {}
 
 /**
  * The `digests.key` of a (digest key, device) bucket: unambiguous for any key and device id, and
@@ -116,15 +121,19 @@ export async function acceptWithDigest(
       for (let i = 0; i < recipients.rows.length; i += 100) await trx.insertInto('notification_recipients').values(recipients.rows.slice(i, i + 100)).execute();
       if (item.dedupe && item.dedupe.recipients.length > 0) {
         const { key, expiresAt } = item.dedupe;
-        await trx
+        const took = await trx
           .insertInto('dedupe_keys')
           .values(item.dedupe.recipients.map((r) => ({ workspace_id: n.workspace_id, recipient_id: r, key, notification_id: n.id, created_at: now, expires_at: expiresAt })))
           .onConflict((oc) => oc.columns(['workspace_id', 'recipient_id', 'key']).doUpdateSet({ notification_id: n.id, created_at: now, expires_at: expiresAt }).where('dedupe_keys.expires_at', '<=', now))
+          .returning('recipient_id')
           .execute();
+        // A key another notification holds unexpired returns no row: the whole item is rolled back.
+        if (took.length < item.dedupe.recipients.length) throw new DedupeTaken();
       }
     });
   } catch (err) {
     if (err instanceof IdempotencyTaken) return 'idempotency_conflict';
+    if (err instanceof DedupeTaken) return 'dedupe_conflict';
     throw err;
   }
   return 'ok';
