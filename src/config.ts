@@ -127,13 +127,13 @@ requestRate.show = (v) => (v === undefined ? '(unset)' : `${v.limit}/${formatDur
 
 /** The schema. Order here is the order `herald config` prints. */
 export const settings = {
-  host: setting('HOST', '0.0.0.0', str, 'Address the HTTP server binds to.'),
+  host: setting('HOST', '127.0.0.1', str, 'Address the HTTP server binds to. The default is this machine only; 0.0.0.0 (or ::) listens on every interface.'),
   port: setting('PORT', '8080', int(0, 65535), 'HTTP port (0 picks a free port).'),
   dataDir: setting('HERALD_DATA_DIR', './data', str, 'Directory for the SQLite database and the generated secret key.'),
   databaseUrl: setting('DATABASE_URL', '', url(['postgres:', 'postgresql:']), 'PostgreSQL connection URL. Empty: embedded SQLite in the data dir.', true),
   dbPoolSize: setting('HERALD_DB_POOL_SIZE', '10', int(1, 1000), 'PostgreSQL connections each process may open for queries (LISTEN takes one more).'),
   redisUrl: setting('REDIS_URL', '', url(['redis:', 'rediss:']), 'Redis connection URL (redis:// or rediss://): the bus between processes. Empty: in-process only.', true),
-  adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing).', true),
+  adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing). `serve` warns when it is short or well known.', true),
   secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
   allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),
   smtpUrl: setting('HERALD_SMTP_URL', '', url(['smtp:', 'smtps:']), 'SMTP server for the email channel, e.g. smtp://user:pass@host:587 or smtps://host:465. Empty: email disabled.', true),

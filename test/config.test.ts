@@ -7,7 +7,7 @@ describe('configuration', () => {
   it('has working defaults', () => {
     const c = loadConfig({});
     assert.equal(c.port, 8080);
-    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.host, '127.0.0.1', 'this machine only unless HOST says otherwise');
     assert.deepEqual(c.retrySchedule, [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
     assert.equal(c.bodyLimit, 256 * 1024);
     assert.equal(c.smtpUrl, undefined);

@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApiKey, SCOPES, type Scope } from '../auth/api-keys.ts';
 import { ConfigError, describeConfig, loadConfig, type Config } from '../config.ts';
-import { createHerald, createLogger, VERSION } from '../app.ts';
-import { ROLES, type Role } from '../services.ts';
+import { VERSION } from '../app.ts';
 import { listApiKeys } from '../store/api-keys.ts';
 import { openStore } from '../store/index.ts';
 import { ensureDefaultWorkspace } from '../store/workspaces.ts';
+import { parseRoles, serve } from './serve.ts';
+import { UsageError } from './usage-error.ts';
 
 const USAGE = `herald ${VERSION}: self-hosted notification hub
 
@@ -33,13 +34,11 @@ Usage:
 
 Configuration comes from the environment; see docs/configuration.md or run \`herald config\`.`;
 
-class UsageError extends Error {}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
-      return serve(rest);
+      return serveCommand(rest);
     case 'migrate':
       return migrate();
     case 'keys':
@@ -71,26 +70,9 @@ function config(): Config {
   return loadConfig(process.env);
 }
 
-async function serve(args: string[]): Promise<number> {
+async function serveCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { role: { type: 'string' } }, strict: true });
-  const roles = (values.role ?? ROLES.join(',')).split(',').map((r) => r.trim()).filter(Boolean);
-  for (const r of roles) if (!(ROLES as readonly string[]).includes(r)) throw new UsageError(`unknown role "${r}" (expected ${ROLES.join(', ')})`);
-  const cfg = config();
-  const log = createLogger(cfg);
-  const herald = await createHerald(cfg, { roles: roles as Role[], log });
-  await herald.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'shutting down');
-      herald.stop().then(resolve, (err) => {
-        log.error({ err }, 'shutdown failed');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
-  return 0;
+  return serve(parseRoles(values.role));
 }
 
 async function migrate(): Promise<number> {
