@@ -4,6 +4,7 @@
 // dialect, because it is where the time goes and where the locking semantics differ.
 
 import type { Kysely } from 'kysely';
+import { CLAIMABLE } from '../domain/delivery-status.ts';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, FanoutsTable, NotificationsTable, RecipientsTable } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -24,6 +25,14 @@ export type RecipientAddresses = Pick<
   | 'kakao_phone'
   | 'address_disabled'
 >;
+
+/**
+ * CLAIMABLE as an SQL list (`'pending', 'failed', …`), for `status IN (${CLAIMABLE_SQL})`: the
+ * predicate of the partial index deliveries_due (migration 0007; test/store/claimable.test.ts
+ * checks they agree). Written into the statement as literals, not bound, so the planner can prove
+ * the index applies.
+ */
+export const CLAIMABLE_SQL = CLAIMABLE.map((s) => `'${s}'`).join(', ');
 
 /** The columns findRecipients reads, in SQL. */
 export const RECIPIENT_ADDRESS_COLUMNS =

@@ -24,7 +24,7 @@ import { Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'ky
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { attemptOnRow, claimBatchKeys, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { attemptOnRow, claimBatchKeys, CLAIMABLE_SQL, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { SchemaPostgresDialect } from './pg-introspector.ts';
@@ -184,14 +184,14 @@ const INSERT_NOTIFICATIONS = {
 const RELAXED_COMMIT = `relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS sync)`;
 
 /**
- * Claim, in one statement: lock up to `limit` due rows of channel $1 (pending/failed/scheduled/throttled with run_at <= now $2,
- * or sending whose lease has expired), oldest run_at first, skipping rows another transaction has
- * locked, so concurrent claimers never get the same row. A row another claimer committed after
+ * Claim, in one statement: lock up to `limit` due rows of channel $1 (CLAIMABLE with run_at <= now
+ * $2: waiting rows that are due, and `sending` rows whose lease has expired), oldest run_at first,
+ * skipping rows another transaction has locked, so concurrent claimers never get the same row. A row another claimer committed after
  * this statement's snapshot is re-checked against the WHERE once unlocked, and is dropped since
  * its run_at is now a future lease expiry. Each claimed row becomes `sending`, attempts + 1,
  * leased to $3 until $4. The result joins the notification and the recipient (recipient_exists is
  * NULL when the recipient is gone), ordered by the run_at the rows were due at.
- * `status IN (...)` repeats the predicate of the partial index deliveries_due so it is used.
+ * `status IN (CLAIMABLE_SQL)` is the predicate of the partial index deliveries_due, so it is used.
  * Commits without waiting for the WAL flush (RELAXED_COMMIT).
  *
  * The limit is a literal, one prepared statement per limit (claimStatement): with `LIMIT $n` the
@@ -206,7 +206,7 @@ function claimText(limit: number): string {
   return `
     WITH ${RELAXED_COMMIT}, due AS (
       SELECT id, run_at FROM deliveries
-       WHERE channel = $1 AND status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND run_at <= $2
+       WHERE channel = $1 AND status IN (${CLAIMABLE_SQL}) AND run_at <= $2
        ORDER BY run_at
        LIMIT ${limit}
        FOR UPDATE SKIP LOCKED

@@ -12,7 +12,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { attemptOnRow, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, type ClaimedDelivery, type SettleItem } from './adapter.ts';
+import { attemptOnRow, CLAIMABLE_SQL, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, type ClaimedDelivery, type SettleItem } from './adapter.ts';
 import { deliveryRange, LEGACY_DELIVERY_PREDICATE } from './delivery-keys.ts';
 
 export interface SqliteQueue {
@@ -36,7 +36,7 @@ export function prepareQueue(db: BetterSqlite3.Database): SqliteQueue {
       UPDATE deliveries
          SET status = 'sending', attempts = attempts + 1, lease_owner = ?, run_at = ?, updated_at = ?
        WHERE id IN (SELECT id FROM deliveries
-                     WHERE channel = ? AND status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND run_at <= ?
+                     WHERE channel = ? AND status IN (${CLAIMABLE_SQL}) AND run_at <= ?
                      ORDER BY run_at LIMIT ?)
       RETURNING id`),
     claimedJobs: p(`

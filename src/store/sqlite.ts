@@ -16,7 +16,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { CLAIMABLE_SQL, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, packBatch, prepareAcceptWrite } from './sqlite-accept.ts';
@@ -143,9 +143,10 @@ export class SqliteAdapter implements StoreAdapter {
     return {
       findRecipient: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id = ?`),
       findRecipients: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
+      // `status IN (CLAIMABLE_SQL)`: the predicate of the partial index deliveries_due, so it is used.
       leaseOwners: p(`
         SELECT DISTINCT lease_owner FROM deliveries
-         WHERE status IN ('pending', 'failed', 'sending', 'scheduled', 'throttled') AND status = 'sending' AND lease_owner IS NOT NULL`),
+         WHERE status IN (${CLAIMABLE_SQL}) AND status = 'sending' AND lease_owner IS NOT NULL`),
     };
   }
 
