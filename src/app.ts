@@ -21,7 +21,22 @@ import { createChannels } from './channels/registry.ts';
 import { createRateLimiter } from './ratelimit/index.ts';
 import { addressChannels } from './domain/routing.ts';
 import type { Config } from './config.ts';
-import { buildServer, type Api } from './http/server.ts';
+import { buildServer, type Api, type RouteModule } from './http/server.ts';
+import { healthModule } from './http/health.ts';
+import { metricsModule } from './http/metrics.ts';
+import { recipientsModule } from './http/recipients.ts';
+import { notificationsModule } from './http/notifications.ts';
+import { dlqModule } from './http/dlq.ts';
+import { auditModule } from './http/audit.ts';
+import { keysModule } from './http/keys.ts';
+import { devicesModule } from './http/devices.ts';
+import { providersModule } from './http/providers.ts';
+import { kindsModule } from './http/kinds.ts';
+import { preferencesModule } from './http/preferences.ts';
+import { templatesModule } from './http/templates.ts';
+import { topicsModule } from './http/topics.ts';
+import { settingsModule } from './http/settings.ts';
+import { callbacksModule } from './http/callbacks.ts';
 import { createMetrics } from './metrics.ts';
 import { SafeHttp } from './net/safe-http.ts';
 import { Accepter } from './queue/accept.ts';
@@ -48,6 +63,25 @@ import { PermanentError } from './channels/channel.ts';
 
 /** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
 const RECEIPT_FIRST_CHECK_MS = 5_000;
+
+/** The HTTP API's route modules, mounted in this order. */
+const ROUTES: readonly RouteModule[] = [
+  healthModule,
+  metricsModule,
+  recipientsModule,
+  notificationsModule,
+  dlqModule,
+  auditModule,
+  keysModule,
+  devicesModule,
+  providersModule,
+  kindsModule,
+  preferencesModule,
+  templatesModule,
+  topicsModule,
+  settingsModule,
+  callbacksModule,
+];
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -210,7 +244,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const dlq = new DlqService({ store, log, onReplayed: wake });
   const state = { started: false, stopping: false };
   const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, recipients, accepter, dlq, state };
-  const server = await buildServer(services).catch(async (err: unknown) => {
+  const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;
   });

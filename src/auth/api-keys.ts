@@ -1,9 +1,5 @@
 // API keys: random, shown once, stored as a sha256 hash. A key belongs to one workspace and has
-// scopes; `admin` implies every scope.
-//
-//   send   create notifications, manage recipients
-//   read   read notifications, recipients and history
-//   admin  everything, including the dead-letter queue and keys
+// scopes (auth/scopes.ts); a valid key is a `key` principal (auth/principal.ts).
 
 import { hash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -12,22 +8,13 @@ import { newId } from '../domain/ids.ts';
 import { findApiKeyByHash, insertApiKey, touchApiKey } from '../store/api-keys.ts';
 import type { Database } from '../store/schema.ts';
 import { DEFAULT_WORKSPACE_ID } from '../store/workspaces.ts';
+import type { KeyLookup, KeyPrincipal } from './principal.ts';
+import type { Scope } from './scopes.ts';
 
-export const SCOPES = ['send', 'read', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
-
-export interface Principal {
-  keyId: string;
-  workspaceId: string;
-  scopes: readonly Scope[];
-}
+export { SCOPES, type Scope } from './scopes.ts';
 
 export function hashKey(key: string): string {
   return hash('sha256', key, 'hex');
-}
-
-export function hasScope(p: Principal, needed: Scope): boolean {
-  return p.scopes.includes('admin') || p.scopes.includes(needed);
 }
 
 export function generateKey(): string {
@@ -68,11 +55,11 @@ export async function ensureAdminKey(db: Kysely<Database>, key: string): Promise
  * that misses that message (bus down) still expires the entry within `ttlMs`, and drops its whole
  * cache when its bus reconnects.
  */
-export class KeyResolver {
+export class KeyResolver implements KeyLookup {
   readonly #db: Kysely<Database>;
   readonly #ttlMs: number;
   readonly #bus: Bus | undefined;
-  readonly #cache = new Map<string, { principal: Principal; until: number }>();
+  readonly #cache = new Map<string, { principal: KeyPrincipal; until: number }>();
   readonly #touched = new Map<string, number>();
   /** Bumped by every clear, so a lookup that started before a clear does not cache its result. */
   #generation = 0;
@@ -89,14 +76,14 @@ export class KeyResolver {
    * The principal of `key` if it is cached and fresh, without a lookup (the hot path's synchronous
    * check); undefined means "ask resolve()", not "invalid".
    */
-  cached(key: string): Principal | undefined {
+  cached(key: string): KeyPrincipal | undefined {
     // Keyed by the key as presented (exact match; no hash per request). The cache holds keys
     // that were used in the last ttlMs, as the requests carrying them did.
     const hit = this.#cache.get(key);
     return hit && hit.until > Date.now() ? hit.principal : undefined;
   }
 
-  async resolve(key: string): Promise<Principal | undefined> {
+  async resolve(key: string): Promise<KeyPrincipal | undefined> {
     const hit = this.cached(key);
     if (hit) return hit;
     const now = Date.now();
@@ -107,7 +94,7 @@ export class KeyResolver {
       this.#cache.delete(key);
       return undefined;
     }
-    const principal: Principal = { keyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes.split(' ') as Scope[] };
+    const principal: KeyPrincipal = { kind: 'key', keyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes.split(' ') as Scope[] };
     if (generation === this.#generation) {
       if (this.#cache.size > 10_000) this.#cache.clear();
       this.#cache.set(key, { principal, until: now + this.#ttlMs });

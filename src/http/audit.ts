@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
 import { listAudit } from '../store/audit.ts';
 import type { AuditLogTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems } from './schemas.ts';
 
 const NullStr = Type.Union([Type.String(), Type.Null()]);
@@ -32,7 +32,7 @@ function auditView(a: AuditLogTable): Static<typeof AuditEntryView> {
   };
 }
 
-export function auditRoutes(app: Api, s: Services): void {
+function auditRoutes(app: Api, s: Services): void {
   app.get(
     '/audit',
     {
@@ -62,3 +62,5 @@ export function auditRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const auditModule: RouteModule = { name: 'audit', prefix: '/v1', auth: 'principal', apiRole: true, routes: auditRoutes };

@@ -17,7 +17,7 @@ import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { deleteReceipt, getDeliveryById, reportDelivery } from '../store/deliveries.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { problems } from './schemas.ts';
 
 const Query = Type.Object({
@@ -32,7 +32,7 @@ const FormBody = Type.Record(Type.String(), Type.String());
 /** How long a callback waits for its delivery's outcome to be recorded (a fast vendor can report first). */
 const SETTLE_WAIT_MS = 3_000;
 
-export function callbackRoutes(app: Api, s: Services): void {
+function callbackRoutes(app: Api, s: Services): void {
   /**
    * reportDelivery, but a report that arrives while the attempt's outcome is not yet recorded
    * (`sending`) waits for it, up to SETTLE_WAIT_MS, instead of being dropped.
@@ -127,3 +127,5 @@ export function callbackRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const callbacksModule: RouteModule = { name: 'callbacks', prefix: '/v1/callbacks', auth: 'none', apiRole: true, routes: callbackRoutes };

@@ -17,7 +17,7 @@ import { deleteDevice, listDevices, registerDevice } from '../store/devices.ts';
 import { getRecipient } from '../store/recipients.ts';
 import type { DevicesTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { iso, problems, RecipientId } from './schemas.ts';
 
 const Base64Url = (bytes: number) => Type.String({ pattern: '^[A-Za-z0-9_-]+={0,2}$', minLength: Math.floor((bytes * 4) / 3), maxLength: Math.ceil(bytes / 3) * 4 });
@@ -97,7 +97,7 @@ function identity(platform: string, token: string): string {
   return platform === 'webpush' ? (JSON.parse(token) as { endpoint: string }).endpoint : token;
 }
 
-export function deviceRoutes(app: Api, s: Services): void {
+function deviceRoutes(app: Api, s: Services): void {
   const view = (d: DevicesTable): Static<typeof Device> => {
     const id = identity(d.platform, s.secrets.open(d.token));
     return {
@@ -176,3 +176,5 @@ export function deviceRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const devicesModule: RouteModule = { name: 'devices', prefix: '/v1', auth: 'principal', apiRole: true, routes: deviceRoutes };

@@ -20,7 +20,7 @@ import { filterDetails } from '../queue/dlq.ts';
 import { dlqStats, getDlqEntry, getJob, listDlq, parseJobScope, scopeFilter, type DlqFilter } from '../store/dlq.ts';
 import type { DlqJobsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems, Timestamp } from './schemas.ts';
 import { deliveryView, DeliveryView } from './views.ts';
 
@@ -107,7 +107,7 @@ function toFilter(q: { channel?: string | undefined; from?: string | undefined; 
 
 const actor = (keyId: string) => `key:${keyId}`;
 
-export function dlqRoutes(app: Api, s: Services): void {
+function dlqRoutes(app: Api, s: Services): void {
   app.get(
     '/dlq',
     {
@@ -296,3 +296,5 @@ export function dlqRoutes(app: Api, s: Services): void {
 function invalidField(path: string, message: string): Problem {
   return new Problem('validation_failed', `${path} ${message}`, { errors: [{ path, message }] });
 }
+
+export const dlqModule: RouteModule = { name: 'dlq', prefix: '/v1', auth: 'principal', apiRole: true, routes: dlqRoutes };

@@ -6,7 +6,7 @@
 import { Type } from 'typebox';
 import { LATEST_MIGRATION } from '../store/migrations/index.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 
 const Opt = Type.Optional(Type.String());
 const Health = Type.Object({
@@ -21,7 +21,7 @@ const Health = Type.Object({
   error: Opt,
 });
 
-export function healthRoutes(app: Api, s: Services): void {
+function healthRoutes(app: Api, s: Services): void {
   const schema = { tags: ['health'], security: [], response: { 200: Health, 503: Health } };
 
   app.get('/healthz/live', { schema: { ...schema, summary: 'Liveness' } }, async () => ({ status: 'ok' }));
@@ -43,3 +43,5 @@ export function healthRoutes(app: Api, s: Services): void {
     return { status: 'ok', migration: LATEST_MIGRATION, ...info };
   });
 }
+
+export const healthModule: RouteModule = { name: 'health', prefix: '', auth: 'none', apiRole: false, routes: healthRoutes };

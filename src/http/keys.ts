@@ -9,7 +9,7 @@ import { Problem } from '../errors.ts';
 import { listApiKeys, revokeApiKey } from '../store/api-keys.ts';
 import { recordAudit } from '../store/audit.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { iso, problems } from './schemas.ts';
 
 const Scope = Type.Union(SCOPES.map((sc) => Type.Literal(sc)));
@@ -23,7 +23,7 @@ const KeyView = Type.Object({
   revoked_at: Type.Union([Type.String(), Type.Null()]),
 });
 
-export function keyRoutes(app: Api, s: Services): void {
+function keyRoutes(app: Api, s: Services): void {
   app.post(
     '/keys',
     {
@@ -68,3 +68,5 @@ export function keyRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const keysModule: RouteModule = { name: 'keys', prefix: '/v1', auth: 'principal', apiRole: true, routes: keyRoutes };

@@ -18,7 +18,7 @@ import { Problem, type FieldError } from '../errors.ts';
 import { recordAudit } from '../store/audit.ts';
 import { ALWAYS_MANDATORY, DEFAULT_KINDS, getKind, listKinds, putKind, type Kind, type KindPolicy, type RateLimit } from '../store/kinds.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
 
 export const KIND_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
@@ -150,7 +150,7 @@ function toPolicy(kind: string, input: Static<typeof KindInput>): KindPolicy {
   };
 }
 
-export function kindRoutes(app: Api, s: Services): void {
+function kindRoutes(app: Api, s: Services): void {
   app.get(
     '/kinds',
     {
@@ -205,3 +205,5 @@ export function kindRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const kindsModule: RouteModule = { name: 'kinds', prefix: '/v1', auth: 'principal', apiRole: true, routes: kindRoutes };

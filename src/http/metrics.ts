@@ -4,9 +4,9 @@
 
 import { CLAIMABLE } from '../domain/delivery-status.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 
-export function metricsRoutes(app: Api, s: Services): void {
+function metricsRoutes(app: Api, s: Services): void {
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     s.metrics.queueDepth.reset();
     try {
@@ -25,3 +25,5 @@ export function metricsRoutes(app: Api, s: Services): void {
     return reply.type(s.metrics.registry.contentType).send(await s.metrics.registry.metrics());
   });
 }
+
+export const metricsModule: RouteModule = { name: 'metrics', prefix: '', auth: 'none', apiRole: false, routes: metricsRoutes };

@@ -12,7 +12,7 @@ import { Problem } from '../errors.ts';
 import { cancelNotification, getNotification, listNotifications } from '../store/notifications.ts';
 import type { DeliveryAttemptsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId } from './schemas.ts';
 import { deliveryView, notificationView, NotificationView } from './views.ts';
 
@@ -81,7 +81,7 @@ const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
 });
 
-export function notificationRoutes(app: Api, s: Services): void {
+function notificationRoutes(app: Api, s: Services): void {
   app.post(
     '/notifications',
     {
@@ -182,3 +182,5 @@ export function notificationRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const notificationsModule: RouteModule = { name: 'notifications', prefix: '/v1', auth: 'principal', apiRole: true, routes: notificationRoutes };

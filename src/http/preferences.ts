@@ -24,7 +24,7 @@ import { mergePatch } from '../domain/merge-patch.ts';
 import { changePreferences, getPreferences, putPreferences, type KindPreference, type Preferences } from '../store/preferences.ts';
 import { getRecipient } from '../store/recipients.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { iso, MERGE_PATCH_JSON, Nullable, problems, RecipientId, schemaProblem } from './schemas.ts';
 import { KIND_PATTERN } from './kinds.ts';
 
@@ -84,7 +84,7 @@ const view = (p: Preferences, timezone: string | null): Static<typeof Preference
   updated_at: iso(p.updated_at),
 });
 
-export function preferenceRoutes(app: Api, s: Services): void {
+function preferenceRoutes(app: Api, s: Services): void {
   app.get(
     '/recipients/:id/preferences',
     {
@@ -199,3 +199,5 @@ function stored(prefs: KindPreferences): Record<string, KindPreference> {
 function fieldProblem(errors: FieldError[]): Problem {
   return new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
 }
+
+export const preferencesModule: RouteModule = { name: 'preferences', prefix: '/v1', auth: 'principal', apiRole: true, routes: preferenceRoutes };

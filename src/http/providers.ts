@@ -25,7 +25,7 @@ import { listDevices } from '../store/devices.ts';
 import { getRecipient } from '../store/recipients.ts';
 import { recordAudit } from '../store/audit.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { iso, problems, RecipientId } from './schemas.ts';
 
 /** The channel that delivers through each provider. */
@@ -90,7 +90,7 @@ function maskUrlPassword(text: string): string {
   }
 }
 
-export function providerRoutes(app: Api, s: Services): void {
+function providerRoutes(app: Api, s: Services): void {
   const view = (provider: ProviderName, stored: StoredProvider | undefined): Static<typeof ProviderView> => {
     const channel = PROVIDER_CHANNEL[provider];
     const circuit = (s.pool?.circuits()[channel] ?? null) as Static<typeof ProviderView>['circuit'];
@@ -279,3 +279,5 @@ export function providerRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const providersModule: RouteModule = { name: 'providers', prefix: '/v1', auth: 'principal', apiRole: true, routes: providerRoutes };

@@ -2,8 +2,8 @@
 // fields of draft-ietf-httpapi-ratelimit-headers-11 (structured-field lists; the older drafts'
 // RateLimit-Limit/-Remaining/-Reset are not sent).
 //
-// Runs in the /v1 scope after authentication: each authenticated request takes one token from its
-// key's bucket (`key:<key id>`; a key is limited across all its requests, whatever the route).
+// Runs on authenticated routes after authentication: each request takes one token from its
+// principal's bucket (`key:<key id>`, auth/principal.ts actorOf; a key is limited across all its requests, whatever the route).
 //   allowed:  RateLimit-Policy: "default";q=<limit>;w=<window s>
 //             RateLimit: "default";r=<tokens left>;t=<s until the bucket is full again, rounded up>
 //   refused:  429 rate_limited, Retry-After: <s until a token is back, rounded up, at least 1>,
@@ -12,11 +12,12 @@
 //             or refused by the limiter's failure rule (fail-open by default).
 
 import type { onRequestHookHandler } from 'fastify';
+import { actorOf } from '../auth/principal.ts';
 import { Problem } from '../errors.ts';
 import { createRateLimiter } from '../ratelimit/index.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api } from './api.ts';
 
 /** The policy's name in the fields. */
 export const KEY_POLICY = 'default';
@@ -26,7 +27,7 @@ export function keyRateLimitHook(limiter: RateLimiter, limit: number, periodMs: 
   const window = Math.ceil(periodMs / 1000);
   const policy = `"${KEY_POLICY}";q=${limit};w=${window}`;
   return async (request, reply) => {
-    const d = await limiter.consume(`key:${request.principal.keyId}`, limit, periodMs);
+    const d = await limiter.consume(actorOf(request.principal), limit, periodMs);
     if (d.allowed) {
       if (!d.unchecked) {
         reply.header('ratelimit-policy', policy);

@@ -19,7 +19,7 @@ import { Problem, type FieldError } from '../errors.ts';
 import { deleteRecipient, getRecipient, listRecipients, upsertRecipient } from '../store/recipients.ts';
 import type { RecipientsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Nullable, Page, problems, RecipientId } from './schemas.ts';
 
 const WebhookInput = Type.Object(
@@ -97,7 +97,7 @@ const ListQuery = Type.Object(
 );
 const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).pattern);
 
-export function recipientRoutes(app: Api, s: Services): void {
+function recipientRoutes(app: Api, s: Services): void {
   const view = (r: RecipientsTable, secret: 'full' | 'masked'): Static<typeof Recipient> => {
     let webhook: Static<typeof Recipient>['webhook'] = null;
     if (r.webhook_url && r.webhook_secret) {
@@ -285,3 +285,5 @@ function maskUrl(text: string): string {
     return '…';
   }
 }
+
+export const recipientsModule: RouteModule = { name: 'recipients', prefix: '/v1', auth: 'principal', apiRole: true, routes: recipientRoutes };

@@ -1,5 +1,6 @@
 // The HTTP server: Fastify with TypeBox schemas, OpenAPI 3.1 generated from them, RFC 9457 problem
-// responses for every error, API-key auth with scopes on /v1.
+// responses for every error; mounts the route modules it is given (http/api.ts RouteModule), with
+// authentication (auth/principal.ts) and authorization (auth/service.ts) on those that ask for it.
 //
 // Error contract: a Problem thrown anywhere becomes its status; schema violations are 422 listing
 // each field; malformed JSON 400; too large 413; wrong content type 415; unknown route 404.
@@ -9,47 +10,24 @@
 // While shutting down, /v1 answers 503 (problem, Connection: close).
 // Anything else is a server fault: 500, logged with the request id, its message never echoed.
 
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { isUtf8 } from 'node:buffer';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { hasScope, type Principal, type Scope } from '../auth/api-keys.ts';
+import { STATUS_CODES } from 'node:http';
+import { authenticate, fromAuthorization, type Principal } from '../auth/principal.ts';
+import { authorize, type Action } from '../auth/service.ts';
 import { Problem } from '../errors.ts';
 import { ulid } from '../domain/ids.ts';
 import type { Services } from '../services.ts';
-import { healthRoutes } from './health.ts';
-import { metricsRoutes } from './metrics.ts';
-import { recipientRoutes } from './recipients.ts';
-import { notificationRoutes } from './notifications.ts';
-import { dlqRoutes } from './dlq.ts';
-import { auditRoutes } from './audit.ts';
-import { keyRoutes } from './keys.ts';
-import { deviceRoutes } from './devices.ts';
-import { providerRoutes } from './providers.ts';
-import { callbackRoutes } from './callbacks.ts';
-import { kindRoutes } from './kinds.ts';
-import { preferenceRoutes } from './preferences.ts';
-import { templateRoutes } from './templates.ts';
-import { topicRoutes } from './topics.ts';
-import { settingsRoutes } from './settings.ts';
+import type { Api, RouteModule } from './api.ts';
 import { keyRateLimit } from './rate-limit.ts';
 import { MERGE_PATCH_JSON, ProblemSchema, schemaProblem } from './schemas.ts';
 
-export type Api = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The scope a route needs; routes under /v1 without one need only a valid key. */
-    scope?: Scope;
-  }
-  interface FastifyRequest {
-    principal: Principal;
-  }
-}
+export type { Api, RouteModule } from './api.ts';
 
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 const REQUEST_ID_PREFIX = ulid().slice(-10).toLowerCase();
@@ -62,7 +40,7 @@ let requestSeq = 0;
  */
 export const MAX_BODY_DEPTH = 64;
 
-export async function buildServer(services: Services): Promise<Api> {
+export async function buildServer(services: Services, modules: readonly RouteModule[]): Promise<Api> {
   const { config } = services;
   const app = Fastify({
     loggerInstance: services.log as FastifyBaseLogger,
@@ -223,60 +201,45 @@ export async function buildServer(services: Services): Promise<Api> {
   app.addSchema({ ...ProblemSchema, $id: 'Problem' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  healthRoutes(app, services);
-  metricsRoutes(app, services);
+  // Each route of an authenticated module starts with authentication and authorization for its
+  // scope, then the key's rate limit: route-level hooks with the scope bound, so no per-request
+  // route lookup. Synchronous when the key is cached (nearly every request): no promise per request.
+  app.decorateRequest('principal', undefined as unknown as Principal);
+  const limit = keyRateLimit(app, services, services.rateLimiter);
+  const guard = (needed: Action | undefined): onRequestHookHandler => (request, _reply, done) => {
+    if (services.state.stopping) {
+      return done(new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } }));
+    }
+    const admit = (who: Principal | Problem) => {
+      if (who instanceof Problem) return done(who);
+      const refused = authorize(who, needed);
+      if (refused) return done(refused);
+      (request as { principal?: Principal }).principal = who;
+      done();
+    };
+    const who = authenticate(fromAuthorization(request.headers.authorization), services.keys);
+    if (who instanceof Promise) who.then(admit, (err: unknown) => done(err as Error));
+    else admit(who);
+  };
 
   // Worker-only nodes serve health and metrics, not the API.
-  if (!services.roles.includes('api')) return app;
-
-  await app.register(
-    async (v1) => {
-      const api = v1 as unknown as Api;
-      api.decorateRequest('principal', undefined as unknown as Principal);
-      // Each route's onRequest starts with authentication for its scope, then the key's rate limit:
-      // route-level hooks with the scope bound, so no per-request route lookup. Synchronous when the
-      // key is cached (nearly every request): no promise per request.
-      const limit = keyRateLimit(api, services, services.rateLimiter);
-      const authenticate = (needed: Scope | undefined): onRequestHookHandler => (request, _reply, done) => {
-        if (services.state.stopping) {
-          return done(new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { connection: 'close', 'retry-after': '1' } }));
+  const serveApi = services.roles.includes('api');
+  for (const m of modules) {
+    if (m.apiRole && !serveApi) continue;
+    await app.register(
+      async (scope) => {
+        const api = scope as unknown as Api;
+        if (m.auth === 'principal') {
+          api.addHook('onRoute', (route) => {
+            const auth = guard((route.config as { scope?: Action } | undefined)?.scope);
+            route.onRequest = [auth, ...(limit ? [limit] : []), ...hookList(route.onRequest)];
+          });
         }
-        const header = request.headers.authorization;
-        const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-        if (!m) return done(new Problem('unauthorized', header ? 'Authorization must be "Bearer <api key>"' : 'Send an API key as "Authorization: Bearer <key>"', { headers: { 'www-authenticate': 'Bearer' } }));
-        const key = m[1]!;
-        const admit = (principal: Principal | undefined) => {
-          if (!principal) return done(new Problem('unauthorized', 'The API key is not valid', { headers: { 'www-authenticate': 'Bearer' } }));
-          if (needed && !hasScope(principal, needed)) return done(new Problem('forbidden', `This needs the "${needed}" scope`));
-          (request as { principal?: Principal }).principal = principal;
-          done();
-        };
-        if (key.length > 200) return admit(undefined);
-        const cached = services.keys.cached(key);
-        if (cached) return admit(cached);
-        services.keys.resolve(key).then(admit, (err: unknown) => done(err as Error));
-      };
-      api.addHook('onRoute', (route) => {
-        const auth = authenticate((route.config as { scope?: Scope } | undefined)?.scope);
-        route.onRequest = [auth, ...(limit ? [limit] : []), ...hookList(route.onRequest)];
-      });
-      recipientRoutes(api, services);
-      notificationRoutes(api, services);
-      dlqRoutes(api, services);
-      auditRoutes(api, services);
-      keyRoutes(api, services);
-      deviceRoutes(api, services);
-      providerRoutes(api, services);
-      kindRoutes(api, services);
-      preferenceRoutes(api, services);
-      templateRoutes(api, services);
-      topicRoutes(api, services);
-      settingsRoutes(api, services);
-    },
-    { prefix: '/v1' },
-  );
-  // Vendors call back without API keys (the URL and signatures authenticate them).
-  await app.register(async (cb) => callbackRoutes(cb as unknown as Api, services), { prefix: '/v1/callbacks' });
+        await m.routes(api, services);
+      },
+      { prefix: m.prefix },
+    );
+  }
 
   return app;
 }

@@ -12,7 +12,7 @@ import { Problem, type FieldError } from '../errors.ts';
 import { recordAudit } from '../store/audit.ts';
 import { DEFAULT_LOCALE, getSettings, putSettings, type WorkspaceSettings } from '../store/settings.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { iso, problems } from './schemas.ts';
 import { LOCAL_TIME_PATTERN } from './preferences.ts';
 
@@ -38,7 +38,7 @@ const SettingsView = Type.Object({
 
 const view = (w: WorkspaceSettings): Static<typeof SettingsView> => ({ default_locale: w.default_locale, channel_blackouts: w.channel_blackouts, updated_at: iso(w.updated_at) });
 
-export function settingsRoutes(app: Api, s: Services): void {
+function settingsRoutes(app: Api, s: Services): void {
   app.get(
     '/settings',
     { config: { scope: 'read' }, schema: { summary: 'Read the workspace settings', tags: ['settings'], response: { 200: SettingsView, ...problems(401, 403) } } },
@@ -84,3 +84,5 @@ export function settingsRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const settingsModule: RouteModule = { name: 'settings', prefix: '/v1', auth: 'principal', apiRole: true, routes: settingsRoutes };

@@ -25,7 +25,7 @@ import { recordAudit } from '../store/audit.ts';
 import { getSettings } from '../store/settings.ts';
 import { deleteTemplate, getTemplate, listTemplates, putTemplate, type Template, type TemplateVariant } from '../store/templates.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
 
 export const TEMPLATE_KEY_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
@@ -92,7 +92,7 @@ function checkVariants(input: Static<typeof VariantInput>[]): TemplateVariant[] 
   return out;
 }
 
-export function templateRoutes(app: Api, s: Services): void {
+function templateRoutes(app: Api, s: Services): void {
   app.put(
     '/templates/:key',
     {
@@ -239,3 +239,5 @@ export function templateRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const templatesModule: RouteModule = { name: 'templates', prefix: '/v1', auth: 'principal', apiRole: true, routes: templateRoutes };

@@ -16,7 +16,7 @@ import { Problem, type FieldError } from '../errors.ts';
 import { addMembers, countMembers, deleteTopic, existingRecipientIds, getTopic, listMembers, listTopics, removeMembers, upsertTopic } from '../store/topics.ts';
 import type { TopicsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api } from './server.ts';
+import type { Api, RouteModule } from './api.ts';
 import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId } from './schemas.ts';
 
 export const TOPIC_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
@@ -41,7 +41,7 @@ const Ids = Type.Array(RecipientId, { maxItems: MAX_MEMBER_CHANGES });
 
 const view = (t: TopicsTable): Static<typeof TopicView> => ({ key: t.key, name: t.name, created_at: iso(t.created_at)!, updated_at: iso(t.updated_at)! });
 
-export function topicRoutes(app: Api, s: Services): void {
+function topicRoutes(app: Api, s: Services): void {
   const db = () => s.store.db;
   const mustExist = async (ws: string, key: string) => {
     const topic = await getTopic(db(), ws, key);
@@ -182,3 +182,5 @@ export function topicRoutes(app: Api, s: Services): void {
     },
   );
 }
+
+export const topicsModule: RouteModule = { name: 'topics', prefix: '/v1', auth: 'principal', apiRole: true, routes: topicRoutes };

@@ -1,0 +1,33 @@
+// Authorization: the one place that decides whether a principal may do an action.
+//
+// Actions are the permission levels routes declare (`config: { scope }`):
+//   read   read notifications, recipients, history and policy
+//   send   create notifications, manage recipients and their devices and preferences
+//   admin  everything in the workspace, including the DLQ, keys, providers and settings
+// A key principal may do an action when its scopes include it or include `admin`. (User roles map
+// onto the same actions: viewer = read, member = read + send, admin and owner = everything.)
+//
+// A resource of another workspace is not found (404), never forbidden: its existence is not
+// disclosed. Contract: `authorize` returns undefined when allowed, else the Problem to answer.
+
+import { Problem } from '../errors.ts';
+import type { Principal } from './principal.ts';
+import type { Scope } from './scopes.ts';
+
+export type Action = Scope;
+
+/** What an action is on; omitted for actions on the principal's own workspace as a whole. */
+export interface Resource {
+  readonly workspaceId: string;
+}
+
+export function authorize(principal: Principal, action: Action | undefined, resource?: Resource): Problem | undefined {
+  if (resource && resource.workspaceId !== principal.workspaceId) return new Problem('not_found');
+  if (action === undefined || may(principal, action)) return undefined;
+  return new Problem('forbidden', `This needs the "${action}" scope`);
+}
+
+/** Whether `principal` may do `action` in its own workspace. */
+export function may(principal: Principal, action: Action): boolean {
+  return principal.scopes.includes('admin') || principal.scopes.includes(action);
+}
