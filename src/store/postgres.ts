@@ -142,7 +142,9 @@ const INSERT_DEDUPE = {
  * The notifications, deliveries and notification_recipients rows of a batch (a notification with
  * one recipient names it in recipient_id, any other gets a row per recipient: recipientsOf in
  * store/delivery-keys.ts), as three multi-row inserts in one statement, then a wake-up NOTIFY per
- * channel that got pending deliveries (sent by PostgreSQL on commit).
+ * channel that got pending deliveries (sent by PostgreSQL on commit). Parameters, in order: the
+ * notifications' 16 columns ($1…$16), the deliveries' 19 ($17…$35), notification_recipients' 3
+ * ($36…$38), each a column array in the INSERT's column order.
  */
 const INSERT_NOTIFICATIONS = {
   name: 'herald_accept_write',
@@ -152,18 +154,18 @@ const INSERT_NOTIFICATIONS = {
       INSERT INTO notifications (id, workspace_id, kind, title, body, data, metadata, status, idempotency_key, created_at, delivery_count,
                                  channel_options, fallback, routing, template, recipient_id)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::text[], $10::int8[], $27::int4[], $28::text[], $29::int4[], $31::text[], $33::text[], $38::text[])
+                           $9::text[], $10::int8[], $11::int4[], $12::text[], $13::int4[], $14::text[], $15::text[], $16::text[])
     ), d AS (
       INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
                               lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at,
                               device_id, after_id, content)
-      SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-                           $18::int4[], $19::int8[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[],
-                           $25::int8[], $26::int8[], $30::text[], $32::text[], $34::text[])
+      SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+                           $24::int4[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::int8[],
+                           $31::int8[], $32::int8[], $33::text[], $34::text[], $35::text[])
       RETURNING channel, status
     ), r AS (
       INSERT INTO notification_recipients (workspace_id, recipient_id, notification_id)
-      SELECT * FROM unnest($35::text[], $36::text[], $37::text[])
+      SELECT * FROM unnest($36::text[], $37::text[], $38::text[])
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
 };
@@ -241,19 +243,25 @@ function claimStatement(limit: number): pg.QueryConfig {
  * Settle, one statement for a batch: moves each delivery only while it is still `sending` under
  * the owner that claimed it (a lease that expired and was claimed again belongs to the new owner;
  * the old owner's write is ignored), and records every item's attempt (the attempt happened
- * whether or not its outcome still applies). A successful attempt of a moved delivery ($12…$19
- * set, attemptOnRow) is written on the delivery row by the same UPDATE (success_* columns; a move
- * without one keeps what the row holds); if that delivery does not move, the attempt is appended to
- * delivery_attempts instead. The other attempts ($20…$31) are appended to delivery_attempts.
- * For a moved delivery whose notification has only
- * that delivery, $11 carries the notification's new status (summarizeNotification of this one
- * outcome) and the statement writes it, if it changes, in the same statement: only the lease owner
- * can move the delivery, so nothing else can decide that notification's status meanwhile (an
- * operator's refresh that locked the row first is waited for, then the row re-checked). For other
- * deliveries $11 is NULL and the caller recomputes their notification's status (#refresh).
- * Returns each moved delivery's notification and $11. Each delivery id appears at most once in $1
- * (the caller keeps the first item per id). Commits without waiting for the WAL flush
- * (RELAXED_COMMIT).
+ * whether or not its outcome still applies).
+ * Parameters, in order: $1 now; per moved delivery ($2…$19, one array each): id, owner, status,
+ * run_at, reason, error_class, error, provider_message_id, completed_at, notification_status,
+ * then its successful attempt's id, number, started_at, duration_ms, http_status, smtp_reply,
+ * response and workspace_id (all NULL unless attemptOnRow); per other attempt ($20…$31): the
+ * delivery_attempts columns in the INSERT's order.
+ * A successful attempt of a moved delivery (att_id set) is written on the delivery row by the same
+ * UPDATE (success_* columns; a move without one keeps what the row holds); if that delivery does not
+ * move, the attempt is appended to delivery_attempts instead (the second SELECT of `logged`). The
+ * other attempts are appended to delivery_attempts (its first SELECT).
+ * For a moved delivery whose notification has only that delivery, notification_status carries the
+ * notification's new status (summarizeNotification of this one outcome) and the statement writes
+ * it, if it changes, in the same statement: only the lease owner can move the delivery, so nothing
+ * else can decide that notification's status meanwhile (an operator's refresh that locked the row
+ * first is waited for, then the row re-checked). For other deliveries it is NULL and the caller
+ * recomputes their notification's status (#refresh).
+ * Returns each moved delivery's notification and notification_status. Each delivery id appears at
+ * most once in $2 (the caller keeps the first item per id). Commits without waiting for the WAL
+ * flush (RELAXED_COMMIT).
  */
 const SETTLE = {
   name: 'herald_settle',
@@ -264,7 +272,7 @@ const SETTLE = {
          SET status = v.status, run_at = COALESCE(v.run_at, d.run_at), lease_owner = NULL, reason = v.reason,
              error_class = v.error_class, last_error = v.error,
              provider_message_id = COALESCE(v.provider_message_id, d.provider_message_id),
-             updated_at = $10, completed_at = v.completed_at,
+             updated_at = $1, completed_at = v.completed_at,
              success_attempt_id = COALESCE(v.att_id, d.success_attempt_id),
              success_attempt = CASE WHEN v.att_id IS NULL THEN d.success_attempt ELSE v.att_attempt END,
              success_started_at = CASE WHEN v.att_id IS NULL THEN d.success_started_at ELSE v.att_started_at END,
@@ -272,10 +280,11 @@ const SETTLE = {
              success_http_status = CASE WHEN v.att_id IS NULL THEN d.success_http_status ELSE v.att_http_status END,
              success_smtp_reply = CASE WHEN v.att_id IS NULL THEN d.success_smtp_reply ELSE v.att_smtp_reply END,
              success_response = CASE WHEN v.att_id IS NULL THEN d.success_response ELSE v.att_response END
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
-                    $9::int8[], $11::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[])
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[],
+                    $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[],
+                    $19::text[])
                AS v(id, owner, status, run_at, reason, error_class, error, provider_message_id, completed_at, notification_status,
-                    att_id, att_attempt, att_started_at, att_duration_ms, att_http_status, att_smtp_reply, att_response)
+                    att_id, att_attempt, att_started_at, att_duration_ms, att_http_status, att_smtp_reply, att_response, att_workspace_id)
        WHERE d.id = v.id AND d.status = 'sending' AND d.lease_owner = v.owner
       RETURNING d.id, d.notification_id, v.notification_status
     ), logged AS (
@@ -285,7 +294,7 @@ const SETTLE = {
                            $27::text[], $28::text[], $29::int4[], $30::text[], $31::text[])
       UNION ALL
       SELECT s.att_id, s.id, s.workspace_id, s.attempt, s.started_at, s.duration_ms, 'success', NULL, NULL, s.http_status, s.smtp_reply, s.response
-        FROM unnest($1::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[], $19::text[])
+        FROM unnest($2::text[], $12::text[], $13::int4[], $14::int8[], $15::int4[], $16::int4[], $17::text[], $18::text[], $19::text[])
                AS s(id, att_id, attempt, started_at, duration_ms, http_status, smtp_reply, response, workspace_id)
        WHERE s.att_id IS NOT NULL AND s.id NOT IN (SELECT id FROM moved)
     ), summarized AS (
@@ -342,7 +351,7 @@ const SET_NOTIFICATION_STATUS = {
 };
 
 /**
- * Gives back the leases of owners $1 that are still `sending`: due now ($2), the unfinished attempt
+ * Gives back the leases of owners $2 that are still `sending`: due now ($1), the unfinished attempt
  * not counted (attempts - 1), `failed` if an earlier attempt had failed (attempts > 1 before the
  * decrement) else `pending`; wakes the channels that got work back. Returns how many were released.
  */
@@ -353,8 +362,8 @@ const RELEASE = {
     WITH released AS (
       UPDATE deliveries
          SET status = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
-             attempts = attempts - 1, lease_owner = NULL, run_at = $2, updated_at = $2
-       WHERE status = 'sending' AND lease_owner = ANY($1::text[])
+             attempts = attempts - 1, lease_owner = NULL, run_at = $1, updated_at = $1
+       WHERE status = 'sending' AND lease_owner = ANY($2::text[])
       RETURNING channel
     ), woken AS (
       SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM released) AS c
@@ -373,6 +382,12 @@ const FIND_RECIPIENTS = {
   query_timeout: HOT_QUERY_TIMEOUT_MS,
   text: `SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = $1 AND id = ANY($2::text[])`,
 };
+
+/** Every hot-path statement above (the claim at one limit), for tests that check them as text. */
+export const HOT_STATEMENTS: readonly { name?: string; text: string }[] = [
+  INSERT_IDEMPOTENCY, INSERT_DEDUPE, INSERT_NOTIFICATIONS, claimStatement(1), SETTLE, LOCK_NOTIFICATIONS, STATUS_COUNTS,
+  SET_NOTIFICATION_STATUS, RELEASE, LEASE_OWNERS, FIND_RECIPIENTS,
+];
 
 const TX_BEGIN = { text: 'BEGIN', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
 const TX_COMMIT = { text: 'COMMIT', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
@@ -583,18 +598,14 @@ export class PostgresAdapter implements StoreAdapter {
       ...INSERT_NOTIFICATIONS,
       values: [
         ...columns(ns, [(n) => n.id, (n) => n.workspace_id, (n) => n.kind, (n) => n.title, (n) => n.body, (n) => n.data,
-          (n) => n.metadata, (n) => n.status, (n) => n.idempotency_key, (n) => n.created_at]),
+          (n) => n.metadata, (n) => n.status, (n) => n.idempotency_key, (n) => n.created_at, (n) => n.delivery_count,
+          (n) => n.channel_options, (n) => n.fallback, (n) => n.routing, (n) => n.template]),
+        pgArray(recipients.map((r) => r.recipientId)),
         ...columns(ds, [(d) => d.id, (d) => d.workspace_id, (d) => d.notification_id, (d) => d.recipient_id, (d) => d.channel,
           (d) => d.status, (d) => d.reason, (d) => d.attempts, (d) => d.run_at, (d) => d.lease_owner, (d) => d.error_class,
-          (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at]),
-        ...columns(ns, [(n) => n.delivery_count, (n) => n.channel_options, (n) => n.fallback]),
-        ...columns(ds, [(d) => d.device_id]),
-        ...columns(ns, [(n) => n.routing]),
-        ...columns(ds, [(d) => d.after_id]),
-        ...columns(ns, [(n) => n.template]),
-        ...columns(ds, [(d) => d.content]),
+          (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at,
+          (d) => d.device_id, (d) => d.after_id, (d) => d.content]),
         ...columns(recipients.flatMap((r) => r.rows), [(r) => r.workspace_id, (r) => r.recipient_id, (r) => r.notification_id]),
-        pgArray(recipients.map((r) => r.recipientId)),
       ],
     });
   }
@@ -621,10 +632,10 @@ export class PostgresAdapter implements StoreAdapter {
     const query = {
       ...SETTLE,
       values: [
-        ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
-          (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now)]),
         now,
-        pgArray(moves.map((it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null))),
+        ...columns(moves, [(it) => it.id, (it) => it.owner, (it) => it.status, (it) => it.runAt, (it) => it.reason,
+          (it) => it.errorClass, (it) => it.error, (it) => it.providerMessageId, (it) => (it.status === 'failed' ? null : now),
+          (it) => (it.deliveryCount === 1 ? summarizeNotification({ [it.status]: 1 }) : null)]),
         ...columns(moves, [(it) => (onRow.has(it) ? newId('att') : null), row((a) => a.attempt), row((a) => a.started_at),
           row((a) => a.duration_ms), row((a) => a.http_status), row((a) => a.smtp_reply), row((a) => a.response), row((a) => a.workspace_id)]),
         ...columns(logged, [() => newId('att'), (it) => it.attempt.delivery_id, (it) => it.attempt.workspace_id,
@@ -669,7 +680,7 @@ export class PostgresAdapter implements StoreAdapter {
 
   async releaseLeases(owners: string[], now: number): Promise<number> {
     if (owners.length === 0) return 0;
-    const { rows } = await this.#pool.query<{ n: number }>({ ...RELEASE, values: [owners, now] });
+    const { rows } = await this.#pool.query<{ n: number }>({ ...RELEASE, values: [now, owners] });
     return rows[0]!.n;
   }
 
