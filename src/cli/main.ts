@@ -17,7 +17,9 @@ import { VERSION } from '../app.ts';
 import { listApiKeys } from '../store/api-keys.ts';
 import { openStore } from '../store/index.ts';
 import { ensureDefaultWorkspace } from '../store/workspaces.ts';
+import { DataDirLocked, lockDataDir, probeDataDir, type DataDirLock } from './data-lock.ts';
 import { parseRoles, serve } from './serve.ts';
+import { LATEST_MIGRATION } from '../store/migrations/index.ts';
 import { UsageError } from './usage-error.ts';
 
 const USAGE = `herald ${VERSION}: self-hosted notification hub
@@ -76,8 +78,18 @@ async function serveCommand(args: string[]): Promise<number> {
 }
 
 async function migrate(): Promise<number> {
-  const store = await openStore(config());
+  const cfg = config();
+  // A running server's schema is whatever it migrated to at its start; a newer schema beneath it
+  // could break it, so pending migrations wait for it to stop. Nothing pending: nothing to change.
+  const running = cfg.databaseUrl ? { locked: false as const } : probeDataDir(cfg.dataPath);
+  const store = await openStore(cfg);
   try {
+    if (running.locked) {
+      const applied = await store.appliedMigration();
+      if (applied !== LATEST_MIGRATION) throw new Refusal(`${describeHolder(running.pid)} uses ${cfg.dataPath} at schema ${applied ?? '(none)'}; stop it before migrating to ${LATEST_MIGRATION}`);
+      console.log(`already migrated (${store.dialect}) to ${applied}`);
+      return 0;
+    }
     await store.migrate();
     await ensureDefaultWorkspace(store.db);
     console.log(`migrated (${store.dialect}) to ${await store.appliedMigration()}`);
@@ -190,12 +202,31 @@ async function restore(args: string[]): Promise<number> {
   const source = join(values.from, DB_FILE);
   if (!existsSync(source)) throw new UsageError(`no ${DB_FILE} in ${values.from}`);
   const target = join(cfg.dataPath, DB_FILE);
-  mkdirSync(cfg.dataPath, { recursive: true });
-  for (const suffix of ['-wal', '-shm']) rmSync(target + suffix, { force: true });
-  copyFileSync(source, target);
-  if (existsSync(join(values.from, KEY_FILE))) copyFileSync(join(values.from, KEY_FILE), join(cfg.dataPath, KEY_FILE));
+  // Holding the server's lock: a running server is refused (its open database would be replaced
+  // beneath it), and none can start while the files are swapped.
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(cfg.dataPath);
+  } catch (err) {
+    if (err instanceof DataDirLocked) throw new Refusal(`${describeHolder(err.pid)} uses ${cfg.dataPath}; stop it before restoring (restore replaces the database it has open)`);
+    throw err;
+  }
+  try {
+    for (const suffix of ['-wal', '-shm']) rmSync(target + suffix, { force: true });
+    copyFileSync(source, target);
+    if (existsSync(join(values.from, KEY_FILE))) copyFileSync(join(values.from, KEY_FILE), join(cfg.dataPath, KEY_FILE));
+  } finally {
+    lock.release();
+  }
   console.log(`restored ${source} into ${cfg.dataPath}`);
   return 0;
+}
+
+/** A command that cannot act now for a reason outside its command line: one line, exit code 1. */
+class Refusal extends Error {}
+
+function describeHolder(pid: number | undefined): string {
+  return pid === undefined ? 'a running Herald server' : `a running Herald server (PID ${pid})`;
 }
 
 function printConfig(): number {
@@ -211,6 +242,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) console.error(`herald: configuration error: ${err.message}`);
+    else if (err instanceof DataDirLocked) console.error(`herald: ${err.message}; stop it first, or give this server another HERALD_DATA_DIR`);
+    else if (err instanceof Refusal) console.error(`herald: ${err.message}`);
     else if (err instanceof UsageError) console.error(`herald: ${err.message}\n\n${USAGE}`);
     else console.error('herald:', err);
     process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;

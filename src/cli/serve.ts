@@ -1,14 +1,16 @@
 // `herald serve`: one Herald process in the foreground until SIGTERM or SIGINT.
 //
-// Start: resolve roles -> load configuration -> create and start Herald -> tell the person at the
-// terminal what to do next (stderr, plain text; the JSON log on stdout is for machines) -> wait for
-// a signal -> graceful stop.
+// Start: resolve roles -> load configuration -> on SQLite, lock the data directory (data-lock.ts;
+// a second server there is refused naming the holder's PID) -> create and start Herald -> tell the
+// person at the terminal what to do next (stderr, plain text; the JSON log on stdout is for
+// machines) -> wait for a signal -> graceful stop -> release the lock.
 
 import type { Logger } from 'pino';
 import { createHerald, createLogger } from '../app.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { ROLES, type Role } from '../services.ts';
 import { adminKeyWeakness } from './admin-key.ts';
+import { lockDataDir } from './data-lock.ts';
 import { UsageError } from './usage-error.ts';
 
 export function parseRoles(text: string | undefined): Role[] {
@@ -21,13 +23,25 @@ export function parseRoles(text: string | undefined): Role[] {
 export async function serve(roles: Role[]): Promise<number> {
   const cfg = loadConfig(process.env);
   const log = createLogger(cfg);
-  warnWeakAdminKey(cfg, log);
-  const herald = await createHerald(cfg, { roles, log });
-  await herald.start();
-  await new Promise<void>((resolve) => {
+  // PostgreSQL deployments run many processes on purpose; the data directory then holds at most a key file.
+  const lock = cfg.databaseUrl ? undefined : lockDataDir(cfg.dataPath);
+  try {
+    warnWeakAdminKey(cfg, log);
+    const herald = await createHerald(cfg, { roles, log });
+    await herald.start();
+    await untilSignal(() => herald.stop(), log);
+  } finally {
+    lock?.release();
+  }
+  return 0;
+}
+
+/** Resolves once a SIGTERM or SIGINT has stopped Herald (`stop`). */
+function untilSignal(stop: () => Promise<void>, log: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'shutting down');
-      herald.stop().then(resolve, (err) => {
+      stop().then(resolve, (err) => {
         log.error({ err }, 'shutdown failed');
         resolve();
       });
@@ -35,7 +49,6 @@ export async function serve(roles: Role[]): Promise<number> {
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
-  return 0;
 }
 
 /** A weak HERALD_ADMIN_KEY: a warning in the log and, in plain words, on stderr. The server still starts. */
