@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
+import { Events } from './events/events.ts';
 import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
 import type { ChannelName } from './channels/channel.ts';
 import { CallbackUrls } from './channels/callbacks.ts';
@@ -124,6 +125,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     bus = new InProcessBus({ log });
   }
   const keys = new KeyResolver(store.db, { bus });
+  const events = new Events({ node: workerId, bus, log });
 
   const metrics = createMetrics({ version: VERSION, role: roles.join(','), workerId });
   const http = new SafeHttp({ allow: config.allowNetworks, timeoutMs: config.webhookTimeout, connections: config.concurrency.webhook ?? DEFAULT_CONCURRENCY.webhook });
@@ -164,6 +166,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         providers,
         callbackUrl: (channel, id) => callbacks.url(channel, id),
         onCircuit: (channel, state) => metrics.circuitState.set({ channel }, state === 'open' ? 2 : state === 'half_open' ? 1 : 0),
+        events,
         onAddressGone: async (delivery, err) => {
           const now = Date.now();
           if (delivery.device_id) {
@@ -213,6 +216,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         intervalMs: config.receiptPollInterval,
         log,
         wake,
+        events,
         checkers: {
           pushover: async (creds, receipt, signal) => {
             const r = await pollReceipt(http, creds, receipt, signal);
@@ -237,13 +241,14 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     recipients,
     rateLimiter,
     onFanout: () => fanout?.wake(),
+    events,
   });
   const fanout = roles.includes('worker')
     ? new FanoutWorker({ store, accepter, owner: workerId, leaseMs: config.leaseTime, pollMs: config.pollInterval, log, wake })
     : undefined;
-  const dlq = new DlqService({ store, log, onReplayed: wake });
+  const dlq = new DlqService({ store, log, onReplayed: wake, events });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, metrics, channels, providers, callbacks, pool, rateLimiter, policy, recipients, accepter, dlq, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policy, recipients, accepter, dlq, state };
   const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -301,6 +306,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         providers.close();
         policy.close();
         recipients.close();
+        events.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { KeyResolver } from './auth/api-keys.ts';
 import type { Bus } from './bus/bus.ts';
+import type { Events } from './events/events.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { CallbackUrls } from './channels/callbacks.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
@@ -32,6 +33,8 @@ export interface Services {
   readonly keys: KeyResolver;
   /** Messages between the processes of the deployment (Redis when REDIS_URL is set). */
   readonly bus: Bus;
+  /** What happened, announced in-process and (with Redis) across nodes; best effort. */
+  readonly events: Events;
   readonly metrics: Metrics;
   readonly channels: ReadonlyMap<ChannelName, Channel>;
   /** Workspace provider credentials. */

@@ -8,6 +8,7 @@
 // harmless; the answer is 204 whether or not it moved. Bad token or signature: 403. Unknown
 // delivery: 404. A malformed body: 422.
 
+import { movedEvents } from '../events/delivery-events.ts';
 import { Type } from 'typebox';
 import type { ProviderName } from '../channels/channel.ts';
 import { parseReceiptCallback } from '../channels/pushover.ts';
@@ -43,6 +44,7 @@ function callbackRoutes(app: Api, s: Services): void {
       const r = await reportDelivery(s.store, id, next, detail, Date.now());
       if (r?.moved) {
         s.pool?.wake(r.woken);
+        s.events.emit(movedEvents([{ ...r.delivery, from: r.from }], r.status, 'callback'));
         return true;
       }
       if (r?.status !== 'sending' || Date.now() >= deadline) return false;

@@ -26,7 +26,9 @@ import type { Metrics } from '../metrics.ts';
 import type { AcceptItem, AcceptOutcome, RecipientAddresses, StoreAdapter } from '../store/adapter.ts';
 import { GroupCommitter } from '../store/group-commit.ts';
 import { findIdempotencyRecord } from '../store/idempotency.ts';
-import type { DeliveriesTable } from '../store/schema.ts';
+import type { DeliveriesTable, NotificationsTable } from '../store/schema.ts';
+import type { HeraldEvent } from '../domain/events.ts';
+import type { Events } from '../events/events.ts';
 import { findActiveDevices } from '../store/devices.ts';
 import { findDedupeHolders } from '../store/dedupe.ts';
 import { acceptWithDigest, type DigestSpec } from '../store/digests.ts';
@@ -99,6 +101,7 @@ export class Accepter {
   readonly #recipients: RecipientCache;
   readonly #limiter: RateLimiter;
   readonly #onFanout: () => void;
+  readonly #events: Events | undefined;
 
   constructor(opts: {
     store: StoreAdapter;
@@ -116,7 +119,10 @@ export class Accepter {
     /** Where direct sends read their recipients (topic fan-out batches read the store). */
     recipients: RecipientCache;
     rateLimiter: RateLimiter;
+    /** Where committed notifications are announced (notification.accepted). */
+    events?: Events | undefined;
   }) {
+    this.#events = opts.events;
     this.#recipients = opts.recipients;
     this.#policy = opts.policy;
     this.#onFanout = opts.onFanout ?? (() => undefined);
@@ -185,7 +191,7 @@ export class Accepter {
           if (round < 3) continue;
           throw new Problem('conflict', 'Concurrent notifications with this dedupe_key are being accepted; retry shortly', { headers: { 'retry-after': '1' } });
         }
-        this.#committed(item.deliveries);
+        this.#committed(item.notification, item.deliveries);
         return { response, replayed: false };
       }
     } finally {
@@ -258,6 +264,7 @@ export class Accepter {
       throw new Problem('idempotency_in_flight', 'A concurrent request with this Idempotency-Key is being processed; retry shortly', { headers: { 'retry-after': '1' } });
     }
     this.#metrics.notificationsAccepted.inc();
+    if (this.#events?.heard) this.#events.emit([acceptedEvent(item.notification, [], now)]);
     this.#onFanout();
     return { response, replayed: false };
   }
@@ -458,8 +465,9 @@ export class Accepter {
     }
   }
 
-  #committed(deliveries: readonly DeliveriesTable[]): void {
+  #committed(notification: NotificationsTable, deliveries: readonly DeliveriesTable[]): void {
     this.#metrics.notificationsAccepted.inc();
+    if (this.#events?.heard) this.#events.emit([acceptedEvent(notification, deliveries, Date.now())]);
     const woken = new Set<string>();
     for (const d of deliveries) {
       if (d.status !== 'pending') continue;
@@ -622,6 +630,18 @@ export function deliveryRows(
       content: content ? JSON.stringify(content) : null,
     };
   });
+}
+
+/** The notification.accepted event of a committed notification. */
+function acceptedEvent(n: NotificationsTable, deliveries: readonly DeliveriesTable[], at: number): HeraldEvent {
+  return {
+    type: 'notification.accepted',
+    at,
+    workspace_id: n.workspace_id,
+    notification_id: n.id,
+    kind: n.kind,
+    deliveries: deliveries.map((d) => ({ delivery_id: d.id, recipient_id: d.recipient_id, channel: d.channel, status: d.status })),
+  };
 }
 
 /** The deliveries as the 202 body shows them. */

@@ -33,6 +33,8 @@ import {
   type MovedDelivery,
 } from '../store/dlq.ts';
 import type { DeliveriesTable, DlqJobsTable } from '../store/schema.ts';
+import type { Events } from '../events/events.ts';
+import { movedEvents } from '../events/delivery-events.ts';
 
 const DEFAULT_CHUNK = 500;
 const MAX_FAILURES = 5;
@@ -50,12 +52,14 @@ export class DlqService {
   readonly #log: Logger;
   readonly #onReplayed: (channels: Set<string>) => void;
   readonly #chunkSize: number;
+  readonly #events: Events | undefined;
   /** Jobs this process is running, by id. */
   readonly #running = new Map<string, Promise<void>>();
   #stopping = false;
   readonly #wakeSleepers = new Set<() => void>();
 
-  constructor(opts: { store: StoreAdapter; log: Logger; onReplayed: (channels: Set<string>) => void; chunkSize?: number }) {
+  constructor(opts: { store: StoreAdapter; log: Logger; onReplayed: (channels: Set<string>) => void; chunkSize?: number; events?: Events | undefined }) {
+    this.#events = opts.events;
     this.#store = opts.store;
     this.#log = opts.log;
     this.#onReplayed = opts.onReplayed;
@@ -101,7 +105,7 @@ export class DlqService {
       await recordAudit(trx, { workspaceId, actor, action: 'dlq.discard', target: deliveryId, reason });
       return m;
     });
-    await this.#afterMove([moved], 'discard');
+    await this.#afterMove([moved], 'discard', reason);
     return this.#reload(workspaceId, deliveryId);
   }
 
@@ -146,13 +150,15 @@ export class DlqService {
   }
 
   /**
-   * After a committed move: wake workers for replays, recompute notification statuses. A failed
+   * After a committed move: announce it (delivery.status from exhausted), wake workers for replays,
+   * recompute notification statuses. A failed
    * recomputation is logged, not thrown: the move stands, and a replayed delivery's next settle
    * recomputes its notification anyway (a discard does not change the summary: exhausted and
    * discarded count alike).
    */
-  async #afterMove(moved: MovedDelivery[], action: DlqAction): Promise<void> {
+  async #afterMove(moved: MovedDelivery[], action: DlqAction, reason: string | null = null): Promise<void> {
     if (moved.length === 0) return;
+    this.#events?.emit(movedEvents(moved.map((m) => ({ ...m, from: 'exhausted' as const })), action === 'replay' ? 'pending' : 'discarded', action === 'replay' ? 'replayed' : reason));
     if (action === 'replay') this.#onReplayed(new Set(moved.map((m) => m.channel)));
     const notifications = [...new Set(moved.map((m) => m.notification_id))];
     try {

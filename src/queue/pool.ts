@@ -8,9 +8,11 @@ import { CircuitBreaker } from '../domain/circuit-breaker.ts';
 import { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
-import type { SettleItem, StoreAdapter } from '../store/adapter.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
 import { GroupCommitter } from '../store/group-commit.ts';
-import { ChannelWorker, type WorkerOptions } from './worker.ts';
+import type { Events } from '../events/events.ts';
+import { settledEvents } from '../events/delivery-events.ts';
+import { ChannelWorker, type Outcome, type WorkerOptions } from './worker.ts';
 import { hostname } from 'node:os';
 
 export interface PoolOptions {
@@ -35,6 +37,8 @@ export interface PoolOptions {
   onChainStep: WorkerOptions['onChainStep'];
   renderDigest: WorkerOptions['renderDigest'];
   onCircuit?: WorkerOptions['onCircuit'];
+  /** Where recorded outcomes and circuit changes are announced. */
+  events?: Events | undefined;
 }
 
 /**
@@ -54,19 +58,47 @@ export const DEFAULT_CONCURRENCY: Readonly<Record<ChannelName, number>> = {
   discord: 4,
 };
 
+/**
+ * Announces a committed settle group. When the store moved every delivery of the group (the rule)
+ * all outcomes are announced as they are; when it moved fewer (a lease had expired and another
+ * worker took the delivery over), the deliveries' current statuses are read and only the outcomes
+ * the store shows are announced. Never throws: announcing is best effort.
+ */
+async function announceSettled(opts: PoolOptions, outcomes: readonly Outcome[], moved: number): Promise<void> {
+  try {
+    let shown = outcomes;
+    if (moved < outcomes.length) {
+      const rows = await opts.store.db.selectFrom('deliveries').select(['id', 'status', 'lease_owner']).where('id', 'in', outcomes.map((o) => o.item.id)).execute();
+      const now = new Map(rows.map((r) => [r.id, r]));
+      const seen = new Set<string>();
+      shown = outcomes.filter((o) => {
+        const r = now.get(o.item.id);
+        const first = !seen.has(o.item.id);
+        seen.add(o.item.id);
+        return first && r !== undefined && r.status === o.item.status && r.lease_owner === null;
+      });
+    }
+    opts.events!.emit(settledEvents(shown));
+  } catch (err) {
+    opts.log.warn({ err }, 'could not announce delivery outcomes');
+  }
+}
+
 /** Lease owners of the pools running in this process. */
 const LIVE_OWNERS = new Set<string>();
 
 export class WorkerPool {
   readonly #o: PoolOptions;
-  readonly #settler: GroupCommitter<SettleItem, void>;
+  readonly #settler: GroupCommitter<Outcome, void>;
   readonly #workers = new Map<string, ChannelWorker>();
 
   constructor(opts: PoolOptions) {
     this.#o = opts;
-    this.#settler = new GroupCommitter<SettleItem, void>(async (items) => {
-      await opts.store.settle(items);
-      return items.map(() => undefined);
+    // One settle per group commit, and one announcement of its outcomes (events/delivery-events.ts).
+    this.#settler = new GroupCommitter<Outcome, void>(async (outcomes) => {
+      const moved = await opts.store.settle(outcomes.map((o) => o.item));
+      if (opts.events?.heard) void announceSettled(opts, outcomes, moved);
+      return outcomes.map(() => undefined);
     });
     for (const channel of opts.channels) {
       const rate = opts.throughput[channel.name];

@@ -15,6 +15,8 @@ import type { ProviderRegistry } from '../channels/providers.ts';
 import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { claimDueReceipts, deleteReceipt, reportDelivery } from '../store/deliveries.ts';
+import type { Events } from '../events/events.ts';
+import { movedEvents } from '../events/delivery-events.ts';
 
 export interface ReceiptCheck {
   /** The delivery's new status when the receipt settled; undefined while it has not. */
@@ -33,6 +35,7 @@ export class ReceiptTracker {
   readonly #intervalMs: number;
   readonly #log: Logger;
   readonly #wake: (channels: string[]) => void;
+  readonly #events: Events | undefined;
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -45,7 +48,10 @@ export class ReceiptTracker {
     log: Logger;
     /** Channels that got due deliveries (routing "first" moving on). */
     wake: (channels: string[]) => void;
+    /** Where deliveries a receipt moved are announced (delivery.status). */
+    events?: Events | undefined;
   }) {
+    this.#events = opts.events;
     this.#store = opts.store;
     this.#providers = opts.providers;
     this.#checkers = opts.checkers;
@@ -93,6 +99,7 @@ export class ReceiptTracker {
       if (!outcome.status) continue;
       const reported = await reportDelivery(this.#store, r.delivery_id, outcome.status, outcome.detail, Date.now());
       if (reported?.woken.length) this.#wake(reported.woken);
+      if (reported?.moved) this.#events?.emit(movedEvents([{ ...reported.delivery, from: reported.from }], reported.status, 'receipt'));
       await deleteReceipt(this.#store.db, r.delivery_id);
       settled++;
     }

@@ -28,6 +28,14 @@ import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ClaimedDelivery, SettleItem, StoreAdapter } from '../store/adapter.ts';
 import { GroupCommitter } from '../store/group-commit.ts';
+import type { Events } from '../events/events.ts';
+import { circuitEvent } from '../events/delivery-events.ts';
+
+/** An attempt's outcome on its way to the store, with the claimed delivery it is about (for events). */
+export interface Outcome {
+  item: SettleItem;
+  row: ClaimedDelivery;
+}
 
 /** This process's lease-owner id: host, pid and a random part (pids are reused). */
 export function makeWorkerId(): string {
@@ -62,7 +70,7 @@ export interface WorkerOptions {
   secrets: SecretBox;
   metrics: Metrics;
   log: Logger;
-  settler: GroupCommitter<SettleItem, void>;
+  settler: GroupCommitter<Outcome, void>;
   providers: ProviderRegistry;
   /** The vendor callback URL of a delivery, when HERALD_PUBLIC_URL is set. */
   callbackUrl: (channel: ChannelName, deliveryId: string) => string | undefined;
@@ -88,6 +96,8 @@ export interface WorkerOptions {
   renderDigest: JobDeps['digest'];
   /** Called when the breaker changes state (metrics). */
   onCircuit?: (channel: string, state: string) => void;
+  /** Where circuit changes are announced (circuit.opened, circuit.closed). */
+  events?: Events | undefined;
 }
 
 export class ChannelWorker {
@@ -248,9 +258,10 @@ export class ChannelWorker {
     }
     metrics.deliveriesFinished.inc({ channel: channel.name, status: item.status });
     this.#inFlight--;
-    const settled = this.#o.settler.submit(item);
+    const outcome: Outcome = { item, row };
+    const settled = this.#o.settler.submit(outcome);
     this.#freeSlot();
-    const recorded = await this.#record(item, settled, leaseUntil);
+    const recorded = await this.#record(outcome, settled, leaseUntil);
     if (recorded && row.routing === 'first' && item.status !== 'failed') {
       await this.#o.onChainStep(row).catch((err: unknown) => this.#o.log.error({ err, delivery: row.id }, 'could not move the routing chain on'));
     }
@@ -283,6 +294,8 @@ export class ChannelWorker {
   #circuitChanged(before: string, after: string): void {
     if (before === after) return;
     this.#o.onCircuit?.(this.#o.channel.name, after);
+    const event = circuitEvent(this.#o.channel.name, this.#o.owner, before, after, Date.now());
+    if (event) this.#o.events?.emit([event]);
     const level = after === 'open' ? 'warn' : 'info';
     this.#o.log[level]({ channel: this.#o.channel.name, from: before, to: after }, `circuit ${after}`);
   }
@@ -300,7 +313,8 @@ export class ChannelWorker {
    * an error, never dropped silently: the delivery stays `sending` until its lease expires, then
    * it is claimed and attempted again (at-least-once: its webhook-id may reach the receiver twice).
    */
-  async #record(item: SettleItem, submitted: Promise<void>, leaseUntil: number): Promise<boolean> {
+  async #record(outcome: Outcome, submitted: Promise<void>, leaseUntil: number): Promise<boolean> {
+    const { item } = outcome;
     let pending = submitted;
     for (let failures = 1; ; failures++) {
       try {
@@ -314,7 +328,7 @@ export class ChannelWorker {
         }
         if (failures === 1) this.#o.log.warn({ err, delivery: item.id }, 'could not record delivery outcome yet; retrying while the lease lasts');
         await abortableDelay(delay, this.#abort.signal);
-        pending = this.#o.settler.submit(item);
+        pending = this.#o.settler.submit(outcome);
       }
     }
   }

@@ -12,10 +12,19 @@ export async function getDeliveryById(db: Kysely<Database>, id: string): Promise
   return db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** What a delivery is (its id, workspace, notification, recipient and channel). */
+export interface ReportedDelivery {
+  id: string;
+  workspace_id: string;
+  notification_id: string;
+  recipient_id: string;
+  channel: string;
+}
+
 /**
  * Applies a vendor's report on a delivery: moves it to `next` if the state machine allows it
  * (forward only, so repeated and reordered reports are no-ops) and records `detail`. Returns the
- * status the delivery has afterwards, whether it moved, and (routing "first") the channels whose
+ * status the delivery has afterwards, whether it moved and from which status, the delivery, and (routing "first") the channels whose
  * deliveries the move made due. The notification's status is refreshed when it moved.
  */
 export async function reportDelivery(
@@ -24,16 +33,17 @@ export async function reportDelivery(
   next: AfterSentStatus,
   detail: Record<string, unknown> | undefined,
   now: number,
-): Promise<{ moved: boolean; status: DeliveryStatus; woken: string[] } | undefined> {
+): Promise<{ moved: boolean; status: DeliveryStatus; from: DeliveryStatus; delivery: ReportedDelivery; woken: string[] } | undefined> {
   const result = await store.transaction(async (trx) => {
     const d = await trx
       .selectFrom('deliveries')
       .innerJoin('notifications', 'notifications.id', 'deliveries.notification_id')
-      .select(['deliveries.status', 'deliveries.notification_id', 'deliveries.status_detail', 'notifications.routing'])
+      .select(['deliveries.status', 'deliveries.notification_id', 'deliveries.status_detail', 'notifications.routing', 'deliveries.workspace_id', 'deliveries.recipient_id', 'deliveries.channel'])
       .where('deliveries.id', '=', deliveryId)
       .executeTakeFirst();
     if (!d) return undefined;
-    if (!advanceAfterSent(d.status, next)) return { moved: false, status: d.status, notificationId: d.notification_id, routing: d.routing };
+    const delivery: ReportedDelivery = { id: deliveryId, workspace_id: d.workspace_id, notification_id: d.notification_id, recipient_id: d.recipient_id, channel: d.channel };
+    if (!advanceAfterSent(d.status, next)) return { moved: false, status: d.status, from: d.status, delivery, notificationId: d.notification_id, routing: d.routing };
     const merged = { ...(d.status_detail ? (JSON.parse(d.status_detail) as Record<string, unknown>) : {}), ...detail };
     const r = await trx
       .updateTable('deliveries')
@@ -41,13 +51,14 @@ export async function reportDelivery(
       .where('id', '=', deliveryId)
       .where('status', '=', d.status)
       .executeTakeFirst();
-    return { moved: Number(r.numUpdatedRows) > 0, status: next, notificationId: d.notification_id, routing: d.routing };
+    return { moved: Number(r.numUpdatedRows) > 0, status: next, from: d.status, delivery, notificationId: d.notification_id, routing: d.routing };
   });
   if (!result) return undefined;
-  if (!result.moved) return { moved: false, status: result.status, woken: [] };
+  const { from, delivery } = result;
+  if (!result.moved) return { moved: false, status: result.status, from, delivery, woken: [] };
   await store.refreshNotificationStatus([result.notificationId]);
   const woken = result.routing === 'first' ? await advanceChain(store, deliveryId, now) : [];
-  return { moved: true, status: result.status, woken };
+  return { moved: true, status: result.status, from, delivery, woken };
 }
 
 export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable): Promise<void> {

@@ -36,7 +36,9 @@ export interface DlqFilter {
 /** A delivery an operator action moved. */
 export interface MovedDelivery {
   id: string;
+  workspace_id: string;
   notification_id: string;
+  recipient_id: string;
   channel: string;
 }
 
@@ -116,7 +118,7 @@ export async function replayDeliveries(db: Kysely<Database>, workspaceId: string
     .set({ status: 'pending', attempts: 0, run_at: now, lease_owner: null, reason: null, error_class: null, last_error: null, completed_at: null, updated_at: now })
     .where(dlqWhere(workspaceId, {}))
     .where('id', 'in', ids)
-    .returning(['id', 'notification_id', 'channel'])
+    .returning(['id', 'workspace_id', 'notification_id', 'recipient_id', 'channel'])
     .execute();
 }
 
@@ -128,7 +130,7 @@ export async function discardDeliveries(db: Kysely<Database>, workspaceId: strin
     .set({ status: 'discarded', reason, lease_owner: null, updated_at: now, completed_at: now })
     .where(dlqWhere(workspaceId, {}))
     .where('id', 'in', ids)
-    .returning(['id', 'notification_id', 'channel'])
+    .returning(['id', 'workspace_id', 'notification_id', 'recipient_id', 'channel'])
     .execute();
 }
 
