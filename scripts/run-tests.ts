@@ -1,5 +1,6 @@
 // Runs every test file under test/ with node's test runner, after making sure the services the
-// tests talk to answer: PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379. A service that
+// tests talk to answer: PostgreSQL at HERALD_TEST_DATABASE_URL (default 127.0.0.1:5432, database
+// test) and Redis at HERALD_TEST_REDIS_URL (default redis://127.0.0.1:6379). A local service that
 // does not answer is started with the machine's own command (see below) and waited for; if it still
 // does not answer, the run fails here with a message saying which and why. Tests are never skipped
 // for a missing service.
@@ -15,7 +16,9 @@ import { connect } from 'node:net';
 import pg from 'pg';
 
 const PG_URL = process.env.HERALD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS = { host: '127.0.0.1', port: 6379 };
+const REDIS_URL = new URL(process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+const REDIS = { host: REDIS_URL.hostname.replace(/^\[|\]$/g, ''), port: Number(REDIS_URL.port || 6379) };
+const LOCAL = ['127.0.0.1', 'localhost', '::1'];
 const START_WAIT_MS = 30_000;
 
 /** Undefined when PostgreSQL at PG_URL runs a query, else the error. */
@@ -42,11 +45,18 @@ function redisAnswers(): Promise<Error | undefined> {
       socket.destroy();
       resolve(err);
     };
-    const socket = connect(REDIS.port, REDIS.host, () => socket.write('PING\r\n'));
+    const socket = connect(REDIS.port, REDIS.host, () => {
+      // AUTH first when the URL carries a password (Redis 6 ACL: user and password).
+      const user = decodeURIComponent(REDIS_URL.username);
+      const pass = decodeURIComponent(REDIS_URL.password);
+      if (pass) socket.write(user ? `AUTH ${user} ${pass}\r\n` : `AUTH ${pass}\r\n`);
+      socket.write('PING\r\n');
+    });
     const timer = setTimeout(() => done(new Error('no answer to PING within 3s')), 3000);
     socket.setEncoding('utf8');
     socket.on('data', (s: string) => {
       reply += s;
+      if (REDIS_URL.password && reply.startsWith('+OK\r\n')) reply = reply.slice(5);
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG') ? undefined : new Error(`PING answered ${JSON.stringify(reply.trim())}`));
     });
     socket.on('error', (err) => done(err));
@@ -69,6 +79,7 @@ function run(cmd: string, args: string[]): string {
 
 // The machine's start commands (/work/.library/env: node-svc), as its services were started.
 function startPostgres(): string {
+  if (!LOCAL.includes(new URL(PG_URL).hostname.replace(/^\[|\]$/g, ''))) return `${pgWhere} is not local: not starting it`;
   if (!existsSync('/etc/postgresql')) return 'no /etc/postgresql: no local PostgreSQL cluster to start';
   const versions = readdirSync('/etc/postgresql');
   if (versions.length === 0) return 'no cluster in /etc/postgresql';
@@ -76,6 +87,7 @@ function startPostgres(): string {
 }
 
 function startRedis(): string {
+  if (!LOCAL.includes(REDIS.host)) return `${REDIS.host} is not local: not starting it`;
   return run('redis-server', [
     '--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', String(REDIS.port), '--save', '', '--appendonly', 'no',
     '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log',
@@ -129,7 +141,8 @@ const args = [
   ...(patterns.length ? patterns : ['test/**/*.test.ts']),
 ];
 const started = Date.now();
-const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+// The test files read the same two variables (test/helpers/postgres.ts, redis.ts).
+const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, HERALD_TEST_DATABASE_URL: PG_URL, HERALD_TEST_REDIS_URL: REDIS_URL.href } });
 if (r.error) console.error(`[run-tests] could not run node --test: ${r.error.message}`);
 const code = r.status ?? 1;
 if (r.signal) console.error(`[run-tests] node --test was killed by ${r.signal}`);

@@ -120,7 +120,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   let bus: Bus;
   if (config.redisUrl) {
     const { RedisBus } = await import('./bus/redis.ts');
-    bus = new RedisBus(config.redisUrl.href, { log });
+    bus = new RedisBus(config.redisUrl.href, { log, prefix: config.redisPrefix });
   } else {
     bus = new InProcessBus({ log });
   }

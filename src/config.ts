@@ -125,6 +125,12 @@ const requestRate: Parser<{ limit: number; periodMs: number } | undefined> = (s)
 };
 requestRate.show = (v) => (v === undefined ? '(unset)' : `${v.limit}/${formatDuration(v.periodMs)}`);
 
+/** 1-64 printable ASCII characters without spaces. */
+const redisPrefix: Parser<string> = (s) => {
+  if (!/^[!-~]{1,64}$/.test(s)) throw new Error(`expected 1 to 64 printable ASCII characters without spaces, got "${s}"`);
+  return s;
+};
+
 /** The schema. Order here is the order `herald config` prints. */
 export const settings = {
   host: setting('HOST', '127.0.0.1', str, 'Address the HTTP server binds to. The default is this machine only; 0.0.0.0 (or ::) listens on every interface.'),
@@ -133,6 +139,7 @@ export const settings = {
   databaseUrl: setting('DATABASE_URL', '', url(['postgres:', 'postgresql:']), 'PostgreSQL connection URL. Empty: embedded SQLite in the data dir.', true),
   dbPoolSize: setting('HERALD_DB_POOL_SIZE', '10', int(1, 1000), 'PostgreSQL connections each process may open for queries (LISTEN takes one more).'),
   redisUrl: setting('REDIS_URL', '', url(['redis:', 'rediss:']), 'Redis connection URL (redis:// or rediss://): the bus between processes. Empty: in-process only.', true),
+  redisPrefix: setting('HERALD_REDIS_PREFIX', 'herald:', redisPrefix, 'Prefix of every Redis key and pub/sub channel Herald uses (bus `<prefix><topic>`, rate limits `<prefix>rl:<key>`). Deployments sharing one Redis need distinct prefixes.'),
   adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing). `serve` warns when it is short or well known.', true),
   secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
   allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),

@@ -10,7 +10,7 @@ import { RedisRateLimiter } from './redis.ts';
 
 export type { Decision, LimitSpec, ManyDecision, RateLimiter } from './limiter.ts';
 
-export function createRateLimiter(config: Pick<Config, 'redisUrl'>, opts: { log: Logger; metrics?: { registry: Registry } }): RateLimiter {
-  if (config.redisUrl) return new RedisRateLimiter(config.redisUrl.href, { log: opts.log, metrics: opts.metrics });
+export function createRateLimiter(config: Pick<Config, 'redisUrl'> & Partial<Pick<Config, 'redisPrefix'>>, opts: { log: Logger; metrics?: { registry: Registry } }): RateLimiter {
+  if (config.redisUrl) return new RedisRateLimiter(config.redisUrl.href, { log: opts.log, metrics: opts.metrics, prefix: `${config.redisPrefix ?? 'herald:'}rl:` });
   return new MemoryRateLimiter();
 }

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createHerald, type Herald } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { freshSchema } from './postgres.ts';
+import { describe } from 'node:test';
+import { freshSchema, type TestSchema } from './postgres.ts';
+import { ensureRedis, TEST_REDIS_URL } from './redis.ts';
 
 export interface TestHerald {
   url: string;
@@ -14,9 +16,15 @@ export interface TestHerald {
   key: string;
   dataDir: string;
   herald: Herald;
+  /** The store it runs on. */
+  store: Store;
+  /** The variables it was started with on top of TEST_ENV (a second node of its cluster reuses them). */
+  env: Record<string, string>;
   api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>>;
   /** Stops the server; removes the data dir unless keepData. */
   stop(opts?: { keepData?: boolean }): Promise<void>;
+  /** Stops the server and starts it again on the same data (data dir or PostgreSQL schema) and env. */
+  restart(env?: Record<string, string>): Promise<TestHerald>;
 }
 
 export interface ApiResponse<T = any> {
@@ -54,29 +62,85 @@ export async function startHerald(env: Record<string, string> = {}, opts: { data
     key,
     dataDir,
     herald,
+    store: env.DATABASE_URL ? 'postgres' : 'sqlite',
+    env: { ...env, HERALD_ADMIN_KEY: key },
     api: (method, path, body, headers) => request(url, key, method, path, body, headers),
     async stop(o = {}) {
       await herald.stop();
       if (!o.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
+    async restart(more = {}) {
+      await herald.stop();
+      return startHerald({ ...env, HERALD_ADMIN_KEY: key, ...more }, { dataDir });
+    },
   };
 }
 
-/**
- * startHerald on `store`: SQLite in its temporary data dir, or PostgreSQL (DATABASE_URL) on a fresh
- * schema of its own, which stop() drops.
- */
-export async function startHeraldOn(store: 'sqlite' | 'postgres', env: Record<string, string> = {}): Promise<TestHerald> {
-  if (store === 'sqlite') return startHerald(env);
-  const db = await freshSchema();
-  const h = await startHerald({ ...env, DATABASE_URL: db.url });
+/** `h` whose stop() also drops `db` (and so does the stop() of what its restart() returns). */
+function dropping(h: TestHerald, db: TestSchema): TestHerald {
   return {
     ...h,
     async stop(o = {}) {
-      await h.stop(o);
-      await db.drop();
+      try {
+        await h.stop(o);
+      } finally {
+        await db.drop();
+      }
+    },
+    async restart(more = {}) {
+      return dropping(await h.restart(more), db);
     },
   };
+}
+
+/** The stores every HTTP feature suite runs on. `postgres` means PostgreSQL + Redis. */
+export const STORES = ['sqlite', 'postgres'] as const;
+export type Store = (typeof STORES)[number];
+
+/** How a store shows in test names. */
+export function storeName(store: Store): string {
+  return store === 'postgres' ? 'postgres+redis' : 'sqlite';
+}
+
+/**
+ * Declares the suite `fn` once per store, named `<name> (sqlite)` and `<name> (postgres+redis)`.
+ * `fn` starts Herald with startHeraldOn(store, …). `only` narrows the stores (a suite that says why).
+ */
+export function describeOnStores(name: string, fn: (store: Store) => void, opts: { only?: readonly Store[] } = {}): void {
+  for (const store of opts.only ?? STORES) describe(`${name} (${storeName(store)})`, () => fn(store));
+}
+
+/** Environment that puts a node on PostgreSQL (a fresh schema) + Redis (a key prefix of its own). */
+export async function postgresRedisEnv(): Promise<{ env: Record<string, string>; db: TestSchema }> {
+  // Fails loudly if Redis does not answer: Herald itself would start without it and the suite would
+  // silently test a single node's in-process bus.
+  await ensureRedis();
+  const db = await freshSchema();
+  return { db, env: { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, HERALD_REDIS_PREFIX: `herald-t-${randomBytes(6).toString('hex')}:` } };
+}
+
+/**
+ * startHerald on `store`: SQLite in its temporary data dir, or PostgreSQL on a fresh schema of its
+ * own (dropped by stop()) with the bus and rate limits on the test Redis under a prefix of its own,
+ * so parallel test files do not hear each other.
+ *
+ * `join`: start another node of `join`'s deployment (same database, Redis prefix and admin key;
+ * PostgreSQL only). Its stop() leaves the schema to the first node.
+ */
+export async function startHeraldOn(store: Store, env: Record<string, string> = {}, opts: { join?: TestHerald; dataDir?: string } = {}): Promise<TestHerald> {
+  if (opts.join) {
+    if (opts.join.store !== 'postgres') throw new Error('only nodes on PostgreSQL share a database');
+    const { DATABASE_URL, REDIS_URL, HERALD_REDIS_PREFIX, HERALD_ADMIN_KEY } = opts.join.env;
+    return startHerald({ DATABASE_URL: DATABASE_URL!, REDIS_URL: REDIS_URL!, HERALD_REDIS_PREFIX: HERALD_REDIS_PREFIX!, HERALD_ADMIN_KEY: HERALD_ADMIN_KEY!, ...env }, opts);
+  }
+  if (store === 'sqlite') return startHerald(env, opts);
+  const pr = await postgresRedisEnv();
+  try {
+    return dropping(await startHerald({ ...pr.env, ...env }, opts), pr.db);
+  } catch (err) {
+    await pr.db.drop();
+    throw err;
+  }
 }
 
 export async function request<T = any>(

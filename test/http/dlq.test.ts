@@ -1,7 +1,10 @@
-import { after, before, describe, it } from 'node:test';
+// The dead-letter queue through the API: listing, entries, statistics, scopes, replay, discard and
+// bulk jobs, on each store (on PostgreSQL the statistics SQL runs on real entries here).
+
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DlqService } from '../../src/queue/dlq.ts';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 
@@ -71,7 +74,7 @@ async function allDlqIds(h: TestHerald, query = ''): Promise<string[]> {
   return r.body.data.map((d: any) => d.id);
 }
 
-describe('DLQ listing, entries, stats and scopes', () => {
+describeOnStores('DLQ listing, entries, stats and scopes', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let smtp: SmtpSink;
@@ -86,7 +89,7 @@ describe('DLQ listing, entries, stats and scopes', () => {
   before(async () => {
     rx = await statusReceiver(status);
     smtp = await rejectingSmtp();
-    h = await startHerald({ HERALD_SMTP_URL: smtp.url });
+    h = await startHeraldOn(store, { HERALD_SMTP_URL: smtp.url });
     await webhookRecipient(h, 'wperm', `${rx.url}/perm`);
     await webhookRecipient(h, 'wflaky', `${rx.url}/flaky`);
     await webhookRecipient(h, 'wok', `${rx.url}/ok`);
@@ -259,14 +262,14 @@ describe('DLQ listing, entries, stats and scopes', () => {
   });
 });
 
-describe('DLQ replay and discard', () => {
+describeOnStores('DLQ replay and discard', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   const status = new Map<string, number>();
 
   before(async () => {
     rx = await statusReceiver(status);
-    h = await startHerald();
+    h = await startHeraldOn(store);
   });
   after(async () => {
     await h.stop();
@@ -404,7 +407,7 @@ describe('DLQ replay and discard', () => {
   });
 });
 
-describe('DLQ bulk actions', () => {
+describeOnStores('DLQ bulk actions', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let smtp: SmtpSink;
@@ -415,7 +418,7 @@ describe('DLQ bulk actions', () => {
   before(async () => {
     rx = await statusReceiver(status);
     smtp = await rejectingSmtp();
-    h = await startHerald({ HERALD_SMTP_URL: smtp.url });
+    h = await startHeraldOn(store, { HERALD_SMTP_URL: smtp.url });
     await webhookRecipient(h, 'bulk', `${rx.url}/bulk`);
     await emailRecipient(h, 'bulkmail', 'bad-bulk@example.com');
     // Mail first: the newest entry overall is a webhook, so a job's bound must follow its filter.
@@ -515,13 +518,13 @@ describe('DLQ bulk actions', () => {
   });
 });
 
-describe('DLQ jobs: chunks, stop and resume', () => {
+describeOnStores('DLQ jobs: chunks, stop and resume', (store) => {
   let h: TestHerald;
   let rx: Receiver;
 
   before(async () => {
     rx = await startReceiver((r) => ({ status: r.path === '/gone' ? 403 : 422 }));
-    h = await startHerald();
+    h = await startHeraldOn(store);
     await webhookRecipient(h, 'dead', `${rx.url}/dead`);
     await webhookRecipient(h, 'gone', `${rx.url}/gone`);
   });
@@ -596,9 +599,7 @@ describe('DLQ jobs: chunks, stop and resume', () => {
       .insertInto('dlq_jobs')
       .values([job(jobA, { error: 'http_422', max_id: d3, below: d3 }, 3, 1), job(jobB, { error: 'http_403', max_id: e2 }, 2, 0)])
       .execute();
-    const { dataDir, key } = h;
-    await h.stop({ keepData: true });
-    h = await startHerald({ HERALD_ADMIN_KEY: key }, { dataDir });
+    h = await h.restart();
 
     const a = await waitJob(h, jobA);
     const b = await waitJob(h, jobB);

@@ -1,9 +1,9 @@
 // Notification history: keyset paging newest first, filters, multi-recipient fan-out, and what
-// deleting a recipient does to its unsent deliveries.
+// deleting a recipient does to its unsent deliveries. On each store.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, waitFor, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
 import { startGate, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 
@@ -34,7 +34,7 @@ async function allPages(h: TestHerald, query: string, between?: () => Promise<vo
 
 const newestFirst = (ids: string[]) => [...ids].sort().reverse();
 
-describe('notification history', () => {
+describeOnStores('notification history', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let smtp: SmtpSink;
@@ -54,7 +54,7 @@ describe('notification history', () => {
     // /bad/… answers 400: permanent failure, so those notifications end up "failed".
     rx = await startReceiver((req) => ({ status: req.path.startsWith('/bad/') ? 400 : 200 }));
     smtp = await startSmtp();
-    h = await startHerald({ HERALD_SMTP_URL: smtp.url });
+    h = await startHeraldOn(store, { HERALD_SMTP_URL: smtp.url });
     for (const id of ['ok1', 'ok2']) assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/ok/${id}` } })).status, 201);
     assert.equal((await h.api('PUT', '/v1/recipients/bad1', { webhook: { url: `${rx.url}/bad/bad1` } })).status, 201);
   });
@@ -197,7 +197,7 @@ describe('notification history', () => {
   });
 });
 
-describe('deleting a recipient', () => {
+describeOnStores('deleting a recipient', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let gate: Awaited<ReturnType<typeof startGate>>;
@@ -207,7 +207,7 @@ describe('deleting a recipient', () => {
     rx = await startReceiver((req) => ({ status: req.path.startsWith('/retry/') ? 500 : 200 }));
     gate = await startGate();
     // One webhook slot: while the gate holds one attempt, every other delivery stays pending.
-    h = await startHerald({ HERALD_CONCURRENCY: 'webhook:1', HERALD_RETRY_SCHEDULE: '1h' });
+    h = await startHeraldOn(store, { HERALD_CONCURRENCY: 'webhook:1', HERALD_RETRY_SCHEDULE: '1h' });
   });
 
   after(async () => {

@@ -1,13 +1,14 @@
-// Idempotency-Key: a retried send never creates a second notification, whatever the timing.
+// Idempotency-Key: a retried send never creates a second notification, whatever the timing; on
+// each store.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request, startHerald, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, request, startHeraldOn, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 const SEND = '/v1/notifications';
 
-describe('Idempotency-Key', () => {
+describeOnStores('Idempotency-Key', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let n = 0;
@@ -28,7 +29,7 @@ describe('Idempotency-Key', () => {
 
   before(async () => {
     rx = await startReceiver();
-    h = await startHerald();
+    h = await startHeraldOn(store);
     for (const id of ['alice', 'bob']) {
       assert.equal((await h.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
     }
@@ -187,9 +188,7 @@ describe('Idempotency-Key', () => {
     const first = await h.api('POST', SEND, body, { 'idempotency-key': key });
     assert.equal(first.status, 202);
 
-    const dataDir = h.dataDir;
-    await h.stop({ keepData: true });
-    h = await startHerald({ HERALD_ADMIN_KEY: h.key }, { dataDir });
+    h = await h.restart();
 
     const replay = await h.api('POST', SEND, body, { 'idempotency-key': key });
     assert.equal(replay.status, 202, replay.text);

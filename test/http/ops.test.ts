@@ -1,17 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { startHerald, tempDir, TEST_ENV, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, tempDir, TEST_ENV, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { createHerald } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { LATEST_MIGRATION } from '../../src/store/migrations/index.ts';
 
-describe('operations surface', () => {
+describeOnStores('operations surface', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   before(async () => {
-    h = await startHerald();
+    h = await startHeraldOn(store);
     rx = await startReceiver();
   });
   after(async () => {
@@ -27,7 +27,7 @@ describe('operations surface', () => {
     const ready = (await (await fetch(`${h.url}/healthz/ready`)).json()) as any;
     assert.equal(ready.status, 'ok');
     assert.equal(ready.migration, LATEST_MIGRATION);
-    assert.equal(ready.store, 'sqlite');
+    assert.equal(ready.store, store);
     assert.equal(ready.role, 'api,worker');
     assert.match(ready.worker_id, /:\d+:[0-9a-f]{8}$/);
   });

@@ -1,22 +1,22 @@
 // Routing "first": one channel at a time, in priority order; the next only when the previous
-// channel's deliveries all failed (exhausted, skipped, or reported undelivered later).
+// channel's deliveries all failed (exhausted, skipped, or reported undelivered later). On each store.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startFakeSlack, type FakeSlack } from '../fakes/chat.ts';
 import { startFakeTwilio } from '../fakes/twilio.ts';
 import { createServer, type AddressInfo } from 'node:net';
 
-describe('routing first', () => {
+describeOnStores('routing first', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let slack: FakeSlack;
   before(async () => {
     rx = await startReceiver((r) => ({ status: r.path.startsWith('/broken') ? 400 : 200 }));
     slack = await startFakeSlack();
-    h = await startHerald();
+    h = await startHeraldOn(store);
   });
   after(async () => {
     await h.stop();
@@ -68,7 +68,7 @@ describe('routing first', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as AddressInfo).port;
     await new Promise<void>((r) => srv.close(() => r()));
-    const p = await startHerald({ PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}` });
+    const p = await startHeraldOn(store, { PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}` });
     try {
       await p.api('PUT', '/v1/providers/twilio', { config: twilio.config(), base_url: twilio.url });
       const hook = slack.newWebhook();

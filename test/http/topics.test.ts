@@ -1,24 +1,19 @@
 // Topic sends through the API: `to: {topic}` is accepted at once and expanded in the background, in
 // batches; every member gets exactly one delivery, on SQLite and on PostgreSQL + Redis.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-import { TEST_REDIS_URL } from '../helpers/redis.ts';
 
 const MEMBERS = 10_000;
 
-for (const mode of ['sqlite', 'postgres+redis'] as const) {
-  describe(`topic fan-out (${mode})`, () => {
-    let db: TestSchema | undefined;
+describeOnStores('topic fan-out', (store) => {
     let h: TestHerald;
     let rx: Receiver;
     before(async () => {
       rx = await startReceiver();
-      if (mode !== 'sqlite') db = await freshSchema();
-      h = await startHerald(db ? { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL } : {});
+      h = await startHeraldOn(store);
       // Recipients are set up in bulk through the store (10,000 PUTs would only test PUT); the topic
       // and the send go through the API.
       const now = Date.now();
@@ -39,7 +34,6 @@ for (const mode of ['sqlite', 'postgres+redis'] as const) {
     after(async () => {
       await h?.stop();
       await rx?.close();
-      await db?.drop();
     });
 
     it(`a ${MEMBERS}-member topic: accepted at once, every member gets exactly one delivery`, async () => {
@@ -75,5 +69,4 @@ for (const mode of ['sqlite', 'postgres+redis'] as const) {
       assert.ok(final.deliveries.every((d: any) => d.status === 'cancelled'), 'what was expanded before the cancel is cancelled');
       assert.ok(final.deliveries.length < MEMBERS || final.deliveries.every((d: any) => d.status === 'cancelled'));
     });
-  });
-}
+});
