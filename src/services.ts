@@ -17,6 +17,11 @@ import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
 import type { StoreAdapter } from './store/adapter.ts';
 import type { DlqService } from './queue/dlq.ts';
+import type { AuditService } from './audit/service.ts';
+import type { KeyService } from './keys/service.ts';
+import type { SettingsService } from './settings/service.ts';
+import type { KindService } from './kinds/service.ts';
+import type { TemplateService } from './templates/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -50,5 +55,11 @@ export interface Services {
   readonly recipients: RecipientCache;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
+  readonly audit: AuditService;
+  /** API key management (resolving keys is `keys`). */
+  readonly apiKeys: KeyService;
+  readonly settings: SettingsService;
+  readonly kinds: KindService;
+  readonly templates: TemplateService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -5,7 +5,7 @@ import { hash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { KEYS_INVALIDATE, type Bus } from '../bus/bus.ts';
 import { newId } from '../domain/ids.ts';
-import { findApiKeyByHash, insertApiKey, touchApiKey } from '../store/api-keys.ts';
+import { findApiKeyByHash, insertApiKey, touchApiKey } from '../keys/store.ts';
 import type { Database } from '../store/schema.ts';
 import { DEFAULT_WORKSPACE_ID } from '../store/workspaces.ts';
 import type { KeyLookup, KeyPrincipal } from './principal.ts';

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { createApiKey, SCOPES, type Scope } from '../auth/api-keys.ts';
 import { ConfigError, describeConfig, loadConfig, type Config } from '../config.ts';
 import { VERSION } from '../app.ts';
-import { listApiKeys } from '../store/api-keys.ts';
+import { listApiKeys } from '../keys/store.ts';
 import { openStore } from '../store/index.ts';
 import { ensureDefaultWorkspace } from '../store/workspaces.ts';
 import { DataDirLocked, lockDataDir, probeDataDir, type DataDirLock } from './data-lock.ts';

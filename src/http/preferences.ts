@@ -19,14 +19,13 @@
 import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { getKinds } from '../store/kinds.ts';
 import { mergePatch } from '../domain/merge-patch.ts';
 import { changePreferences, getPreferences, putPreferences, type KindPreference, type Preferences } from '../store/preferences.ts';
 import { getRecipient } from '../store/recipients.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
 import { iso, MERGE_PATCH_JSON, Nullable, problems, RecipientId, schemaProblem } from './schemas.ts';
-import { KIND_PATTERN } from './kinds.ts';
+import { KIND_PATTERN } from '../kinds/routes.ts';
 
 export const LOCAL_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
 const LocalTime = Type.String({ pattern: LOCAL_TIME_PATTERN, description: 'Local wall-clock time, HH:MM (24 h)' });
@@ -174,7 +173,7 @@ type KindPreferences = Static<typeof PreferencesInput>['kinds'];
  */
 async function kindRules(s: Services, ws: string, names: string[]): Promise<(prefs: KindPreferences) => FieldError[]> {
   const pattern = new RegExp(KIND_PATTERN);
-  const kinds = await getKinds(s.store.db, ws, names.filter((k) => pattern.test(k)));
+  const kinds = await s.kinds.getMany(ws, names.filter((k) => pattern.test(k)));
   return (prefs) => {
     const errors: FieldError[] = [];
     for (const [name, pref] of Object.entries(prefs)) {

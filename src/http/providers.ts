@@ -23,7 +23,7 @@ import { buildJob } from '../queue/job.ts';
 import type { ClaimedDelivery } from '../store/adapter.ts';
 import { listDevices } from '../store/devices.ts';
 import { getRecipient } from '../store/recipients.ts';
-import { recordAudit } from '../store/audit.ts';
+import { actorOf } from '../auth/principal.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
 import { iso, problems, RecipientId } from './schemas.ts';
@@ -137,7 +137,7 @@ function providerRoutes(app: Api, s: Services): void {
         const problem = PROVIDERS[provider].check?.(config);
         if (problem) throw new Problem('validation_failed', `body.config: ${problem}`, { errors: [{ path: 'body.config', message: problem }] });
         const { created, stored } = await s.providers.put(ws, provider, config, request.body.base_url ?? null);
-        await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'provider.put', target: provider, reason: null, details: { base_url: stored.baseUrl } });
+        await s.audit.record({ workspaceId: ws, actor: actorOf(request.principal), action: 'provider.put', target: provider, reason: null, details: { base_url: stored.baseUrl } });
         return reply.code(created ? 201 : 200).send(view(provider, stored));
       },
     );
@@ -199,7 +199,7 @@ function providerRoutes(app: Api, s: Services): void {
     async (request, reply) => {
       const ws = request.principal.workspaceId;
       if (!(await s.providers.delete(ws, request.params.provider))) throw new Problem('not_found', `${request.params.provider} is not configured`);
-      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'provider.delete', target: request.params.provider, reason: null, details: null });
+      await s.audit.record({ workspaceId: ws, actor: actorOf(request.principal), action: 'provider.delete', target: request.params.provider, reason: null, details: null });
       return reply.code(204).send(null);
     },
   );

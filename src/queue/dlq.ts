@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { newId } from '../domain/ids.ts';
 import { Problem } from '../errors.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
-import { recordAudit } from '../store/audit.ts';
+import { recordAudit } from '../audit/store.ts';
 import {
   countDlq,
   discardDeliveries,

@@ -6,14 +6,15 @@
 // through the bus (POLICY_INVALIDATE, the message is the workspace id); a node that misses the
 // message converges within ttlMs, and drops everything when its bus reconnects.
 // A send naming a kind the workspace never defined gets the `transactional` kind's policy (and
-// keeps its own name); the default kinds always exist (store/kinds.ts).
+// keeps its own name); the default kinds always exist (kinds/store.ts).
 
 import type { Kysely } from 'kysely';
 import type { Bus } from '../bus/bus.ts';
-import { getKind, type Kind } from '../store/kinds.ts';
+import type { Kind } from '../domain/kinds.ts';
+import { getKind } from '../kinds/store.ts';
 import type { Database } from '../store/schema.ts';
-import { getSettings, type WorkspaceSettings } from '../store/settings.ts';
-import { getTemplate, type Template } from '../store/templates.ts';
+import { getSettings, type WorkspaceSettings } from '../settings/store.ts';
+import { getTemplate, type Template } from '../templates/store.ts';
 
 export const POLICY_INVALIDATE = 'policy.invalidate';
 

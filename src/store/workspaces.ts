@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
-import { ensureDefaultKinds } from './kinds.ts';
+import { ensureDefaultKinds } from '../kinds/store.ts';
 
 /** The workspace that exists from first start; keys created without a workspace belong to it. */
 export const DEFAULT_WORKSPACE_ID = 'ws_default';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createApiKey, KeyResolver } from '../../src/auth/api-keys.ts';
 import { InProcessBus, KEYS_INVALIDATE } from '../../src/bus/bus.ts';
-import { revokeApiKey } from '../../src/store/api-keys.ts';
+import { revokeApiKey } from '../../src/keys/store.ts';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
 import { DEFAULT_WORKSPACE_ID, ensureDefaultWorkspace } from '../../src/store/workspaces.ts';
 import { tempDir } from '../helpers/herald.ts';

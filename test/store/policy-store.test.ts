@@ -9,13 +9,14 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { InsertQueryNode, type KyselyPlugin, type RootOperationNode } from 'kysely';
 import type { StoreAdapter } from '../../src/store/adapter.ts';
-import { DEFAULT_KINDS, DEFAULT_KIND_NAMES, ensureDefaultKinds, getKind, getKinds, listKinds, putKind, type KindPolicy } from '../../src/store/kinds.ts';
+import { DEFAULT_KINDS, DEFAULT_KIND_NAMES, type KindPolicy } from '../../src/domain/kinds.ts';
+import { ensureDefaultKinds, getKind, getKinds, listKinds, putKind } from '../../src/kinds/store.ts';
 import { LATEST_MIGRATION, MIGRATION_NAMES } from '../../src/store/migrations/index.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
 import { deletePreferences, getPreferences, getPreferencesFor, putPreferences } from '../../src/store/preferences.ts';
-import { getSettings, putSettings } from '../../src/store/settings.ts';
+import { getSettings, putSettings } from '../../src/settings/store.ts';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
-import { deleteTemplate, getTemplate, listTemplates, putTemplate, type TemplateVariant } from '../../src/store/templates.ts';
+import { deleteTemplate, getTemplate, listTemplates, putTemplate, type TemplateVariant } from '../../src/templates/store.ts';
 import {
   addMembers,
   countMembers,

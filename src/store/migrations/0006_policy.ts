@@ -2,7 +2,7 @@
 // - kinds: a workspace's notification kinds and what each means for delivery (mandatory, channel
 //   priority, quiet-hours policy, routing, rate limits, digest, blackout behaviour). The default
 //   kinds (security, transactional, marketing) are created lazily per workspace
-//   (store/kinds.ts ensureDefaultKinds), not here;
+//   (kinds/store.ts ensureDefaultKinds), not here;
 // - preferences: a recipient's choices per kind and quiet hours;
 // - templates: versioned, append-only; the latest version is the highest;
 // - topics and topic_members: named audiences; members are keyed (and paged) by recipient id;

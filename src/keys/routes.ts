@@ -4,13 +4,12 @@
 //   DELETE /v1/keys/{id}   revoke
 
 import { Type } from 'typebox';
-import { createApiKey, SCOPES } from '../auth/api-keys.ts';
+import { actorOf } from '../auth/principal.ts';
+import { SCOPES } from '../auth/scopes.ts';
 import { Problem } from '../errors.ts';
-import { listApiKeys, revokeApiKey } from '../store/api-keys.ts';
-import { recordAudit } from '../store/audit.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { iso, problems } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, problems } from '../http/schemas.ts';
 
 const Scope = Type.Union(SCOPES.map((sc) => Type.Literal(sc)));
 const KeyView = Type.Object({
@@ -36,8 +35,7 @@ function keyRoutes(app: Api, s: Services): void {
       },
     },
     async (request, reply) => {
-      const created = await createApiKey(s.store.db, { name: request.body.name, scopes: request.body.scopes, workspaceId: request.principal.workspaceId });
-      await recordAudit(s.store.db, { workspaceId: request.principal.workspaceId, actor: `key:${request.principal.keyId}`, action: 'key.create', target: created.id, details: { name: request.body.name, scopes: request.body.scopes } });
+      const created = await s.apiKeys.create(request.principal.workspaceId, actorOf(request.principal), request.body);
       return reply.code(201).send({ ...created, scopes: request.body.scopes });
     },
   );
@@ -46,7 +44,7 @@ function keyRoutes(app: Api, s: Services): void {
     '/keys',
     { config: { scope: 'admin' }, schema: { summary: 'List API keys', tags: ['keys'], response: { 200: Type.Object({ data: Type.Array(KeyView) }), ...problems(401, 403) } } },
     async (request) => {
-      const rows = await listApiKeys(s.store.db, request.principal.workspaceId);
+      const rows = await s.apiKeys.list(request.principal.workspaceId);
       return {
         data: rows.map((k) => ({ id: k.id, name: k.name, scopes: k.scopes.split(' '), prefix: k.prefix, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), revoked_at: iso(k.revoked_at) })),
       };
@@ -60,10 +58,8 @@ function keyRoutes(app: Api, s: Services): void {
       schema: { summary: 'Revoke an API key', tags: ['keys'], params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
     },
     async (request, reply) => {
-      const ok = await revokeApiKey(s.store.db, request.principal.workspaceId, request.params.id, Date.now());
+      const ok = await s.apiKeys.revoke(request.principal.workspaceId, actorOf(request.principal), request.params.id);
       if (!ok) throw new Problem('not_found', `No active key "${request.params.id}"`);
-      s.keys.invalidate();
-      await recordAudit(s.store.db, { workspaceId: request.principal.workspaceId, actor: `key:${request.principal.keyId}`, action: 'key.revoke', target: request.params.id });
       return reply.code(204).send(null);
     },
   );

@@ -1,7 +1,7 @@
 // Workspace settings (table workspace_settings). A workspace without a row has the defaults.
 
 import type { Kysely } from 'kysely';
-import type { Database } from './schema.ts';
+import type { Database } from '../store/schema.ts';
 
 /** A channel's blackout window: no sends between start and end, local time in `timezone`. */
 export interface BlackoutWindow {

@@ -21,12 +21,11 @@ import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { canonicalLocale, localeChain, pickVariant } from '../domain/locale.ts';
 import { missingVariables, renderVariant, TemplateError, templateErrors } from '../domain/templates.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { recordAudit } from '../store/audit.ts';
-import { getSettings } from '../store/settings.ts';
-import { deleteTemplate, getTemplate, listTemplates, putTemplate, type Template, type TemplateVariant } from '../store/templates.ts';
+import { actorOf } from '../auth/principal.ts';
+import type { Template, TemplateVariant } from './service.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from '../http/schemas.ts';
 
 export const TEMPLATE_KEY_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
 export const TemplateKey = Type.String({ pattern: TEMPLATE_KEY_PATTERN, description: 'Your key for the template, e.g. order.shipped' });
@@ -108,9 +107,7 @@ function templateRoutes(app: Api, s: Services): void {
     async (request, reply) => {
       const ws = request.principal.workspaceId;
       const variants = checkVariants(request.body.variants);
-      const template = await putTemplate(s.store, ws, request.params.key, variants);
-      s.policy.invalidate(ws);
-      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'template.put', target: template.key, details: { version: template.version } });
+      const template = await s.templates.put(ws, actorOf(request.principal), request.params.key, variants);
       return reply.code(201).send(view(template));
     },
   );
@@ -134,7 +131,7 @@ function templateRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { after, limit } = keyPageRequest(request.query, new RegExp(TEMPLATE_KEY_PATTERN));
-      const rows = await listTemplates(s.store.db, request.principal.workspaceId, { after, limit: limit + 1 });
+      const rows = await s.templates.list(request.principal.workspaceId, { after, limit: limit + 1 });
       const page = keyPageOf(rows, limit, (t) => t.key);
       return {
         data: page.rows.map((t) => ({ key: t.key, latest_version: t.latest_version, created_at: iso(t.created_at)!, updated_at: iso(t.updated_at)! })),
@@ -157,7 +154,7 @@ function templateRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { key } = request.params;
-      const t = await getTemplate(s.store.db, request.principal.workspaceId, key, request.query.version);
+      const t = await s.templates.get(request.principal.workspaceId, key, request.query.version);
       if (!t) throw new Problem('not_found', request.query.version === undefined ? `No template "${key}"` : `No version ${request.query.version} of template "${key}"`);
       return view(t);
     },
@@ -171,9 +168,7 @@ function templateRoutes(app: Api, s: Services): void {
     },
     async (request, reply) => {
       const ws = request.principal.workspaceId;
-      if (!(await deleteTemplate(s.store.db, ws, request.params.key))) throw new Problem('not_found', `No template "${request.params.key}"`);
-      s.policy.invalidate(ws);
-      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'template.delete', target: request.params.key });
+      if (!(await s.templates.delete(ws, actorOf(request.principal), request.params.key))) throw new Problem('not_found', `No template "${request.params.key}"`);
       return reply.code(204).send(null);
     },
   );
@@ -217,9 +212,9 @@ function templateRoutes(app: Api, s: Services): void {
       if (input.locale !== undefined && !requested) {
         throw new Problem('validation_failed', `body.locale "${input.locale}" is not a BCP 47 language tag`, { errors: [{ path: 'body.locale', message: `"${input.locale}" is not a BCP 47 language tag` }] });
       }
-      const t = await getTemplate(s.store.db, ws, key, input.version);
+      const t = await s.templates.get(ws, key, input.version);
       if (!t) throw new Problem('not_found', input.version === undefined ? `No template "${key}"` : `No version ${input.version} of template "${key}"`);
-      const { default_locale } = await getSettings(s.store.db, ws);
+      const { default_locale } = await s.settings.get(ws);
       const chain = localeChain(requested, default_locale);
       const variant = pickVariant(t.variants, chain, input.channel);
       if (!variant) {

@@ -9,17 +9,17 @@
 //     omitted for a mandatory kind is `ignore`, else `defer`);
 //   - channels and rate-limit keys are channel names (rate limits also "*": each other channel);
 //   - durations (`per`, `window`) are Herald durations ("1m", "1h30m"); per 1s to 30d, window 1s to 7d.
-// The default kinds (store/kinds.ts DEFAULT_KINDS) exist in every workspace and cannot be deleted.
+// The default kinds (domain/kinds.ts DEFAULT_KINDS) exist in every workspace and cannot be deleted.
 
 import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { recordAudit } from '../store/audit.ts';
-import { ALWAYS_MANDATORY, DEFAULT_KINDS, getKind, listKinds, putKind, type Kind, type KindPolicy, type RateLimit } from '../store/kinds.ts';
+import { actorOf } from '../auth/principal.ts';
+import { ALWAYS_MANDATORY, DEFAULT_KINDS, type Kind, type KindPolicy, type RateLimit } from '../domain/kinds.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from '../http/schemas.ts';
 
 export const KIND_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
 export const KindName = Type.String({ pattern: KIND_PATTERN, description: 'The kind, e.g. security, transactional, marketing, order.shipped' });
@@ -164,7 +164,7 @@ function kindRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { after, limit } = keyPageRequest(request.query, new RegExp(KIND_PATTERN));
-      const rows = await listKinds(s.store.db, request.principal.workspaceId, { after, limit: limit + 1 });
+      const rows = await s.kinds.list(request.principal.workspaceId, { after, limit: limit + 1 });
       const page = keyPageOf(rows, limit, (k) => k.kind);
       return { data: page.rows.map(kindView), next_cursor: page.next_cursor };
     },
@@ -177,7 +177,7 @@ function kindRoutes(app: Api, s: Services): void {
       schema: { summary: 'Read a notification kind', tags: ['kinds'], params: Params, response: { 200: KindView, ...problems(401, 403, 404) } },
     },
     async (request) => {
-      const kind = await getKind(s.store.db, request.principal.workspaceId, request.params.kind);
+      const kind = await s.kinds.get(request.principal.workspaceId, request.params.kind);
       if (!kind) throw new Problem('not_found', `No kind "${request.params.kind}"`);
       return kindView(kind);
     },
@@ -198,9 +198,7 @@ function kindRoutes(app: Api, s: Services): void {
     async (request, reply) => {
       const ws = request.principal.workspaceId;
       const policy = toPolicy(request.params.kind, request.body);
-      const { kind, created } = await putKind(s.store.db, ws, request.params.kind, policy);
-      s.policy.invalidate(ws);
-      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'kind.put', target: kind.kind, details: request.body });
+      const { kind, created } = await s.kinds.put(ws, actorOf(request.principal), request.params.kind, policy, request.body);
       return reply.code(created ? 201 : 200).send(kindView(kind));
     },
   );

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../domain/ids.ts';
-import type { AuditLogTable, Database } from './schema.ts';
+import type { AuditLogTable, Database } from '../store/schema.ts';
 
 /** Appends to the audit log: who (actor), did what (action) to what (target), why (reason). */
 export async function recordAudit(

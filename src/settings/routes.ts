@@ -9,12 +9,12 @@
 import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { recordAudit } from '../store/audit.ts';
-import { DEFAULT_LOCALE, getSettings, putSettings, type WorkspaceSettings } from '../store/settings.ts';
+import { actorOf } from '../auth/principal.ts';
+import { DEFAULT_LOCALE, type WorkspaceSettings } from './service.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { iso, problems } from './schemas.ts';
-import { LOCAL_TIME_PATTERN } from './preferences.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, problems } from '../http/schemas.ts';
+import { LOCAL_TIME_PATTERN } from '../http/preferences.ts';
 
 const LocalTime = Type.String({ pattern: LOCAL_TIME_PATTERN, description: 'Local wall-clock time, HH:MM (24 h)' });
 const Window = Type.Object(
@@ -42,7 +42,7 @@ function settingsRoutes(app: Api, s: Services): void {
   app.get(
     '/settings',
     { config: { scope: 'read' }, schema: { summary: 'Read the workspace settings', tags: ['settings'], response: { 200: SettingsView, ...problems(401, 403) } } },
-    async (request) => view(await getSettings(s.store.db, request.principal.workspaceId)),
+    async (request) => view(await s.settings.get(request.principal.workspaceId)),
   );
 
   app.put(
@@ -77,10 +77,7 @@ function settingsRoutes(app: Api, s: Services): void {
         }
       }
       if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
-      const saved = await putSettings(s.store.db, { workspace_id: ws, default_locale: locale, channel_blackouts: blackouts });
-      s.policy.invalidate(ws);
-      await recordAudit(s.store.db, { workspaceId: ws, actor: `key:${request.principal.keyId}`, action: 'settings.put', details: request.body });
-      return view(saved);
+      return view(await s.settings.put(ws, actorOf(request.principal), { default_locale: locale, channel_blackouts: blackouts }, request.body));
     },
   );
 }

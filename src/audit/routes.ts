@@ -2,11 +2,10 @@
 //   GET /v1/audit?action=&limit=&cursor=   newest first, keyset cursor
 
 import { Type, type Static } from 'typebox';
-import { listAudit } from '../store/audit.ts';
 import type { AuditLogTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems } from '../http/schemas.ts';
 
 const NullStr = Type.Union([Type.String(), Type.Null()]);
 
@@ -57,7 +56,7 @@ function auditRoutes(app: Api, s: Services): void {
     async (request) => {
       const q = request.query;
       const { before, limit } = pageRequest(q);
-      const page = pageOf(await listAudit(s.store.db, request.principal.workspaceId, { action: q.action, before, limit: limit + 1 }), limit);
+      const page = pageOf(await s.audit.list(request.principal.workspaceId, { action: q.action, before, limit: limit + 1 }), limit);
       return { data: page.rows.map(auditView), next_cursor: page.next_cursor };
     },
   );

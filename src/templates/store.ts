@@ -3,8 +3,8 @@
 // the primary key retries with the next number).
 
 import type { Kysely } from 'kysely';
-import type { StoreAdapter } from './adapter.ts';
-import type { Database } from './schema.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
+import type { Database } from '../store/schema.ts';
 
 /** One variant of a template: for a locale and, optionally, one channel (null: any channel). */
 export interface TemplateVariant {

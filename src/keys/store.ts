@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { ApiKeysTable, Database } from './schema.ts';
+import type { ApiKeysTable, Database } from '../store/schema.ts';
 
 export async function insertApiKey(db: Kysely<Database>, row: ApiKeysTable): Promise<void> {
   await db.insertInto('api_keys').values(row).onConflict((oc) => oc.column('hash').doNothing()).execute();
