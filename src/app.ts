@@ -25,15 +25,15 @@ import type { Config } from './config.ts';
 import { buildServer, type Api, type RouteModule } from './http/server.ts';
 import { healthModule } from './http/health.ts';
 import { metricsModule } from './http/metrics.ts';
-import { recipientsModule } from './http/recipients.ts';
+import { recipientsModule } from './recipients/routes.ts';
 import { notificationsModule } from './http/notifications.ts';
 import { dlqModule } from './http/dlq.ts';
 import { auditModule } from './audit/routes.ts';
 import { keysModule } from './keys/routes.ts';
-import { devicesModule } from './http/devices.ts';
+import { devicesModule } from './devices/routes.ts';
 import { providersModule } from './http/providers.ts';
 import { kindsModule } from './kinds/routes.ts';
-import { preferencesModule } from './http/preferences.ts';
+import { preferencesModule } from './preferences/routes.ts';
 import { templatesModule } from './templates/routes.ts';
 import { topicsModule } from './http/topics.ts';
 import { settingsModule } from './settings/routes.ts';
@@ -58,8 +58,9 @@ import { purgeExpiredIdempotency } from './store/idempotency.ts';
 import { purgeExpiredDedupeKeys } from './store/dedupe.ts';
 import { openStore } from './store/index.ts';
 import { ensureDefaultWorkspace } from './store/workspaces.ts';
-import { disableRecipientAddress, disableRecipientWebhook, getRecipient } from './store/recipients.ts';
-import { disableDevice } from './store/devices.ts';
+import { RecipientService } from './recipients/service.ts';
+import { DeviceService } from './devices/service.ts';
+import { PreferenceService } from './preferences/service.ts';
 import { advanceChain, createFallbackDelivery, putReceipt } from './store/deliveries.ts';
 import { closeDigest } from './store/digests.ts';
 import { plainDigest } from './domain/digest.ts';
@@ -148,7 +149,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const rateLimiter = createRateLimiter(config, { log, metrics });
   const policy = new PolicyCache(store.db, { bus });
-  const recipients = new RecipientCache(store, { bus });
+  const recipientCache = new RecipientCache(store, { bus });
+  const recipients = new RecipientService(store, { cache: recipientCache });
+  const devices = new DeviceService(store.db);
   const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
   const callbacks = new CallbackUrls(secrets, config.publicUrl);
 
@@ -175,22 +178,20 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         onAddressGone: async (delivery, err) => {
           const now = Date.now();
           if (delivery.device_id) {
-            if (await disableDevice(store.db, delivery.device_id, `${err.errorClass}: ${err.message}`.slice(0, 500), now)) {
+            if (await devices.disable(delivery.device_id, `${err.errorClass}: ${err.message}`.slice(0, 500), now)) {
               log.warn({ device: delivery.device_id, recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'device disabled: the vendor says it is gone');
             }
           } else if (delivery.channel === 'webhook') {
-            await disableRecipientWebhook(store.db, delivery.workspace_id, delivery.recipient_id, err.message, now);
-            recipients.invalidate(delivery.workspace_id, delivery.recipient_id);
+            await recipients.disableWebhook(delivery.workspace_id, delivery.recipient_id, err.message, now);
             log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
           } else {
-            await disableRecipientAddress(store.db, delivery.workspace_id, delivery.recipient_id, delivery.channel, now);
-            recipients.invalidate(delivery.workspace_id, delivery.recipient_id);
+            await recipients.disableAddress(delivery.workspace_id, delivery.recipient_id, delivery.channel, now);
             log.warn({ recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'address disabled: the vendor says it is gone');
           }
         },
         onFallback: async (delivery, channel) => {
           // Only to an address the recipient has, on a channel the workspace can use.
-          const r = await getRecipient(store.db, delivery.workspace_id, delivery.recipient_id);
+          const r = await recipients.get(delivery.workspace_id, delivery.recipient_id);
           if (!r || !addressChannels(r).has(channel) || !(await providers.channels(delivery.workspace_id)).includes(channel)) return false;
           const created = await createFallbackDelivery(store, delivery, channel, Date.now());
           if (created) wake([channel]);
@@ -243,7 +244,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     idempotencyTtlMs: config.idempotencyTtl,
     onCommitted: wake,
     policy,
-    recipients,
+    recipients: recipientCache,
     rateLimiter,
     onFanout: () => fanout?.wake(),
     events,
@@ -257,8 +258,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const settings = new SettingsService(store.db, { policy, audit });
   const kinds = new KindService(store.db, { policy, audit });
   const templates = new TemplateService(store, { policy, audit });
+  const preferences = new PreferenceService(store, { policy });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policy, recipients, accepter, dlq, audit, apiKeys, settings, kinds, templates, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, state };
   const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -315,7 +317,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         keys.close();
         providers.close();
         policy.close();
-        recipients.close();
+        recipientCache.close();
         events.close();
         await bus.close();
         await store.close();

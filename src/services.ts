@@ -22,6 +22,9 @@ import type { KeyService } from './keys/service.ts';
 import type { SettingsService } from './settings/service.ts';
 import type { KindService } from './kinds/service.ts';
 import type { TemplateService } from './templates/service.ts';
+import type { RecipientService } from './recipients/service.ts';
+import type { DeviceService } from './devices/service.ts';
+import type { PreferenceService } from './preferences/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -50,9 +53,9 @@ export interface Services {
   /** Atomic counters: in Redis when REDIS_URL is set, else in-process. */
   readonly rateLimiter: RateLimiter;
   /** Cached kinds, settings and templates; `invalidate` after changing them. */
-  readonly policy: PolicyCache;
+  readonly policyCache: PolicyCache;
   /** Cached recipient addresses of the accept path; `invalidate` after changing a recipient. */
-  readonly recipients: RecipientCache;
+  readonly recipientCache: RecipientCache;
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly audit: AuditService;
@@ -61,5 +64,8 @@ export interface Services {
   readonly settings: SettingsService;
   readonly kinds: KindService;
   readonly templates: TemplateService;
+  readonly recipients: RecipientService;
+  readonly devices: DeviceService;
+  readonly preferences: PreferenceService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -6,14 +6,13 @@
 import { Type } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { CHANNEL_OPTIONS } from '../channels/registry.ts';
-import { TopicKey } from './topics.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
 import { cancelNotification, getNotification, listNotifications } from '../store/notifications.ts';
 import type { DeliveryAttemptsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
-import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId } from './schemas.ts';
+import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId, TopicKey } from './schemas.ts';
 import { deliveryView, notificationView, NotificationView } from './views.ts';
 
 export const SendBody = Type.Object(

@@ -21,8 +21,6 @@ import { newId } from '../domain/ids.ts';
 import { Problem } from '../errors.ts';
 import { buildJob } from '../queue/job.ts';
 import type { ClaimedDelivery } from '../store/adapter.ts';
-import { listDevices } from '../store/devices.ts';
-import { getRecipient } from '../store/recipients.ts';
 import { actorOf } from '../auth/principal.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
@@ -224,11 +222,11 @@ function providerRoutes(app: Api, s: Services): void {
       const channel = s.channels.get(channelName)!;
       const stored = await s.providers.get(ws, provider);
       if (!stored && !(provider === 'smtp' && s.config.smtpUrl)) throw new Problem('not_found', `${provider} is not configured (PUT /v1/providers/${provider})`);
-      const r = await getRecipient(s.store.db, ws, request.body.to);
+      const r = await s.recipients.get(ws, request.body.to);
       if (!r) throw new Problem('not_found', `No recipient "${request.body.to}"`);
       let device: { id: string; platform: string; token: string; app: string | null } | undefined;
       if (channelName === 'fcm' || channelName === 'apns' || channelName === 'webpush') {
-        const devices = (await listDevices(s.store.db, ws, r.id)).filter((d) => d.platform === channelName && d.disabled_at === null);
+        const devices = (await s.devices.list(ws, r.id)).filter((d) => d.platform === channelName && d.disabled_at === null);
         device = request.body.device ? devices.find((d) => d.id === request.body.device) : devices.at(-1);
         if (!device) throw new Problem('no_channel', `Recipient "${r.id}" has no active ${channelName} device${request.body.device ? ` "${request.body.device}"` : ''}`);
       } else if (!addressChannels(r).has(channelName)) {

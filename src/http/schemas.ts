@@ -96,3 +96,12 @@ export function keyPageOf<T>(rows: T[], limit: number, keyOf: (row: T) => string
   const page = rows.slice(0, limit);
   return { rows: page, next_cursor: Buffer.from(KEY_CURSOR_PREFIX + keyOf(page.at(-1)!), 'utf8').toString('base64url') };
 }
+
+/** A kind's name (kinds, preferences, sends). */
+export const KIND_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
+
+/** Local wall-clock time, HH:MM (24 h): quiet hours and blackout windows. */
+export const LOCAL_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
+
+export const TOPIC_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+export const TopicKey = Type.String({ pattern: TOPIC_KEY_PATTERN, description: 'Your key for the topic, e.g. ops or project:42:watchers' });

@@ -17,10 +17,8 @@ import { addMembers, countMembers, deleteTopic, existingRecipientIds, getTopic, 
 import type { TopicsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId } from './schemas.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId, TOPIC_KEY_PATTERN, TopicKey } from './schemas.ts';
 
-export const TOPIC_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
-export const TopicKey = Type.String({ pattern: TOPIC_KEY_PATTERN, description: 'Your key for the topic, e.g. ops or project:42:watchers' });
 
 const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).pattern);
 

@@ -19,9 +19,8 @@ import { actorOf } from '../auth/principal.ts';
 import { ALWAYS_MANDATORY, DEFAULT_KINDS, type Kind, type KindPolicy, type RateLimit } from '../domain/kinds.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems } from '../http/schemas.ts';
+import { Cursor, iso, KIND_PATTERN, keyPageOf, keyPageRequest, Limit, problems } from '../http/schemas.ts';
 
-export const KIND_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,63}$';
 export const KindName = Type.String({ pattern: KIND_PATTERN, description: 'The kind, e.g. security, transactional, marketing, order.shipped' });
 
 const MAX_PER_MS = 30 * 86_400_000;

@@ -13,8 +13,7 @@ import { actorOf } from '../auth/principal.ts';
 import { DEFAULT_LOCALE, type WorkspaceSettings } from './service.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
-import { iso, problems } from '../http/schemas.ts';
-import { LOCAL_TIME_PATTERN } from '../http/preferences.ts';
+import { iso, LOCAL_TIME_PATTERN, problems } from '../http/schemas.ts';
 
 const LocalTime = Type.String({ pattern: LOCAL_TIME_PATTERN, description: 'Local wall-clock time, HH:MM (24 h)' });
 const Window = Type.Object(

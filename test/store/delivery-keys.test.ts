@@ -17,7 +17,7 @@ import { createFallbackDelivery } from '../../src/store/deliveries.ts';
 import { migrationProvider } from '../../src/store/migrations/index.ts';
 import { cancelNotification, getNotification, listNotifications } from '../../src/store/notifications.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
-import { deleteRecipient } from '../../src/store/recipients.ts';
+import { deleteRecipient } from '../../src/recipients/store.ts';
 import type { DeliveriesTable, NotificationsTable, RecipientsTable } from '../../src/store/schema.ts';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
 import { tempDir } from '../helpers/herald.ts';

@@ -13,7 +13,7 @@ import { DEFAULT_KINDS, DEFAULT_KIND_NAMES, type KindPolicy } from '../../src/do
 import { ensureDefaultKinds, getKind, getKinds, listKinds, putKind } from '../../src/kinds/store.ts';
 import { LATEST_MIGRATION, MIGRATION_NAMES } from '../../src/store/migrations/index.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
-import { deletePreferences, getPreferences, getPreferencesFor, putPreferences } from '../../src/store/preferences.ts';
+import { deletePreferences, getPreferences, getPreferencesFor, putPreferences } from '../../src/preferences/store.ts';
 import { getSettings, putSettings } from '../../src/settings/store.ts';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
 import { deleteTemplate, getTemplate, listTemplates, putTemplate, type TemplateVariant } from '../../src/templates/store.ts';

@@ -1,8 +1,8 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
-import type { Database, RecipientsTable } from './schema.ts';
-import type { StoreAdapter } from './adapter.ts';
+import type { Database, RecipientsTable } from '../store/schema.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
 import { CANCELLABLE } from '../domain/delivery-status.ts';
-import { ofNotifications } from './delivery-keys.ts';
+import { ofNotifications } from '../store/delivery-keys.ts';
 
 /** Notifications per statement when a deleted recipient's deliveries are skipped. */
 const DELETE_CHUNK = 200;

@@ -20,14 +20,11 @@ import { Type, type Static } from 'typebox';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { Problem, type FieldError } from '../errors.ts';
 import { mergePatch } from '../domain/merge-patch.ts';
-import { changePreferences, getPreferences, putPreferences, type KindPreference, type Preferences } from '../store/preferences.ts';
-import { getRecipient } from '../store/recipients.ts';
+import type { KindPreference, Preferences } from './service.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { iso, MERGE_PATCH_JSON, Nullable, problems, RecipientId, schemaProblem } from './schemas.ts';
-import { KIND_PATTERN } from '../kinds/routes.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, KIND_PATTERN, LOCAL_TIME_PATTERN, MERGE_PATCH_JSON, Nullable, problems, RecipientId, schemaProblem } from '../http/schemas.ts';
 
-export const LOCAL_TIME_PATTERN = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
 const LocalTime = Type.String({ pattern: LOCAL_TIME_PATTERN, description: 'Local wall-clock time, HH:MM (24 h)' });
 const QuietHours = Type.Object({ start: LocalTime, end: LocalTime }, { additionalProperties: false });
 const Channel = Type.Union(CHANNEL_NAMES.map((c) => Type.Literal(c)));
@@ -92,9 +89,9 @@ function preferenceRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const ws = request.principal.workspaceId;
-      const recipient = await getRecipient(s.store.db, ws, request.params.id);
+      const recipient = await s.recipients.get(ws, request.params.id);
       if (!recipient) throw new Problem('not_found', `No recipient "${request.params.id}"`);
-      return view(await getPreferences(s.store.db, ws, recipient.id), recipient.timezone);
+      return view(await s.preferences.get(ws, recipient.id), recipient.timezone);
     },
   );
 
@@ -113,15 +110,14 @@ function preferenceRoutes(app: Api, s: Services): void {
     async (request) => {
       const ws = request.principal.workspaceId;
       const input = request.body;
-      const recipient = await getRecipient(s.store.db, ws, request.params.id);
+      const recipient = await s.recipients.get(ws, request.params.id);
       if (!recipient) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       const rules = await kindRules(s, ws, Object.keys(input.kinds));
       const errors = rules(input.kinds);
       if (input.quiet_hours && input.quiet_hours.start === input.quiet_hours.end) errors.push({ path: 'body.quiet_hours.end', message: 'must differ from start' });
       if (errors.length) throw fieldProblem(errors);
 
-      const saved = await putPreferences(s.store.db, { workspace_id: ws, recipient_id: recipient.id, kinds: stored(input.kinds), quiet_hours: input.quiet_hours });
-      s.policy.invalidate(ws);
+      const saved = await s.preferences.put({ workspace_id: ws, recipient_id: recipient.id, kinds: stored(input.kinds), quiet_hours: input.quiet_hours });
       return view(saved, recipient.timezone);
     },
   );
@@ -148,7 +144,7 @@ function preferenceRoutes(app: Api, s: Services): void {
       const setting = Object.keys(patch.kinds ?? {}).filter((k) => patch.kinds![k] !== null);
       const rules = await kindRules(s, ws, setting);
       const validate = request.compileValidationSchema(PreferencesInput, 'body');
-      const changed = await changePreferences(s.store, ws, request.params.id, (current) => {
+      const changed = await s.preferences.change(ws, request.params.id, (current) => {
         const merged = mergePatch({ kinds: current.kinds, quiet_hours: current.quiet_hours }, patch) as Partial<Static<typeof PreferencesInput>>;
         const next = { kinds: merged.kinds ?? {}, quiet_hours: merged.quiet_hours ?? null };
         if (!validate(next)) throw schemaProblem(validate.errors ?? [], 'body');
@@ -158,7 +154,6 @@ function preferenceRoutes(app: Api, s: Services): void {
         return { kinds: stored(next.kinds), quiet_hours: next.quiet_hours };
       });
       if (!changed) throw new Problem('not_found', `No recipient "${request.params.id}"`);
-      s.policy.invalidate(ws);
       return view(changed.preferences, changed.timezone);
     },
   );

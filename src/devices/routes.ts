@@ -13,12 +13,10 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { newId } from '../domain/ids.ts';
 import { Problem } from '../errors.ts';
-import { deleteDevice, listDevices, registerDevice } from '../store/devices.ts';
-import { getRecipient } from '../store/recipients.ts';
 import type { DevicesTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { iso, problems, RecipientId } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, problems, RecipientId } from '../http/schemas.ts';
 
 const Base64Url = (bytes: number) => Type.String({ pattern: '^[A-Za-z0-9_-]+={0,2}$', minLength: Math.floor((bytes * 4) / 3), maxLength: Math.ceil(bytes / 3) * 4 });
 
@@ -129,9 +127,9 @@ function deviceRoutes(app: Api, s: Services): void {
     async (request, reply) => {
       const ws = request.principal.workspaceId;
       const token = rawToken(request.body);
-      if (!(await getRecipient(s.store.db, ws, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      if (!(await s.recipients.get(ws, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       const now = Date.now();
-      const { device, created, movedFrom } = await registerDevice(s.store.db, {
+      const { device, created, movedFrom } = await s.devices.register({
         id: newId('dev'),
         workspace_id: ws,
         recipient_id: request.params.id,
@@ -158,8 +156,8 @@ function deviceRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const ws = request.principal.workspaceId;
-      if (!(await getRecipient(s.store.db, ws, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
-      return { data: (await listDevices(s.store.db, ws, request.params.id)).map(view) };
+      if (!(await s.recipients.get(ws, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
+      return { data: (await s.devices.list(ws, request.params.id)).map(view) };
     },
   );
 
@@ -170,7 +168,7 @@ function deviceRoutes(app: Api, s: Services): void {
       schema: { summary: 'Remove a device', tags: ['devices'], params: DeviceParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
     },
     async (request, reply) => {
-      const deleted = await deleteDevice(s.store.db, request.principal.workspaceId, request.params.id, request.params.device_id);
+      const deleted = await s.devices.delete(request.principal.workspaceId, request.params.id, request.params.device_id);
       if (!deleted) throw new Problem('not_found', `No device "${request.params.device_id}" for recipient "${request.params.id}"`);
       return reply.code(204).send(null);
     },

@@ -2,8 +2,8 @@
 // the defaults: every kind allowed on the kind's channels, no quiet hours.
 
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './schema.ts';
-import type { StoreAdapter } from './adapter.ts';
+import type { Database } from '../store/schema.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
 
 export interface KindPreference {
   /** false: opted out (never for a mandatory kind). Absent: allowed. */

@@ -7,7 +7,7 @@
 //   GET    /v1/recipients/{id}   read (read scope); the webhook secret and the Slack and Discord
 //                                webhook URLs (which are credentials) are masked.
 // Addresses: email, phone (E.164: sms), webhook, pushover, slack, discord, kakao. Devices (push)
-// are registered under the recipient (http/devices.ts). PUT re-enables addresses a vendor
+// are registered under the recipient (devices/routes.ts). PUT re-enables addresses a vendor
 // reported gone.
 //   DELETE /v1/recipients/{id}   erase personal data (send scope); unsent deliveries are skipped.
 
@@ -16,11 +16,10 @@ import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-s
 import { isDiscordWebhookUrl } from '../channels/discord.ts';
 import { isSlackWebhookUrl } from '../channels/slack.ts';
 import { Problem, type FieldError } from '../errors.ts';
-import { deleteRecipient, getRecipient, listRecipients, upsertRecipient } from '../store/recipients.ts';
 import type { RecipientsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Nullable, Page, problems, RecipientId } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, Nullable, Page, problems, RecipientId } from '../http/schemas.ts';
 
 const WebhookInput = Type.Object(
   {
@@ -144,7 +143,7 @@ function recipientRoutes(app: Api, s: Services): void {
       const ws = request.principal.workspaceId;
       const input = request.body;
       checkRecipient(input, s.config.chatAnyHost);
-      const existing = await getRecipient(s.store.db, ws, request.params.id);
+      const existing = await s.recipients.get(ws, request.params.id);
       const now = Date.now();
       let sealedSecret: string | null = null;
       if (input.webhook) {
@@ -173,10 +172,9 @@ function recipientRoutes(app: Api, s: Services): void {
         created_at: existing?.created_at ?? now,
         updated_at: now,
       };
-      const created = await upsertRecipient(s.store.db, row);
-      s.recipients.invalidate(row.workspace_id, row.id);
+      const created = await s.recipients.upsert(row);
       // Created by a concurrent PUT after our read: it keeps that one's created_at.
-      const raced = !created && !existing ? await getRecipient(s.store.db, ws, row.id) : undefined;
+      const raced = !created && !existing ? await s.recipients.get(ws, row.id) : undefined;
       return reply.code(created ? 201 : 200).send(view(raced ? { ...row, created_at: raced.created_at } : row, 'full'));
     },
   );
@@ -195,7 +193,7 @@ function recipientRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { after, limit } = keyPageRequest(request.query, RECIPIENT_ID);
-      const rows = await listRecipients(s.store.db, s.store.dialect, request.principal.workspaceId, { after, limit: limit + 1, q: request.query.q });
+      const rows = await s.recipients.list(request.principal.workspaceId, { after, limit: limit + 1, q: request.query.q });
       const page = keyPageOf(rows, limit, (r) => r.id);
       return { data: page.rows.map((r) => view(r, 'masked')), next_cursor: page.next_cursor };
     },
@@ -208,7 +206,7 @@ function recipientRoutes(app: Api, s: Services): void {
       schema: { summary: 'Read a recipient', tags: ['recipients'], params: Params, response: { 200: Recipient, ...problems(401, 403, 404) } },
     },
     async (request) => {
-      const r = await getRecipient(s.store.db, request.principal.workspaceId, request.params.id);
+      const r = await s.recipients.get(request.principal.workspaceId, request.params.id);
       if (!r) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       return view(r, 'masked');
     },
@@ -226,8 +224,7 @@ function recipientRoutes(app: Api, s: Services): void {
       },
     },
     async (request, reply) => {
-      const deleted = await deleteRecipient(s.store, request.principal.workspaceId, request.params.id);
-      s.recipients.invalidate(request.principal.workspaceId, request.params.id);
+      const deleted = await s.recipients.delete(request.principal.workspaceId, request.params.id);
       if (!deleted) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       return reply.code(204).send(null);
     },

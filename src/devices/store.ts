@@ -5,7 +5,7 @@
 // logs another user in) stops receiving the previous user's notifications.
 
 import type { Kysely } from 'kysely';
-import type { Database, DevicesTable } from './schema.ts';
+import type { Database, DevicesTable } from '../store/schema.ts';
 
 /** An active device of a recipient, for routing. */
 export interface RecipientDevice {
