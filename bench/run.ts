@@ -51,6 +51,7 @@ import {
   type LoadResult,
 } from './lib.ts';
 import { pgPhase, QUEUE_LIBRARIES, type PgParams } from './pg-phase.ts';
+import { NODE_FLAGS, RUNTIME_ENV } from '../bin/runtime.js';
 import { formatSummary, summarise, type ProfileSummary, type Window } from './profile-summary.ts';
 
 const { values: flags } = parseArgs({
@@ -203,11 +204,13 @@ async function startHerald(
   o: { dataDir: string; role: 'api' | 'worker' | 'api,worker'; concurrency?: number; profile?: boolean; env?: Record<string, string> },
 ): Promise<HeraldProc> {
   const spawnedAt = wallMs();
-  const nodeArgs = o.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${name}.cpuprofile`] : [];
+  // Herald runs with the launcher's flags and environment (bin/runtime.js), as users run it.
+  const nodeArgs = [...NODE_FLAGS, ...(o.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${name}.cpuprofile`] : [])];
   const child = spawnNode(name, 'src/cli/main.ts', {
     args: ['serve', '--role', o.role],
     nodeArgs,
     env: {
+      ...RUNTIME_ENV,
       ...params.heraldEnv,
       HERALD_DATA_DIR: o.dataDir,
       HERALD_ADMIN_KEY: ADMIN_KEY,

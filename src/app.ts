@@ -9,6 +9,7 @@
 //        bus -> close store.
 
 import { readFileSync } from 'node:fs';
+import { flushCompileCache } from 'node:module';
 import { pino, type Logger } from 'pino';
 import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
@@ -297,6 +298,10 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       purgeTimer.unref();
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
+      // Everything start-up compiles is compiled now: write it to the compile cache (when the
+      // launcher enabled one, bin/runtime.js) so that the next start finds it even if this process
+      // never exits cleanly.
+      flushCompileCache();
       log.info({ url, roles, workerId, store: store.dialect, bus: bus.kind, version: VERSION }, 'herald started');
       return url;
     },

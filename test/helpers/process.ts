@@ -1,4 +1,4 @@
-// Herald as a real child process: `node_modules/.bin/node src/cli/main.ts serve` with a given
+// Herald as a real child process: `node_modules/.bin/node <runtime flags> src/cli/main.ts serve` with a given
 // environment, for tests that kill it (SIGKILL, SIGTERM) and start it again on the same data dir.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { request, TEST_ENV, type ApiResponse } from './herald.ts';
+import { NODE_FLAGS, RUNTIME_ENV } from '../../bin/runtime.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
@@ -69,7 +70,8 @@ async function spawnOnce(opts: SpawnOptions, port: number): Promise<HeraldProces
     Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_') && !['PORT', 'HOST', 'DATABASE_URL', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT'].includes(k)),
   );
   const env = { ...inherited, ...TEST_ENV, HERALD_LOG_LEVEL: 'info', ...opts.env, PORT: String(port), HOST: '127.0.0.1', HERALD_DATA_DIR: opts.dataDir, HERALD_ADMIN_KEY: key };
-  const child = spawn(NODE, ['src/cli/main.ts', 'serve', ...(opts.args ?? [])], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With the launcher's flags and environment (bin/runtime.js), as users run it.
+  const child = spawn(NODE, [...NODE_FLAGS, 'src/cli/main.ts', 'serve', ...(opts.args ?? [])], { cwd: ROOT, env: { ...RUNTIME_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
