@@ -25,6 +25,7 @@ import { addressChannels } from './domain/routing.ts';
 import type { Config } from './config.ts';
 import { buildServer, type Api, type RouteModule } from './http/server.ts';
 import { healthModule } from './http/health.ts';
+import { homeModule } from './http/home.ts';
 import { metricsModule } from './http/metrics.ts';
 import { recipientsModule } from './recipients/routes.ts';
 import { notificationsModule } from './http/notifications.ts';
@@ -74,6 +75,7 @@ const RECEIPT_FIRST_CHECK_MS = 5_000;
 
 /** The HTTP API's route modules, mounted in this order. */
 const ROUTES: readonly RouteModule[] = [
+  homeModule,
   healthModule,
   metricsModule,
   recipientsModule,

@@ -1,12 +1,17 @@
 // `herald serve`: one Herald process in the foreground until SIGTERM or SIGINT.
 //
 // Start: resolve roles -> load configuration -> on SQLite, lock the data directory (data-lock.ts;
-// a second server there is refused naming the holder's PID) -> create and start Herald -> tell the
-// person at the terminal what to do next (stderr, plain text; the JSON log on stdout is for
-// machines) -> wait for a signal -> graceful stop -> release the lock.
+// a second server there is refused naming the holder's PID) -> create Herald (migrates) -> first
+// run (api role, no HERALD_ADMIN_KEY, no API key in the store): create an admin key -> listen ->
+// tell the person at the terminal what to do next (stderr, plain text; the JSON log on stdout is
+// for machines): where the API, its docs and the data are, and either the first-run key (printed
+// this once; the store keeps its hash only) or how to get a key -> wait for a signal -> graceful
+// stop -> release the lock.
 
 import type { Logger } from 'pino';
-import { createHerald, createLogger } from '../app.ts';
+import { createHerald, createLogger, VERSION } from '../app.ts';
+import { createApiKey } from '../auth/api-keys.ts';
+import { anyApiKeyExists } from '../store/api-keys.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { ROLES, type Role } from '../services.ts';
 import { adminKeyWeakness } from './admin-key.ts';
@@ -28,7 +33,12 @@ export async function serve(roles: Role[]): Promise<number> {
   try {
     warnWeakAdminKey(cfg, log);
     const herald = await createHerald(cfg, { roles, log });
-    await herald.start();
+    const firstKey = roles.includes('api') && !cfg.adminKey && !(await anyApiKeyExists(herald.services.store.db))
+      ? (await createApiKey(herald.services.store.db, { name: 'first-run admin', scopes: ['admin'] })).key
+      : undefined;
+    if (firstKey) log.warn('first run: created an admin API key and printed it on stderr (it is not shown again)');
+    const url = await herald.start();
+    process.stderr.write(startGuide(cfg, { url, roles, firstKey }));
     await untilSignal(() => herald.stop(), log);
   } finally {
     lock?.release();
@@ -67,4 +77,38 @@ function warnWeakAdminKey(cfg: Config, log: Logger): void {
       '',
     ].join('\n'),
   );
+}
+
+/**
+ * What to do next, for the person who started the server: a few lines on stderr. At log levels
+ * below info only a first-run key is printed (it cannot be shown again).
+ */
+export function startGuide(cfg: Config, opts: { url: string; roles: readonly Role[]; firstKey?: string }): string {
+  const { url, roles, firstKey } = opts;
+  const lines: string[] = [];
+  const verbose = ['info', 'debug', 'trace'].includes(cfg.logLevel);
+  if (verbose) {
+    lines.push(`Herald ${VERSION} is serving on ${url} (${roles.join(' and ')}).`);
+    if (roles.includes('api')) lines.push(`  API reference  ${url}/docs   (OpenAPI: ${url}/openapi.json)`);
+    lines.push(`  Data           ${cfg.databaseUrl ? `PostgreSQL (DATABASE_URL)${cfg.secretKey ? '' : `; secret key in ${cfg.dataPath}`}` : `${cfg.dataPath} (herald.db${cfg.secretKey ? '' : ', secret.key: back both up'})`}`);
+    if (isLoopback(cfg.host)) lines.push(`  Reachable from this machine only (HOST=${cfg.host}); HOST=0.0.0.0 listens on every interface.`);
+  }
+  if (firstKey) {
+    lines.push(
+      '',
+      'First run: no API key existed, so Herald created this admin key. It is shown only now (Herald keeps a hash):',
+      '',
+      `    ${firstKey}`,
+      '',
+      `  Try it:  curl -H "Authorization: Bearer ${firstKey}" ${url}/v1/recipients`,
+      '  Give applications narrower keys: npx herald keys create --scope send --name my-app',
+    );
+  } else if (verbose && roles.includes('api')) {
+    lines.push(`  API keys       npx herald keys create --scope admin --name me   (prints a new key once)`);
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

@@ -9,6 +9,11 @@ export async function findApiKeyByHash(db: Kysely<Database>, hash: string): Prom
   return db.selectFrom('api_keys').selectAll().where('hash', '=', hash).where('revoked_at', 'is', null).executeTakeFirst();
 }
 
+/** Whether any API key exists, in any workspace, revoked or not (a first run has none). */
+export async function anyApiKeyExists(db: Kysely<Database>): Promise<boolean> {
+  return (await db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst()) !== undefined;
+}
+
 export async function listApiKeys(db: Kysely<Database>, workspaceId: string): Promise<ApiKeysTable[]> {
   return db.selectFrom('api_keys').selectAll().where('workspace_id', '=', workspaceId).orderBy('id').execute();
 }

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request, tempDir } from '../helpers/herald.ts';
@@ -111,6 +111,54 @@ describe('herald serve', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(join(backupDir, '..'), { recursive: true, force: true });
+    }
+  });
+
+  it('on a first run prints where things are and an admin key, once, stored only as a hash', async () => {
+    const dataDir = tempDir();
+    try {
+      const first = await spawnHerald({ dataDir, key: null, env: { HERALD_SECRET_KEY: '' } });
+      first.kill('SIGTERM');
+      await first.exited();
+      const out = first.output();
+      assert.match(out, new RegExp(`^  API reference  ${first.url}/docs   \\(OpenAPI: ${first.url}/openapi.json\\)$`, 'm'));
+      assert.match(out, new RegExp(`^  Data           ${dataDir} \\(herald.db, secret.key: back both up\\)$`, 'm'));
+      assert.match(out, /^  Reachable from this machine only \(HOST=127\.0\.0\.1\)/m);
+      const key = /^ {4}(hk_\S+)$/m.exec(out)?.[1];
+      assert.ok(key, `a first-run key in:\n${out}`);
+      for (const f of ['herald.db', 'herald.db-wal']) {
+        const p = join(dataDir, f);
+        if (existsSync(p)) assert.ok(!readFileSync(p).includes(key), `${f} does not hold the key itself`);
+      }
+
+      const again = await spawnHerald({ dataDir, key: null, env: { HERALD_SECRET_KEY: '' } });
+      try {
+        assert.equal((await request(again.url, key, 'GET', '/v1/recipients')).status, 200, 'the printed key is an admin key');
+        assert.equal((await request(again.url, key, 'GET', '/v1/keys')).status, 200);
+      } finally {
+        again.kill('SIGTERM');
+        await again.exited();
+      }
+      assert.doesNotMatch(again.output(), /First run|^ {4}hk_/m, 'a key exists now: none is printed again');
+      assert.match(again.output(), /^  API keys       npx herald keys create --scope admin --name me/m);
+      const listed = herald(['keys', 'list'], { HERALD_DATA_DIR: dataDir });
+      assert.match(listed.stdout, /\tadmin\tfirst-run admin\tactive$/m);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates no first-run key when HERALD_ADMIN_KEY is set', async () => {
+    const dataDir = tempDir();
+    try {
+      const h = await spawnHerald({ dataDir });
+      h.kill('SIGTERM');
+      await h.exited();
+      assert.doesNotMatch(h.output(), /First run/);
+      const listed = herald(['keys', 'list'], { HERALD_DATA_DIR: dataDir });
+      assert.deepEqual(listed.stdout.trim().split('\n').map((l) => l.split('\t')[3]), ['HERALD_ADMIN_KEY']);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -29,8 +29,8 @@ export interface HeraldProcess {
 
 export interface SpawnOptions {
   dataDir: string;
-  /** HERALD_ADMIN_KEY; generated when omitted (pass the same one to a restart). */
-  key?: string;
+  /** HERALD_ADMIN_KEY; generated when omitted (pass the same one to a restart); null: unset (a first run then prints its own key). */
+  key?: string | null;
   /** Variables on top of TEST_ENV (the in-process harness's settings). */
   env?: Record<string, string>;
   /** Arguments after `serve`, e.g. ['--role', 'api']. */
@@ -64,7 +64,7 @@ export async function spawnHerald(opts: SpawnOptions): Promise<HeraldProcess> {
 }
 
 async function spawnOnce(opts: SpawnOptions, port: number): Promise<HeraldProcess> {
-  const key = opts.key ?? `hk_test_${randomBytes(12).toString('hex')}`;
+  const key = opts.key === null ? '' : (opts.key ?? `hk_test_${randomBytes(12).toString('hex')}`);
   // Nothing Herald reads is inherited from the test runner's environment.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_') && !['PORT', 'HOST', 'DATABASE_URL', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT'].includes(k)),

@@ -177,6 +177,7 @@ const cases: Case[] = [
   { name: 'misspelt resource', method: 'POST', path: '/v1/notification', body: { to: 'alice', title: 'x' }, status: 404, code: 'not_found' },
   { name: 'unknown notification id', method: 'GET', path: `${SEND}/ntf_01M80SGJJ90MBTNVTV0KVD1QYY`, status: 404, code: 'not_found' },
   { name: 'unknown recipient', method: 'GET', path: '/v1/recipients/nobody', status: 404, code: 'not_found' },
+  { name: 'POST on the home page', method: 'POST', path: '/', body: { topic: 'x' }, who: 'none', status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD') },
   { name: 'PATCH on notifications', method: 'PATCH', path: SEND, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
   { name: 'DELETE on notifications', method: 'DELETE', path: SEND, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'GET, HEAD, POST') },
   { name: 'PUT on a notification', method: 'PUT', path: `${SEND}/ntf_x`, body: {}, status: 405, code: 'method_not_allowed', check: (r) => assert.equal(r.headers.get('allow'), 'DELETE, GET, HEAD') },
