@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { createHerald, createLogger, VERSION } from '../app.ts';
 import { createApiKey } from '../auth/api-keys.ts';
-import { anyApiKeyExists } from '../store/api-keys.ts';
+import { anyApiKeyExists } from '../keys/store.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { ROLES, type Role } from '../services.ts';
 import { adminKeyWeakness } from './admin-key.ts';
