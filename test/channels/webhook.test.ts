@@ -1,12 +1,12 @@
-// Webhook delivery end to end: the real server (startHerald, compressed retry schedule) posting to a
+// Webhook delivery end to end, on each store: the real server (compressed retry schedule) posting to a
 // local receiver that verifies every signature with the independent `standardwebhooks` package.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Received, type Receiver } from '../helpers/receiver.ts';
 
 const SCHEDULE = [100, 200, 300]; // HERALD_RETRY_SCHEDULE below
@@ -55,7 +55,9 @@ function ctx(getH: () => TestHerald) {
       const r = await waitFor(async () => {
         const got = await getH().api('GET', `/v1/notifications/${notificationId}`);
         assert.equal(got.status, 200, got.text);
-        return TERMINAL.includes(got.body.deliveries[0].status) ? got : undefined;
+        // The notification's status too: GET reads it and the deliveries in separate queries, so
+        // for a moment it can lag a delivery that is already final.
+        return TERMINAL.includes(got.body.deliveries[0].status) && !['accepted', 'in_progress'].includes(got.body.status) ? got : undefined;
       }, timeoutMs, `delivery of ${notificationId} to finish`);
       return { notification: r.body, delivery: r.body.deliveries[0], attempts: r.body.deliveries[0].attempt_log };
     },
@@ -79,7 +81,7 @@ function assertSignedAndCurrent(rx: Receiver, reqs: Received[], secret: string, 
 
 const startedMs = (a: Attempt) => Date.parse(a.started_at);
 
-describe('webhook channel', () => {
+describeOnStores('webhook channel', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   const t = ctx(() => h);
@@ -87,7 +89,7 @@ describe('webhook channel', () => {
   const responders = new Map<string, (count: number) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number }>();
 
   before(async () => {
-    h = await startHerald({ HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '5s' });
+    h = await startHeraldOn(store, { HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '5s' });
     rx = await startReceiver((req, count) => responders.get(req.path)?.(count) ?? { status: 200, body: 'ok' });
   });
   after(async () => {
@@ -265,7 +267,7 @@ describe('webhook channel', () => {
   });
 });
 
-describe('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', () => {
+describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   const t = ctx(() => h);
@@ -273,7 +275,7 @@ describe('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', () => {
   const responders = new Map<string, (count: number) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number }>();
 
   before(async () => {
-    h = await startHerald({ HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '500ms' });
+    h = await startHeraldOn(store, { HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '500ms' });
     rx = await startReceiver((req, count) => responders.get(req.path)?.(count) ?? { status: 200, body: 'ok' });
     // Warm up: the first outgoing request of a process pays one-off start-up costs (the HTTP
     // parser is compiled on first use) that must not count against the short timeout below.
@@ -311,13 +313,13 @@ describe('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', () => {
   });
 });
 
-describe('webhook channel without HERALD_ALLOW_NETWORKS', () => {
+describeOnStores('webhook channel without HERALD_ALLOW_NETWORKS', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   const t = ctx(() => h);
   let localhostIsLoopback = false;
   before(async () => {
-    h = await startHerald({ HERALD_ALLOW_NETWORKS: '' });
+    h = await startHeraldOn(store, { HERALD_ALLOW_NETWORKS: '' });
     rx = await startReceiver();
     localhostIsLoopback = (await lookup('localhost', { all: true })).some((a) => a.address === '127.0.0.1' || a.address === '::1');
   });

@@ -1,10 +1,13 @@
+// The herald command line: config, migrate, keys, send against a running server (on each store),
+// backup and restore (SQLite; PostgreSQL is backed up with its own tools, which the CLI says).
+
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startHerald, tempDir, request, waitFor } from '../helpers/herald.ts';
+import { postgresRedisEnv, startHerald, storeName, STORES, tempDir, request, waitFor } from '../helpers/herald.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { LATEST_MIGRATION } from '../../src/store/migrations/index.ts';
 
@@ -55,13 +58,14 @@ describe('herald CLI', () => {
     assert.match(r.stderr, /unknown scope "root"/);
   });
 
-  it('migrates, creates a key that the server accepts, and sends through a running server', async () => {
+  for (const store of STORES) it(`migrates, creates a key that the server accepts, and sends through a running server (${storeName(store)})`, async () => {
     const dataDir = tempDir();
+    const pg = store === 'postgres' ? await postgresRedisEnv() : undefined;
     try {
-      const env = { HERALD_DATA_DIR: dataDir, HERALD_SECRET_KEY: 'cli-test-secret-key-cli-test-secret-key' };
+      const env = { HERALD_DATA_DIR: dataDir, HERALD_SECRET_KEY: 'cli-test-secret-key-cli-test-secret-key', ...pg?.env };
       const m = herald(['migrate'], env);
       assert.equal(m.code, 0, m.stderr);
-      assert.ok(m.stdout.includes(`migrated (sqlite) to ${LATEST_MIGRATION}`), m.stdout);
+      assert.ok(m.stdout.includes(`migrated (${store}) to ${LATEST_MIGRATION}`), m.stdout);
 
       const k = herald(['keys', 'create', '--scope', 'send', '--scope', 'read', '--name', 'cli'], env);
       assert.equal(k.code, 0, k.stderr);
@@ -72,7 +76,7 @@ describe('herald CLI', () => {
       assert.ok(listed.stdout.includes(key.slice(0, 10)) && !listed.stdout.includes(key), 'list shows the prefix, never the key');
 
       const rx = await startReceiver();
-      const h = await startHerald({ HERALD_SECRET_KEY: env.HERALD_SECRET_KEY }, { dataDir });
+      const h = await startHerald({ HERALD_SECRET_KEY: env.HERALD_SECRET_KEY, ...pg?.env }, { dataDir });
       try {
         const put = await request(h.url, key, 'PUT', '/v1/recipients/bob', { webhook: { url: `${rx.url}/bob` } });
         assert.equal(put.status, 201);
@@ -90,6 +94,18 @@ describe('herald CLI', () => {
       }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+      await pg?.db.drop();
+    }
+  });
+
+  it('backup on PostgreSQL is refused, naming its own tools', async () => {
+    const pg = await postgresRedisEnv();
+    try {
+      const r = herald(['backup', '--to', `${tempDir()}/backup`], { ...pg.env, HERALD_SECRET_KEY: 'cli-test-secret-key-cli-test-secret-key' });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /pg_dump/);
+    } finally {
+      await pg.db.drop();
     }
   });
 });

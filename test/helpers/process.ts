@@ -27,6 +27,12 @@ export interface HeraldProcess {
   exited(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * A deadline, not an expectation: a start takes about a second on a quiet machine, but a 2-core
+ * machine running other suites beside this one has been seen to need more than 30 s.
+ */
+const READY_TIMEOUT_MS = 120_000;
+
 export interface SpawnOptions {
   dataDir: string;
   /** HERALD_ADMIN_KEY; generated when omitted (pass the same one to a restart); null: unset (a first run then prints its own key). */
@@ -35,7 +41,7 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Arguments after `serve`, e.g. ['--role', 'api']. */
   args?: string[];
-  /** How long to wait for /healthz/ready. */
+  /** How long to wait for /healthz/ready (default READY_TIMEOUT_MS). */
   readyTimeoutMs?: number;
 }
 
@@ -83,7 +89,7 @@ async function spawnOnce(opts: SpawnOptions, port: number): Promise<HeraldProces
   void exit.then(() => (gone = true));
 
   const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  const until = Date.now() + (opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
   for (;;) {
     if (gone) throw new Error(`herald exited before it was ready:\n${out}`);
     try {
@@ -95,7 +101,7 @@ async function spawnOnce(opts: SpawnOptions, port: number): Promise<HeraldProces
     }
     if (Date.now() > until) {
       child.kill('SIGKILL');
-      throw new Error(`herald was not ready within ${opts.readyTimeoutMs ?? 30_000}ms:\n${out}`);
+      throw new Error(`herald was not ready within ${opts.readyTimeoutMs ?? READY_TIMEOUT_MS}ms:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -120,7 +126,7 @@ async function spawnOnce(opts: SpawnOptions, port: number): Promise<HeraldProces
     kill: (signal) => {
       if (!gone) child.kill(signal);
     },
-    async exited(timeoutMs = 30_000) {
+    async exited(timeoutMs = 60_000) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`herald did not exit within ${timeoutMs}ms:\n${out.slice(-4000)}`)), timeoutMs);

@@ -1,13 +1,13 @@
 // The vendor channels end to end, through the HTTP API of a real Herald: providers, devices,
 // per-device fan-out and disablement, vendor callbacks, receipts, fallback, gone addresses and the
 // circuit breaker. Each vendor is its fake from test/fakes (real HTTP servers that validate requests
-// the way the vendor does).
+// the way the vendor does). On each store.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
-import { startHerald, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { fcmErrors, startFakeFcm, type FakeFcm } from '../fakes/fcm.ts';
 import { FakePushService } from '../fakes/webpush.ts';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';
@@ -37,12 +37,14 @@ async function settled(h: TestHerald, id: string, terminal = ['sent', 'exhausted
   let last: any;
   await waitFor(async () => {
     last = (await h.api('GET', `/v1/notifications/${id}`)).body;
-    return last.deliveries.every((d: any) => terminal.includes(d.status));
+    // The notification's status too: GET reads it and the deliveries in separate queries, so for a
+    // moment it can lag deliveries that are already final.
+    return last.deliveries.every((d: any) => terminal.includes(d.status)) && !['accepted', 'in_progress'].includes(last.status);
   }, 15_000, `notification ${id} to settle`);
   return last;
 }
 
-describe('push devices: fan-out, unregistered devices disabled and skipped', () => {
+describeOnStores('push devices: fan-out, unregistered devices disabled and skipped', (store) => {
   let h: TestHerald;
   let fcm: FakeFcm;
   let push: FakePushService;
@@ -50,7 +52,7 @@ describe('push devices: fan-out, unregistered devices disabled and skipped', () 
   before(async () => {
     fcm = await startFakeFcm({ projectId: PROJECT, clientEmail: EMAIL, publicKey: rsa.publicKey });
     push = await FakePushService.start();
-    h = await startHerald();
+    h = await startHeraldOn(store);
   });
   after(async () => {
     await h.stop();
@@ -143,10 +145,10 @@ describe('push devices: fan-out, unregistered devices disabled and skipped', () 
   });
 });
 
-describe('providers API', () => {
+describeOnStores('providers API', (store) => {
   let h: TestHerald;
   before(async () => {
-    h = await startHerald();
+    h = await startHeraldOn(store);
   });
   after(() => h.stop());
 
@@ -212,13 +214,13 @@ describe('providers API', () => {
   });
 });
 
-describe('SMS over Twilio with signed status callbacks', () => {
+describeOnStores('SMS over Twilio with signed status callbacks', (store) => {
   let h: TestHerald;
   let twilio: FakeTwilio;
   before(async () => {
     twilio = await startFakeTwilio();
     const port = await freePort();
-    h = await startHerald({ PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}` });
+    h = await startHeraldOn(store, { PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}` });
     await h.api('PUT', '/v1/providers/twilio', { config: twilio.config(), base_url: twilio.url });
   });
   after(async () => {
@@ -270,7 +272,7 @@ describe('SMS over Twilio with signed status callbacks', () => {
   });
 
   it('HERALD_THROUGHPUT paces a lane: 10 SMS at 5/s take about a second', async () => {
-    const paced = await startHerald({ HERALD_THROUGHPUT: 'sms:5' });
+    const paced = await startHeraldOn(store, { HERALD_THROUGHPUT: 'sms:5' });
     try {
       await paced.api('PUT', '/v1/providers/twilio', { config: twilio.config(), base_url: twilio.url });
       await paced.api('PUT', '/v1/recipients/pat', { phone: '+14155550126' });
@@ -305,7 +307,7 @@ describe('SMS over Twilio with signed status callbacks', () => {
   });
 });
 
-describe('Pushover emergency priority: receipts followed until acknowledged', () => {
+describeOnStores('Pushover emergency priority: receipts followed until acknowledged', (store) => {
   let h: TestHerald;
   let po: FakePushover;
   const app = pushoverKey('a');
@@ -313,7 +315,7 @@ describe('Pushover emergency priority: receipts followed until acknowledged', ()
     po = await startFakePushover();
     po.registerApp(app);
     const port = await freePort();
-    h = await startHerald({ PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}`, HERALD_RECEIPT_POLL_INTERVAL: '5s' });
+    h = await startHeraldOn(store, { PORT: String(port), HERALD_PUBLIC_URL: `http://127.0.0.1:${port}`, HERALD_RECEIPT_POLL_INTERVAL: '5s' });
     await h.api('PUT', '/v1/providers/pushover', { config: { app_token: app }, base_url: po.url });
   });
   after(async () => {
@@ -363,14 +365,14 @@ describe('Pushover emergency priority: receipts followed until acknowledged', ()
   });
 });
 
-describe('Kakao AlimTalk falls back to SMS when rejected', () => {
+describeOnStores('Kakao AlimTalk falls back to SMS when rejected', (store) => {
   let h: TestHerald;
   let kakao: FakeKakao;
   let twilio: FakeTwilio;
   before(async () => {
     kakao = await FakeKakao.start({ appKey: 'app-key-1', secretKey: 'nhn-secret', senderKey: 's'.repeat(40), templates: { WELCOME: { content: 'Welcome, #{name}!' } } });
     twilio = await startFakeTwilio();
-    h = await startHerald();
+    h = await startHeraldOn(store);
     await h.api('PUT', '/v1/providers/kakao', { config: { app_key: 'app-key-1', secret_key: 'nhn-secret', sender_key: 's'.repeat(40) }, base_url: kakao.baseUrl });
     await h.api('PUT', '/v1/providers/twilio', { config: twilio.config(), base_url: twilio.url });
     await h.api('PUT', '/v1/recipients/minji', { phone: '+821012345678', kakao: { phone: '+821012345678' } });
@@ -411,7 +413,7 @@ describe('Kakao AlimTalk falls back to SMS when rejected', () => {
   });
 });
 
-describe('gone chat webhooks and the circuit breaker', () => {
+describeOnStores('gone chat webhooks and the circuit breaker', (store) => {
   let slack: FakeSlack;
   let fcm: FakeFcm;
   before(async () => {
@@ -424,7 +426,7 @@ describe('gone chat webhooks and the circuit breaker', () => {
   });
 
   it('a Slack webhook of an archived channel is disabled; PUT re-enables it', async () => {
-    const h = await startHerald();
+    const h = await startHeraldOn(store);
     try {
       const hook = slack.newWebhook();
       slack.setState(hook, 'channel_is_archived');
@@ -445,7 +447,7 @@ describe('gone chat webhooks and the circuit breaker', () => {
   });
 
   it('repeated retryable failures open the circuit: due deliveries wait without spending attempts until a probe succeeds', async () => {
-    const h = await startHerald({ HERALD_CIRCUIT_THRESHOLD: '3', HERALD_CIRCUIT_COOLDOWN: '1500ms', HERALD_CONCURRENCY: 'fcm:1', HERALD_RETRY_SCHEDULE: '50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms' });
+    const h = await startHeraldOn(store, { HERALD_CIRCUIT_THRESHOLD: '3', HERALD_CIRCUIT_COOLDOWN: '1500ms', HERALD_CONCURRENCY: 'fcm:1', HERALD_RETRY_SCHEDULE: '50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms' });
     try {
       await h.api('PUT', '/v1/providers/fcm', { config: { service_account: serviceAccount(fcm) }, base_url: fcm.url });
       await h.api('PUT', '/v1/recipients/frank', {});

@@ -3,16 +3,15 @@
 // 429), templates per locale and channel, and cancellation of what a policy held back. Each is
 // checked in the 202 answer, in GET /v1/notifications/{id}, and in what the receivers got.
 // Scheduling, cancellation of send_at and deduplication are in schedule.test.ts; routing "first"
-// step by step in routing.test.ts; per API key limits in rate-limit.test.ts.
+// step by step in routing.test.ts; per API key limits in rate-limit.test.ts. On each store (with
+// PostgreSQL, the rate limits live in Redis), and across two nodes sharing one Redis.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
-import { startHerald, waitFor, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
-import { freshSchema, type TestSchema } from '../helpers/postgres.ts';
+import { describeOnStores, startHeraldOn, waitFor, type ApiResponse, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-import { ensureRedis, TEST_REDIS_URL } from '../helpers/redis.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 import { mailContent } from '../helpers/mime.ts';
 
@@ -46,7 +45,7 @@ function assertProblem(r: ApiResponse, status: number, code: string): void {
   assert.equal(r.body.code, code, r.text);
 }
 
-describe('policy decisions through the API (SQLite, in-process rate limits)', () => {
+describeOnStores('policy decisions through the API', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   let smtp: SmtpSink;
@@ -54,7 +53,7 @@ describe('policy decisions through the API (SQLite, in-process rate limits)', ()
   before(async () => {
     rx = await startReceiver();
     smtp = await startSmtp();
-    h = await startHerald({ HERALD_SMTP_URL: smtp.url, HERALD_EMAIL_FROM: 'Herald <herald@example.test>' });
+    h = await startHeraldOn(store, { HERALD_SMTP_URL: smtp.url, HERALD_EMAIL_FROM: 'Herald <herald@example.test>' });
   });
   after(async () => {
     await h?.stop();
@@ -561,27 +560,24 @@ describe('policy decisions through the API (SQLite, in-process rate limits)', ()
 });
 
 describe('rate limits hold across nodes (PostgreSQL + Redis)', () => {
-  let db: TestSchema;
   let a: TestHerald;
   let b: TestHerald;
   let rx: Receiver;
-  // Buckets live in the shared Redis (workspace ws_default): recipients are new on every run.
+  // Buckets live in Redis under this deployment's prefix; the recipient names are unique anyway.
   const who = `rl-${randomBytes(6).toString('hex')}`;
 
   before(async () => {
-    await ensureRedis();
-    db = await freshSchema();
     rx = await startReceiver();
     // HERALD_KEY_RATE_LIMIT only to see when each node's limiter has reached Redis (its headers).
-    const env = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, HERALD_KEY_RATE_LIMIT: '100000/1s' };
-    a = await startHerald(env);
-    b = await startHerald({ ...env, HERALD_ADMIN_KEY: a.key });
+    const env = { HERALD_KEY_RATE_LIMIT: '100000/1s' };
+    a = await startHeraldOn('postgres', env);
+    b = await startHeraldOn('postgres', env, { join: a });
     for (const h of [a, b]) await waitFor(async () => (await h.api('GET', '/v1/kinds')).headers.get('ratelimit') !== null, 10_000, 'the limiter to reach Redis');
   });
   after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
+    await b?.stop();
+    await a?.stop();
     await rx?.close();
-    await db?.drop();
   });
 
   it('two nodes share one bucket per recipient and channel: the third send is throttled, then 429', async () => {

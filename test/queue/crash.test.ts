@@ -1,19 +1,22 @@
-// Crash safety: SIGKILL the real server in the middle of a send load, start it again on the same
-// data dir, and every delivery of every 202 arrives; duplicates (at-least-once) are rare.
+// Crash safety, on each store: SIGKILL the real server in the middle of a send load, start it again
+// on the same data (data dir or PostgreSQL schema), and every delivery of every 202 arrives;
+// duplicates (at-least-once) are rare. One delivery is held by a receiver that does not answer, so
+// a lease is provably held at the kill and the restart must release it.
 
-import { after, describe, it } from 'node:test';
+import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { tempDir, waitFor } from '../helpers/herald.ts';
+import { describeOnStores, postgresRedisEnv, tempDir, waitFor } from '../helpers/herald.ts';
+import { withClient } from '../helpers/postgres.ts';
 import { spawnHerald, type HeraldProcess } from '../helpers/process.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startGate, startReceiver, type Receiver } from '../helpers/receiver.ts';
 
 const RECIPIENTS = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5'];
 const IN_FLIGHT = 16;
 
-describe('crash: SIGKILL under load', () => {
+describeOnStores('crash: SIGKILL under load', (store) => {
   const cleanup: (() => Promise<void> | void)[] = [];
   after(async () => {
     for (const c of cleanup.reverse()) await c();
@@ -25,12 +28,23 @@ describe('crash: SIGKILL under load', () => {
     const dataDir = tempDir('herald-crash-');
     cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
 
+    const pg = store === 'postgres' ? await postgresRedisEnv() : undefined;
+    if (pg) cleanup.push(() => pg.db.drop());
+    const gate = await startGate();
+    cleanup.push(() => gate.close());
+
     // A long lease: after the restart, only releasing the dead process's leases lets its
     // in-flight deliveries resume within this test's time.
-    const env = { HERALD_LEASE_TIME: '10m' };
+    const env = { HERALD_LEASE_TIME: '10m', ...pg?.env };
     const first: HeraldProcess = await spawnHerald({ dataDir, env });
     cleanup.push(() => first.kill('SIGKILL'));
     for (const id of RECIPIENTS) assert.equal((await first.api('PUT', `/v1/recipients/${id}`, { webhook: { url: `${rx.url}/${id}` } })).status, 201);
+    // The gate holds this attempt until released: its lease is held at the kill, whatever the timing.
+    assert.equal((await first.api('PUT', '/v1/recipients/held', { webhook: { url: `${gate.url}/held` } })).status, 201);
+    const held = await first.api('POST', '/v1/notifications', { to: 'held', title: 'held at the kill' });
+    assert.equal(held.status, 202, held.text);
+    const heldDelivery: string = held.body.deliveries[0].id;
+    await waitFor(() => gate.arrived.includes(heldDelivery), 20_000, 'the held attempt to start');
 
     // Load: IN_FLIGHT senders in a loop, each send to 1–3 recipients.
     const acceptedDeliveries = new Set<string>();
@@ -81,22 +95,33 @@ describe('crash: SIGKILL under load', () => {
     assert.ok(outcomes.accepted > 0);
 
     // What the dead process left behind, read straight from its database.
-    const db = new BetterSqlite3(join(dataDir, 'herald.db'));
-    const rows = db.prepare('SELECT id, status, lease_owner FROM deliveries').all() as { id: string; status: string; lease_owner: string | null }[];
-    db.close();
+    type Row = { id: string; status: string; lease_owner: string | null };
+    let rows: Row[];
+    if (pg) {
+      rows = await withClient(async (c) => (await c.query<Row>(`SELECT id, status, lease_owner FROM ${pg.db.schema}.deliveries`)).rows);
+    } else {
+      const db = new BetterSqlite3(join(dataDir, 'herald.db'));
+      rows = db.prepare('SELECT id, status, lease_owner FROM deliveries').all() as Row[];
+      db.close();
+    }
     const left: Record<string, number> = {};
     for (const r of rows) left[r.status] = (left[r.status] ?? 0) + 1;
     const storedIds = new Set(rows.map((r) => r.id));
     const leasedAtCrash = new Set(rows.filter((r) => r.status === 'sending').map((r) => r.id));
     for (const r of rows.filter((x) => x.status === 'sending')) assert.match(r.lease_owner ?? '', new RegExp(`:${first.child.pid}:`), 'leases belong to the dead process');
     for (const id of acceptedDeliveries) assert.ok(storedIds.has(id), `delivery ${id} of a 202 was durably stored`);
+    assert.ok(leasedAtCrash.has(heldDelivery), `the held delivery was leased (sending) at the kill; left: ${JSON.stringify(left)}`);
+    acceptedDeliveries.add(heldDelivery);
+    acceptedNotifications.add(held.body.id);
+    gate.release(); // the attempt after the restart is answered at once
 
     const second = await spawnHerald({ dataDir, key: first.key, env });
     cleanup.push(() => second.kill('SIGKILL'));
 
     // Every delivery of every 202 arrives.
+    const arrivedIds = () => [...rx.received.map((r) => String(r.headers['webhook-id'])), ...gate.arrived];
     await waitFor(() => {
-      const got = new Set(rx.received.map((r) => String(r.headers['webhook-id'])));
+      const got = new Set(arrivedIds());
       for (const id of acceptedDeliveries) if (!got.has(id)) return false;
       return true;
     }, 60_000, 'every accepted delivery to arrive after the restart');
@@ -113,10 +138,7 @@ describe('crash: SIGKILL under load', () => {
     // Deliveries that arrived without their 202 (the response was lost in the crash) exist in the
     // store: nothing arrives that was not stored.
     const perId = new Map<string, number>();
-    for (const r of rx.received) {
-      const id = String(r.headers['webhook-id']);
-      perId.set(id, (perId.get(id) ?? 0) + 1);
-    }
+    for (const id of arrivedIds()) perId.set(id, (perId.get(id) ?? 0) + 1);
     for (const id of perId.keys()) assert.ok(storedIds.has(id) || acceptedDeliveries.has(id), `received ${id} was stored`);
 
     // At-least-once: a duplicate can only be a delivery whose lease the dead process held (sent,
@@ -136,6 +158,8 @@ describe('crash: SIGKILL under load', () => {
       assert.equal(n, 2, `${id} arrived at most twice`);
       assert.ok(leasedAtCrash.has(id), `duplicate ${id} was in flight (leased) at the crash`);
     }
+    assert.equal(perId.get(heldDelivery), 2, 'the held delivery: the attempt cut by the kill, then the one after the restart');
+    assert.ok(leasedAtCrash.size >= 1);
     assert.equal(released?.released ?? 0, leasedAtCrash.size, 'the restart released every lease of the dead process');
     assert.ok(leasedAtCrash.size <= 128, 'in flight at the crash: at most the webhook concurrency');
 
