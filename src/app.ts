@@ -14,6 +14,7 @@ import { pino, type Logger } from 'pino';
 import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
 import { Events } from './events/events.ts';
+import { AlertsService } from './alerts/service.ts';
 import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
 import type { ChannelName } from './channels/channel.ts';
 import { CallbackUrls } from './channels/callbacks.ts';
@@ -262,8 +263,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const kinds = new KindService(store.db, { policy, audit });
   const templates = new TemplateService(store, { policy, audit });
   const preferences = new PreferenceService(store, { policy });
+  const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, state };
   const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;
@@ -277,6 +279,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     services,
     server,
     async start() {
+      alerts.listen(events);
       if (pool) {
         await pool.recoverOrphanedLeases();
         pool.start();
@@ -319,6 +322,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await receipts?.stop();
         await fanout?.stop();
         if (pool) await pool.stop(config.shutdownGrace);
+        await alerts.stop();
         await Promise.all([...channels.values()].map((c) => c.close()));
         await http.close();
         keys.close();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { KeyResolver } from './auth/api-keys.ts';
 import type { Bus } from './bus/bus.ts';
 import type { Events } from './events/events.ts';
+import type { AlertsService } from './alerts/service.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { CallbackUrls } from './channels/callbacks.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
@@ -67,5 +68,7 @@ export interface Services {
   readonly recipients: RecipientService;
   readonly devices: DeviceService;
   readonly preferences: PreferenceService;
+  /** Operator alerts: the operator_webhook setting, and alerts raised from this node's events. */
+  readonly alerts: AlertsService;
   readonly state: { started: boolean; stopping: boolean };
 }

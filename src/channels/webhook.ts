@@ -1,5 +1,7 @@
 // Signed outgoing webhooks (Standard Webhooks). One POST per delivery to the recipient's URL:
-//   body    {type: "notification", id, delivery_id, recipient, kind, title, body, data, created_at}
+//   body    {type: "notification", id, delivery_id, recipient, kind, title, body, data, created_at};
+//           an operator alert (kind OPERATOR_KIND, src/alerts) is sent as its event instead:
+//           {type: "delivery.exhausted" | …, timestamp, data} (domain/operator.ts)
 //   headers webhook-id (= delivery id, stable across retries so receivers can de-duplicate),
 //           webhook-timestamp (unix seconds of this attempt), webhook-signature ("v1,<base64>")
 // Outcome: 2xx success; 408, 429, 5xx and network errors retryable (Retry-After honoured);
@@ -7,6 +9,7 @@
 // 410 Gone also disables the recipient's webhook (Standard Webhooks) until it is PUT again.
 
 import { signWebhook } from '../domain/webhook-signature.ts';
+import { OPERATOR_KIND } from '../domain/operator.ts';
 import { parseRetryAfter } from '../domain/retry.ts';
 import type { SafeHttp } from '../net/safe-http.ts';
 import {
@@ -20,6 +23,7 @@ import {
 } from './channel.ts';
 
 export function webhookPayload(job: DeliveryJob): string {
+  if (job.notification.kind === OPERATOR_KIND) return JSON.stringify(job.notification.data);
   return JSON.stringify({
     type: 'notification',
     id: job.notificationId,

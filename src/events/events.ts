@@ -28,8 +28,11 @@ export type { DeliveryRef, EventOf, EventPayloads, EventType, HeraldEvent } from
 export const EVENTS_TOPIC = 'events';
 
 export interface EventListener {
-  /** Called with each event, from this node and (with Redis) from the others. */
-  onEvent: (event: HeraldEvent) => void;
+  /**
+   * Called with each event, from this node and (with Redis) from the others; `local` tells which.
+   * Work that must happen once per event (an operator alert) is done by the node that emitted it.
+   */
+  onEvent: (event: HeraldEvent, local: boolean) => void;
   /** Called when events from other nodes may have been missed (the bus reconnected). */
   onGap?: () => void;
 }
@@ -73,7 +76,7 @@ export class Events {
   /** Announces committed changes (see the contract above). */
   emit(events: readonly HeraldEvent[]): void {
     if (events.length === 0) return;
-    this.#dispatch(events);
+    this.#dispatch(events, true);
     if (!this.#bus) return;
     for (const e of events) this.#outbox.push(e);
     this.#flush ??= setImmediate(() => this.#publish());
@@ -112,13 +115,13 @@ export class Events {
       return;
     }
     if (batch.node === this.#node || !Array.isArray(batch.events)) return;
-    this.#dispatch(batch.events);
+    this.#dispatch(batch.events, false);
   }
 
-  #dispatch(events: readonly HeraldEvent[]): void {
+  #dispatch(events: readonly HeraldEvent[], local: boolean): void {
     if (this.#listeners.size === 0) return;
     const listeners = [...this.#listeners];
-    for (const e of events) for (const l of listeners) this.#call(() => l.onEvent(e));
+    for (const e of events) for (const l of listeners) this.#call(() => l.onEvent(e, local));
   }
 
   #call(fn: () => void): void {

@@ -1,3 +1,4 @@
+import { OPERATOR_RECIPIENT } from '../domain/operator.ts';
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database, RecipientsTable } from '../store/schema.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
@@ -43,7 +44,8 @@ export async function listRecipients(
   workspaceId: string,
   opts: { after?: string | undefined; limit: number; q?: string | undefined },
 ): Promise<RecipientsTable[]> {
-  let query = db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId);
+  // The reserved operator recipient (alerts/store.ts) is the operator_webhook setting, not a recipient.
+  let query = db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '<>', OPERATOR_RECIPIENT);
   if (opts.after !== undefined) query = query.where('id', '>', opts.after);
   if (opts.q !== undefined) {
     const pattern = `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
