@@ -295,7 +295,7 @@ describeOnStores('policy CRUD', (store) => {
   describe('settings', () => {
     it('the defaults until set; PUT replaces with canonical locale and time zones', async () => {
       const fresh = await asKey(readKey)('GET', '/v1/settings');
-      assert.deepEqual(fresh.body, { default_locale: 'en', channel_blackouts: null, updated_at: fresh.body.updated_at });
+      assert.deepEqual(fresh.body, { default_locale: 'en', channel_blackouts: null, operator_webhook: null, updated_at: fresh.body.updated_at });
       const put = await h.api('PUT', '/v1/settings', { default_locale: 'ko-kr', channel_blackouts: { kakao: { start: '21:00', end: '08:00', timezone: 'asia/seoul' } } });
       assert.equal(put.status, 200, put.text);
       assert.deepEqual([put.body.default_locale, put.body.channel_blackouts], ['ko-KR', { kakao: { start: '21:00', end: '08:00', timezone: 'Asia/Seoul' } }]);
