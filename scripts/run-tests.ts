@@ -113,6 +113,36 @@ async function ensure(name: string, where: string, answers: () => Promise<Error 
   return `${name} at ${where} still does not answer ${START_WAIT_MS / 1000}s after starting it (${last?.message}); start command: ${started}`;
 }
 
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Undefined once CHROMIUM exists (installing Debian's `chromium` if needed), else why it does not. */
+function ensureChromium(): string | undefined {
+  if (existsSync(CHROMIUM)) return undefined;
+  console.error(`[run-tests] ${CHROMIUM} is missing; installing Debian's chromium (apt-get install -y chromium)`);
+  const apt = (args: string[]) =>
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 900_000 });
+  let r = apt(['install', '-y', '--no-install-recommends', 'chromium']);
+  if (r.status !== 0) {
+    // A fresh machine's package lists may be empty or old.
+    console.error('[run-tests]   not installable with the current package lists; running apt-get update first');
+    apt(['update']);
+    r = apt(['install', '-y', '--no-install-recommends', 'chromium']);
+  }
+  if (existsSync(CHROMIUM)) {
+    console.error(`[run-tests] ${CHROMIUM} installed`);
+    return undefined;
+  }
+  const output = [r.error?.message, r.stderr, r.stdout].filter(Boolean).join(' ').trim().slice(-2000);
+  return `${CHROMIUM} is missing and apt-get install -y chromium failed (exit ${r.status ?? r.signal}): ${output}`;
+}
+
+const browser = ensureChromium();
+if (browser !== undefined) {
+  console.error(`[run-tests] FATAL: ${browser}`);
+  console.error('[run-tests] the browser tests need it and are not run without it');
+  process.exit(1);
+}
+
 const pgWhere = (() => {
   const u = new URL(PG_URL);
   if (u.password) u.password = '****';

@@ -40,6 +40,16 @@ let requestSeq = 0;
  */
 export const MAX_BODY_DEPTH = 64;
 
+/** swagger-ui's policy for /docs, made to work over plain HTTP (see where it is registered). */
+export function docsPolicy(policy: string): string {
+  return policy
+    .split(';')
+    .map((d) => d.trim())
+    .filter((d) => d !== '' && !/^upgrade-insecure-requests$/i.test(d))
+    .map((d) => (/^style-src\s/i.test(d) && !d.includes("'unsafe-inline'") ? `${d} 'unsafe-inline'` : d))
+    .join('; ');
+}
+
 export async function buildServer(services: Services, modules: readonly RouteModule[]): Promise<Api> {
   const { config } = services;
   const app = Fastify({
@@ -197,7 +207,13 @@ export async function buildServer(services: Services, modules: readonly RouteMod
       security: [{ apiKey: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  // /docs carries swagger-ui's own Content-Security-Policy (its inline scripts and styles by hash)
+  // with two changes, so that it works over plain HTTP and HTTPS alike (test/http/docs-browser.test.ts):
+  // no `upgrade-insecure-requests`, which made a browser fetch the assets over HTTPS, so /docs
+  // opened over plain HTTP at a network address rendered blank; and `'unsafe-inline'` in style-src
+  // for the <style> element swagger-ui's bundle inserts as it renders (styles only: scripts stay
+  // limited to the page's own and the hashed ones).
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsPolicy });
   app.addSchema({ ...ProblemSchema, $id: 'Problem' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
