@@ -19,7 +19,6 @@ import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
 import type { ChannelName } from './channels/channel.ts';
 import { CallbackUrls } from './channels/callbacks.ts';
 import { ProviderRegistry } from './channels/providers.ts';
-import { pollReceipt } from './channels/pushover.ts';
 import { createChannels } from './channels/registry.ts';
 import { createRateLimiter } from './ratelimit/index.ts';
 import { addressChannels } from './domain/routing.ts';
@@ -29,7 +28,8 @@ import { healthModule } from './http/health.ts';
 import { homeModule } from './http/home.ts';
 import { metricsModule } from './http/metrics.ts';
 import { recipientsModule } from './recipients/routes.ts';
-import { notificationsModule } from './http/notifications.ts';
+import { notificationsModule } from './notifications/routes.ts';
+import { NotificationService } from './notifications/service.ts';
 import { dlqModule } from './http/dlq.ts';
 import { auditModule } from './audit/routes.ts';
 import { keysModule } from './keys/routes.ts';
@@ -40,7 +40,9 @@ import { preferencesModule } from './preferences/routes.ts';
 import { templatesModule } from './templates/routes.ts';
 import { topicsModule } from './http/topics.ts';
 import { settingsModule } from './settings/routes.ts';
-import { callbacksModule } from './http/callbacks.ts';
+import { callbacksModule } from './deliveries/routes.ts';
+import { DeliveryService } from './deliveries/service.ts';
+import { receiptCheckers } from './deliveries/jobs.ts';
 import { createMetrics } from './metrics.ts';
 import { SafeHttp } from './net/safe-http.ts';
 import { Accepter } from './queue/accept.ts';
@@ -64,15 +66,7 @@ import { ensureDefaultWorkspace } from './store/workspaces.ts';
 import { RecipientService } from './recipients/service.ts';
 import { DeviceService } from './devices/service.ts';
 import { PreferenceService } from './preferences/service.ts';
-import { advanceChain, createFallbackDelivery, putReceipt } from './store/deliveries.ts';
-import { closeDigest } from './store/digests.ts';
-import { plainDigest } from './domain/digest.ts';
-import { localeChain, pickVariant } from './domain/locale.ts';
-import { renderDigest } from './domain/templates.ts';
-import { PermanentError } from './channels/channel.ts';
 
-/** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
-const RECEIPT_FIRST_CHECK_MS = 5_000;
 
 /** The HTTP API's route modules, mounted in this order. */
 const ROUTES: readonly RouteModule[] = [
@@ -161,6 +155,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
 
   let pool: WorkerPool | undefined;
   const wake = (c: Iterable<string>) => pool?.wake(c);
+  const deliveries = new DeliveryService(store, { recipients, devices, configured: (ws) => providers.channels(ws), policy, events, wake, log });
   pool = roles.includes('worker')
     ? new WorkerPool({
         store,
@@ -179,44 +174,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         callbackUrl: (channel, id) => callbacks.url(channel, id),
         onCircuit: (channel, state) => metrics.circuitState.set({ channel }, state === 'open' ? 2 : state === 'half_open' ? 1 : 0),
         events,
-        onAddressGone: async (delivery, err) => {
-          const now = Date.now();
-          if (delivery.device_id) {
-            if (await devices.disable(delivery.device_id, `${err.errorClass}: ${err.message}`.slice(0, 500), now)) {
-              log.warn({ device: delivery.device_id, recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'device disabled: the vendor says it is gone');
-            }
-          } else if (delivery.channel === 'webhook') {
-            await recipients.disableWebhook(delivery.workspace_id, delivery.recipient_id, err.message, now);
-            log.warn({ recipient: delivery.recipient_id, delivery: delivery.id }, 'webhook disabled: the receiver answered 410 Gone');
-          } else {
-            await recipients.disableAddress(delivery.workspace_id, delivery.recipient_id, delivery.channel, now);
-            log.warn({ recipient: delivery.recipient_id, delivery: delivery.id, channel: delivery.channel }, 'address disabled: the vendor says it is gone');
-          }
-        },
-        onFallback: async (delivery, channel) => {
-          // Only to an address the recipient has, on a channel the workspace can use.
-          const r = await recipients.get(delivery.workspace_id, delivery.recipient_id);
-          if (!r || !addressChannels(r).has(channel) || !(await providers.channels(delivery.workspace_id)).includes(channel)) return false;
-          const created = await createFallbackDelivery(store, delivery, channel, Date.now());
-          if (created) wake([channel]);
-          return created;
-        },
-        onChainStep: async (delivery) => wake(await advanceChain(store, delivery.id, Date.now())),
-        renderDigest: async (delivery) => {
-          const closed = await closeDigest(store, delivery.digest_id!);
-          if (!closed) throw new PermanentError('digest_missing', `digest ${delivery.digest_id} does not exist`);
-          const items = closed.items.map((i) => ({ title: i.title, body: i.body, data: i.data === null ? null : (JSON.parse(i.data) as unknown) }));
-          if (closed.digest.template) {
-            const [template, settings] = await Promise.all([policy.template(delivery.workspace_id, closed.digest.template), policy.settings(delivery.workspace_id)]);
-            const variant = template && pickVariant(template.variants, localeChain(delivery.locale, settings.default_locale), delivery.channel);
-            if (variant) return renderDigest(variant, items, items.length, { channel: delivery.channel });
-          }
-          return plainDigest(items);
-        },
-        onReceipt: async (delivery, receipt) => {
-          const now = Date.now();
-          await putReceipt(store.db, { delivery_id: delivery.id, workspace_id: delivery.workspace_id, channel: delivery.channel, receipt: receipt.id, next_check_at: now + RECEIPT_FIRST_CHECK_MS, expires_at: receipt.expiresAt, created_at: now });
-        },
+        ...deliveries.afterSend(),
       })
     : undefined;
   const receipts = pool
@@ -227,16 +185,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         log,
         wake,
         events,
-        checkers: {
-          pushover: async (creds, receipt, signal) => {
-            const r = await pollReceipt(http, creds, receipt, signal);
-            if (r.acknowledged) {
-              return { status: 'acknowledged', detail: { acknowledged_by: r.acknowledgedBy ?? null, acknowledged_by_device: r.acknowledgedByDevice ?? null, acknowledged_at: r.acknowledgedAt ? new Date(r.acknowledgedAt).toISOString() : null } };
-            }
-            if (r.expired) return { status: 'undelivered', detail: { receipt_expired_at: new Date(r.expiresAt).toISOString() } };
-            return {};
-          },
-        },
+        checkers: receiptCheckers(http),
       })
     : undefined;
 
@@ -264,8 +213,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const templates = new TemplateService(store, { policy, audit });
   const preferences = new PreferenceService(store, { policy });
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
+  const notifications = new NotificationService(store, { accepter });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, state };
   const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;

@@ -26,6 +26,8 @@ import type { TemplateService } from './templates/service.ts';
 import type { RecipientService } from './recipients/service.ts';
 import type { DeviceService } from './devices/service.ts';
 import type { PreferenceService } from './preferences/service.ts';
+import type { DeliveryService } from './deliveries/service.ts';
+import type { NotificationService } from './notifications/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -70,5 +72,7 @@ export interface Services {
   readonly preferences: PreferenceService;
   /** Operator alerts: the operator_webhook setting, and alerts raised from this node's events. */
   readonly alerts: AlertsService;
+  readonly deliveries: DeliveryService;
+  readonly notifications: NotificationService;
   readonly state: { started: boolean; stopping: boolean };
 }

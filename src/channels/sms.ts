@@ -6,7 +6,7 @@
 //   MessagingServiceSid  config.messaging_service_sid (with From too when options.from is set:
 //                        Twilio then sends from that number, which must be in the service's pool)
 //   Body                 title and body, trimmed, on two lines (either alone when the other is empty)
-//   StatusCallback       job.callbackUrl when Herald has a public URL (see twilio-signature.ts)
+//   StatusCallback       job.callbackUrl when Herald has a public URL (see inbound/verifiers/twilio.ts)
 // Limits: the body is measured in SMS segments (domain/sms-segments.ts). Above the limit
 // (min(options.max_segments, config.max_segments), default 10; 10 GSM-7 segments are 1530
 // characters, within Twilio's 1600) it is truncated with an ellipsis, or with on_too_long

@@ -16,7 +16,7 @@ import {
   TWILIO_CALLBACK_FIELDS,
   twilioCallbackStatus,
   verifyTwilioSignature,
-} from '../../src/channels/twilio-signature.ts';
+} from '../../src/inbound/verifiers/twilio.ts';
 import { parseCidrList } from '../../src/net/address-policy.ts';
 import { SafeHttp } from '../../src/net/safe-http.ts';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.ts';

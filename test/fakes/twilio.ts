@@ -13,7 +13,7 @@
 //   anything else: 404 {code 20404}
 // Every request is recorded. sendStatusCallback() POSTs a status callback to the message's
 // StatusCallback as Twilio does: form-encoded, X-Twilio-Signature computed here (independently of
-// src/channels/twilio-signature.ts) from the callback URL and the sorted fields.
+// src/inbound/verifiers/twilio.ts) from the callback URL and the sorted fields.
 
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';

@@ -15,7 +15,7 @@ import type { AcceptItem, StoreAdapter } from '../../src/store/adapter.ts';
 import { deliveryRange, LEGACY_DELIVERY_PREDICATE, ofNotifications } from '../../src/store/delivery-keys.ts';
 import { createFallbackDelivery } from '../../src/store/deliveries.ts';
 import { migrationProvider } from '../../src/store/migrations/index.ts';
-import { cancelNotification, getNotification, listNotifications } from '../../src/store/notifications.ts';
+import { cancelNotification, getNotification, listNotifications } from '../../src/notifications/store.ts';
 import { PostgresAdapter } from '../../src/store/postgres.ts';
 import { deleteRecipient } from '../../src/recipients/store.ts';
 import type { DeliveriesTable, NotificationsTable, RecipientsTable } from '../../src/store/schema.ts';

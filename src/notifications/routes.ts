@@ -8,12 +8,11 @@ import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { CHANNEL_OPTIONS } from '../channels/registry.ts';
 import { NOTIFICATION_STATUSES } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
-import { cancelNotification, getNotification, listNotifications } from '../store/notifications.ts';
 import type { DeliveryAttemptsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId, TopicKey } from './schemas.ts';
-import { deliveryView, notificationView, NotificationView } from './views.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, Limit, Page, pageOf, pageRequest, problems, RecipientId, TopicKey } from '../http/schemas.ts';
+import { deliveryView, notificationView, NotificationView } from '../http/views.ts';
 
 export const SendBody = Type.Object(
   {
@@ -95,7 +94,7 @@ function notificationRoutes(app: Api, s: Services): void {
       },
     },
     async (request, reply) => {
-      const result = await s.accepter.accept(request.principal.workspaceId, request.body, request.headers['idempotency-key']);
+      const result = await s.notifications.send(request.principal.workspaceId, request.body, request.headers['idempotency-key']);
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(202).send(result.response);
     },
@@ -113,7 +112,7 @@ function notificationRoutes(app: Api, s: Services): void {
       },
     },
     async (request) => {
-      const found = await getNotification(s.store.db, request.principal.workspaceId, request.params.id);
+      const found = await s.notifications.get(request.principal.workspaceId, request.params.id);
       if (!found) throw new Problem('not_found', `No notification "${request.params.id}"`);
       const byDelivery = new Map<string, DeliveryAttemptsTable[]>();
       for (const a of found.attempts) {
@@ -121,7 +120,7 @@ function notificationRoutes(app: Api, s: Services): void {
         list.push(a);
         byDelivery.set(a.delivery_id, list);
       }
-      const fanout = await s.store.db.selectFrom('fanouts').select(['topic', 'state', 'recipients']).where('notification_id', '=', found.notification.id).executeTakeFirst();
+      const fanout = await s.notifications.fanout(found.notification.id);
       return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d, byDelivery.get(d.id) ?? [])), fanout);
     },
   );
@@ -141,9 +140,9 @@ function notificationRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const ws = request.principal.workspaceId;
-      const cancelled = await cancelNotification(s.store, ws, request.params.id, Date.now());
+      const cancelled = await s.notifications.cancel(ws, request.params.id);
       if (cancelled === undefined) throw new Problem('not_found', `No notification "${request.params.id}"`);
-      const found = (await getNotification(s.store.db, ws, request.params.id))!;
+      const found = (await s.notifications.get(ws, request.params.id))!;
       return notificationView(found.notification, found.deliveries.map((d) => deliveryView(d)));
     },
   );
@@ -173,7 +172,7 @@ function notificationRoutes(app: Api, s: Services): void {
     async (request) => {
       const q = request.query;
       const { before, limit } = pageRequest(q);
-      const found = await listNotifications(s.store.db, request.principal.workspaceId, { recipient: q.recipient, status: q.status, before, limit: limit + 1 });
+      const found = await s.notifications.list(request.principal.workspaceId, { recipient: q.recipient, status: q.status, before, limit: limit + 1 });
       const page = pageOf(found.notifications, limit);
       const byNotification = Map.groupBy(found.deliveries, (d) => d.notification_id);
       const data = page.rows.map((n) => notificationView(n, (byNotification.get(n.id) ?? []).map((d) => deliveryView(d))));

@@ -3,23 +3,20 @@
 //   POST /v1/callbacks/pushover?delivery=&token=  Pushover emergency-priority receipt callback (form)
 // No API key: the URL carries a token that only Herald can make, bound to the provider and the
 // delivery (channels/callbacks.ts); Twilio's X-Twilio-Signature over that exact URL and the form is
-// verified too, with the workspace's auth token. A verified report moves the delivery forward
+// verified too (inbound/verifiers/twilio.ts), with the workspace's auth token. A verified report moves the delivery forward
 // only (domain/delivery-status.ts advanceAfterSent), so repeated and reordered callbacks are
 // harmless; the answer is 204 whether or not it moved. Bad token or signature: 403. Unknown
 // delivery: 404. A malformed body: 422.
 
-import { movedEvents } from '../events/delivery-events.ts';
 import { Type } from 'typebox';
 import type { ProviderName } from '../channels/channel.ts';
 import { parseReceiptCallback } from '../channels/pushover.ts';
-import { parseTwilioCallback, TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from '../channels/twilio-signature.ts';
+import { parseTwilioCallback, TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from '../inbound/verifiers/twilio.ts';
 import { CALLBACK_PROVIDERS } from '../channels/callbacks.ts';
-import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import { Problem } from '../errors.ts';
-import { deleteReceipt, getDeliveryById, reportDelivery } from '../store/deliveries.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { problems } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { problems } from '../http/schemas.ts';
 
 const Query = Type.Object({
   // A delivery id (domain/ids.ts): `dlv_` + a ULID, or since migration 0013 `dlv_` + its
@@ -30,28 +27,7 @@ const Query = Type.Object({
 
 const FormBody = Type.Record(Type.String(), Type.String());
 
-/** How long a callback waits for its delivery's outcome to be recorded (a fast vendor can report first). */
-const SETTLE_WAIT_MS = 3_000;
-
 function callbackRoutes(app: Api, s: Services): void {
-  /**
-   * reportDelivery, but a report that arrives while the attempt's outcome is not yet recorded
-   * (`sending`) waits for it, up to SETTLE_WAIT_MS, instead of being dropped.
-   */
-  const apply = async (id: string, next: AfterSentStatus, detail: Record<string, unknown>): Promise<boolean> => {
-    const deadline = Date.now() + SETTLE_WAIT_MS;
-    for (;;) {
-      const r = await reportDelivery(s.store, id, next, detail, Date.now());
-      if (r?.moved) {
-        s.pool?.wake(r.woken);
-        s.events.emit(movedEvents([{ ...r.delivery, from: r.from }], r.status, 'callback'));
-        return true;
-      }
-      if (r?.status !== 'sending' || Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
-
   // Vendors post application/x-www-form-urlencoded; repeated fields keep their last value.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -60,7 +36,7 @@ function callbackRoutes(app: Api, s: Services): void {
   /** The delivery a callback is about, after checking the URL token. */
   const delivery = async (provider: ProviderName, q: { delivery: string; token: string }) => {
     if (!s.callbacks.verify(provider, q.delivery, q.token)) throw new Problem('invalid_signature', 'The callback token is not valid');
-    const d = await getDeliveryById(s.store.db, q.delivery);
+    const d = await s.deliveries.get(q.delivery);
     if (!d || d.channel !== CALLBACK_PROVIDERS[provider]) throw new Problem('not_found', `No ${provider} delivery "${q.delivery}"`);
     return d;
   };
@@ -91,7 +67,7 @@ function callbackRoutes(app: Api, s: Services): void {
       let moved = false;
       if (report.status) {
         const detail = { twilio_status: report.messageStatus, ...(report.errorCode && { error_code: report.errorCode }) };
-        moved = await apply(d.id, report.status, detail);
+        moved = await s.deliveries.report(d.id, report.status, detail, 'callback');
       }
       s.metrics.callbacks.inc({ provider: 'twilio', result: moved ? 'applied' : 'ignored' });
       return reply.code(204).send(null);
@@ -121,8 +97,8 @@ function callbackRoutes(app: Api, s: Services): void {
           acknowledged_by_device: cb.acknowledgedByDevice ?? null,
           acknowledged_at: cb.acknowledgedAt ? new Date(cb.acknowledgedAt).toISOString() : null,
         };
-        moved = await apply(d.id, 'acknowledged', detail);
-        await deleteReceipt(s.store.db, d.id);
+        moved = await s.deliveries.report(d.id, 'acknowledged', detail, 'callback');
+        await s.deliveries.forgetReceipt(d.id);
       }
       s.metrics.callbacks.inc({ provider: 'pushover', result: moved ? 'applied' : 'ignored' });
       return reply.code(204).send(null);

@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
-import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from './schema.ts';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from '../store/schema.ts';
 import { CANCELLABLE, type NotificationStatus } from '../domain/delivery-status.ts';
-import type { StoreAdapter } from './adapter.ts';
-import { ofNotifications } from './delivery-keys.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
+import { ofNotifications } from '../store/delivery-keys.ts';
 
 export interface NotificationRecord {
   notification: NotificationsTable;
@@ -89,4 +89,9 @@ export async function cancelNotification(store: StoreAdapter, workspaceId: strin
   // A stopped fan-out with nothing sent is cancelled, even with no deliveries made yet.
   if (cancelled.stopped) await store.db.updateTable('notifications').set({ status: 'cancelled' }).where('id', '=', id).where('status', '=', 'skipped').execute();
   return cancelled.n;
+}
+
+/** The topic fan-out of a notification sent to a topic (its progress), if it is one. */
+export async function getFanout(db: Kysely<Database>, notificationId: string): Promise<{ topic: string; state: string; recipients: number } | undefined> {
+  return db.selectFrom('fanouts').select(['topic', 'state', 'recipients']).where('notification_id', '=', notificationId).executeTakeFirst();
 }
