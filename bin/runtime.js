@@ -14,6 +14,9 @@
 //   UV_THREADPOOL_SIZE=4     libuv's pool does Herald's DNS lookups of outgoing hosts (and the /docs
 //                            assets' file reads); 4 lookups may wait on a slow resolver at once. The
 //                            pool starts on first use: an idle process that has sent nothing has none.
+//   MALLOC_ARENA_MAX=2       glibc's malloc gives each thread that allocates an arena of its own (V8's
+//                            threads, libuv's, the writer thread); two arenas hold the same data in
+//                            a few MB less RSS. Ignored by other C libraries.
 //   NODE_COMPILE_CACHE       V8's compile cache, which on Node 24 also holds the TypeScript files with
 //                            their types stripped: a process that finds its files there never loads
 //                            the TypeScript stripper (about 17 MB of RSS per thread that loads it) and
@@ -32,6 +35,7 @@ export const NODE_FLAGS = ['--max-semi-space-size=2', '--v8-pool-size=2'];
 /** Environment defaults of a Herald server process. */
 export const RUNTIME_ENV = {
   UV_THREADPOOL_SIZE: '4',
+  MALLOC_ARENA_MAX: '2',
   NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache'),
 };
 

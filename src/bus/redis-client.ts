@@ -6,6 +6,7 @@
 // 100 ms after a loss and doubling to at most 5 s. Callers decide what a failure means (the bus
 // drops a message, rate limits fail open).
 
+import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 
 const BACKOFF_MIN_MS = 100;
@@ -13,6 +14,15 @@ const BACKOFF_MAX_MS = 5_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 const KEEPALIVE_MS = 10_000;
 const CLOSE_WAIT_MS = 1_000;
+
+/**
+ * A new ioredis client. ioredis is loaded with the first client: a process without REDIS_URL never
+ * loads it.
+ */
+export function newRedis(url: string, options: RedisOptions): Redis {
+  const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+  return new Client(url, options);
+}
 
 export function redisOptions(connectionName: string, commandTimeoutMs: number): RedisOptions {
   return {

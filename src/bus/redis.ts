@@ -12,10 +12,10 @@
 // of the URL: deployments sharing one Redis hear each other's messages unless given distinct
 // prefixes.
 
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus, Subscription } from './bus.ts';
-import { disconnectRedis, redisOptions } from './redis-client.ts';
+import { disconnectRedis, newRedis, redisOptions } from './redis-client.ts';
 
 /** A command (PUBLISH, SUBSCRIBE) not answered within this fails instead of waiting on a dead link. */
 const COMMAND_TIMEOUT_MS = 2_000;
@@ -36,8 +36,8 @@ export class RedisBus implements Bus {
       ...redisOptions(connectionName, COMMAND_TIMEOUT_MS),
       autoResubscribe: false, // done in #onSubReady, which then reports the gap
     });
-    this.#pub = new Redis(url, options('herald-bus-pub'));
-    this.#sub = new Redis(url, options('herald-bus-sub'));
+    this.#pub = newRedis(url, options('herald-bus-pub'));
+    this.#sub = newRedis(url, options('herald-bus-sub'));
     this.#watch(this.#pub, 'publisher');
     this.#watch(this.#sub, 'subscriber');
     this.#sub.on('ready', () => void this.#onSubReady());

@@ -31,7 +31,6 @@ import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { importPKCS8, SignJWT } from 'jose';
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
 import { checkAddress, type Cidr } from '../net/address-policy.ts';
@@ -378,6 +377,8 @@ function readConfig(c: Record<string, unknown>): ConfigRead {
 }
 
 async function signProviderToken(config: ConfigRead, nowMs: number): Promise<string> {
+  // jose is loaded with the first token: a process that sends no APNs (nor FCM) never loads it.
+  const { importPKCS8, SignJWT } = await import('jose');
   let key;
   try {
     key = await importPKCS8(config.privateKey, 'ES256');

@@ -7,7 +7,8 @@
 // Server: the workspace's `smtp` provider ({url, from}) when it has one, else HERALD_SMTP_URL and
 // HERALD_EMAIL_FROM. One connection pool per server, kept while its credentials are unchanged.
 
-import nodemailer, { type Transporter } from 'nodemailer';
+import { createRequire } from 'node:module';
+import type { Transporter } from 'nodemailer';
 import { Type, type Static } from 'typebox';
 import { PermanentError, RetryableError, type Channel, type DeliveryJob, type DeliveryResult } from './channel.ts';
 
@@ -80,6 +81,8 @@ export class EmailChannel implements Channel {
     } else {
       throw new PermanentError('provider_not_configured', 'no SMTP server: set HERALD_SMTP_URL or PUT /v1/providers/smtp');
     }
+    // nodemailer is loaded with the first transport: a process that sends no email never loads it.
+    const nodemailer = createRequire(import.meta.url)('nodemailer') as typeof import('nodemailer');
     const transport = nodemailer.createTransport({
       url,
       pool: true,

@@ -28,7 +28,6 @@
 // to fit; when the rest alone does not fit, permanent 'payload_too_large'.
 
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
 import type { HttpResult, SafeHttp } from '../net/safe-http.ts';
@@ -193,6 +192,8 @@ export class FcmChannel implements Channel {
       throw new PermanentError('config', `service_account.private_key is not a usable PEM private key: ${(err as Error).message}`);
     }
     const iat = Math.floor(this.#now() / 1000);
+    // jose is loaded with the first token: a process that sends no FCM (nor APNs) never loads it.
+    const { SignJWT } = await import('jose');
     const assertion = await new SignJWT({ scope: FCM_SCOPE })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: account.privateKeyId })
       .setIssuer(account.clientEmail)

@@ -19,7 +19,8 @@
 
 import { createECDH, createPublicKey } from 'node:crypto';
 import { Type, type Static } from 'typebox';
-import webpush from 'web-push';
+import { createRequire } from 'node:module';
+import type * as WebPush from 'web-push';
 import { parseRetryAfter } from '../domain/retry.ts';
 import type { SafeHttp } from '../net/safe-http.ts';
 import {
@@ -31,6 +32,10 @@ import {
   type DeliveryJob,
   type DeliveryResult,
 } from './channel.ts';
+
+/** web-push, loaded on first use: a process that sends no web push never loads it (nor its ASN.1 and JWT dependencies). */
+let webpushModule: typeof WebPush | undefined;
+const webpushLib = (): typeof WebPush => (webpushModule ??= createRequire(import.meta.url)('web-push') as typeof WebPush);
 
 export const WEBPUSH_MAX_PLAINTEXT_BYTES = 4096 - 86 - 1 - 16;
 export const WEBPUSH_DEFAULT_TTL_SECONDS = 86_400;
@@ -94,7 +99,7 @@ export interface WebpushChannelOptions {
 
 /** A fresh VAPID key pair, base64url as the provider config and browsers take them. */
 export function generateVapidKeys(): { publicKey: string; privateKey: string } {
-  const { publicKey, privateKey } = webpush.generateVAPIDKeys();
+  const { publicKey, privateKey } = webpushLib().generateVAPIDKeys();
   return { publicKey, privateKey };
 }
 
@@ -136,9 +141,9 @@ export class WebpushChannel implements Channel {
     const options = sendOptions(job.notification.options);
     const payload = webpushPayload(job, options);
 
-    let details: webpush.RequestDetails;
+    let details: WebPush.RequestDetails;
     try {
-      details = webpush.generateRequestDetails(subscription, payload, {
+      details = webpushLib().generateRequestDetails(subscription, payload, {
         // null, not omitted (which would mean web-push's global details): the header comes from #authorization.
         vapidDetails: null as never,
         TTL: options.ttl,
@@ -208,7 +213,7 @@ export class WebpushChannel implements Channel {
     const cached = this.#tokens.get(key);
     if (cached && cached.exp - nowS >= VAPID_TOKEN_MIN_LEFT_S) return cached.authorization;
     const exp = nowS + VAPID_TOKEN_LIFETIME_S;
-    const { Authorization } = webpush.getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', exp);
+    const { Authorization } = webpushLib().getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', exp);
     this.#tokens.delete(key);
     remember(this.#tokens, key, { authorization: Authorization, exp });
     return Authorization;

@@ -8,7 +8,8 @@
 
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { Agent, buildConnector, request } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, buildConnector } from 'undici';
 import { checkAddress, type Cidr } from './address-policy.ts';
 
 export class BlockedDestinationError extends Error {
@@ -32,12 +33,26 @@ export interface SafeHttpOptions {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+type Undici = typeof import('undici');
+
 export class SafeHttp {
-  readonly #agent: Agent;
+  readonly #opts: SafeHttpOptions;
+  /** undici and the connection pool, made on the first request: a process that sends nothing never loads undici. */
+  #pool: { undici: Undici; agent: Agent } | undefined;
   readonly #timeoutMs: number;
   readonly #excerptBytes: number;
 
   constructor(opts: SafeHttpOptions) {
+    this.#opts = opts;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#excerptBytes = opts.excerptBytes ?? 4096;
+  }
+
+  #connectionPool(): { undici: Undici; agent: Agent } {
+    if (this.#pool) return this.#pool;
+    const undici = createRequire(import.meta.url)('undici') as Undici;
+    const { Agent, buildConnector } = undici;
+    const opts = this.#opts;
     const allow = opts.allow;
     const connector = buildConnector({ lookup: guardedLookup(allow), timeout: Math.ceil(opts.timeoutMs / 2) } as never);
     const connect: buildConnector.connector = (options, callback) => {
@@ -51,15 +66,15 @@ export class SafeHttp {
       }
       return connector(options, callback);
     };
-    this.#agent = new Agent({
+    const agent = new Agent({
       connect,
       connections: opts.connections ?? 256,
       keepAliveTimeout: 30_000,
       headersTimeout: opts.timeoutMs,
       bodyTimeout: Math.ceil(opts.timeoutMs / 2),
     });
-    this.#timeoutMs = opts.timeoutMs;
-    this.#excerptBytes = opts.excerptBytes ?? 4096;
+    this.#pool = { undici, agent };
+    return this.#pool;
   }
 
   post(url: string, headers: Record<string, string>, body: string | Uint8Array, signal?: AbortSignal): Promise<HttpResult> {
@@ -72,7 +87,8 @@ export class SafeHttp {
     // headers the whole of it (the Agent's options); the body is read only until the deadline,
     // with at most half the timeout between chunks. Worst case, about twice the timeout.
     const deadline = Date.now() + this.#timeoutMs;
-    const res = await request(url, { dispatcher: this.#agent, method, headers, body: body ?? null, signal });
+    const { undici, agent } = this.#connectionPool();
+    const res = await undici.request(url, { dispatcher: agent, method, headers, body: body ?? null, signal });
     let size = 0;
     const chunks: Buffer[] = [];
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -91,8 +107,8 @@ export class SafeHttp {
     return { status: res.statusCode, headers: res.headers, excerpt };
   }
 
-  close(): Promise<void> {
-    return this.#agent.close();
+  async close(): Promise<void> {
+    await this.#pool?.agent.close();
   }
 }
 

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from '../store/schema.ts';
 import { CANCELLABLE, type NotificationStatus } from '../domain/delivery-status.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
-import { ofNotifications } from '../store/delivery-keys.ts';
+import { ofNotifications } from '../store/of-notifications.ts';
 
 export interface NotificationRecord {
   notification: NotificationsTable;

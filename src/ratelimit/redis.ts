@@ -23,8 +23,8 @@
 // network path costs one timeout a second, not one per decision. The connection reconnects by
 // itself with backoff (100ms doubling to 5s), as the bus does.
 
-import { Redis } from 'ioredis';
-import { disconnectRedis, redisOptions } from '../bus/redis-client.ts';
+import type { Redis } from 'ioredis';
+import { disconnectRedis, newRedis, redisOptions } from '../bus/redis-client.ts';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { checkBucket, checkTime, type Decision } from '../domain/gcra.ts';
@@ -155,7 +155,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.#failMode = opts.failMode ?? 'open';
     this.#cooldownMs = opts.cooldownMs ?? COOLDOWN_MS;
     this.#useCallerTime = opts.useCallerTime ?? false;
-    this.#client = new Redis(url, redisOptions('herald-ratelimit', opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS));
+    this.#client = newRedis(url, redisOptions('herald-ratelimit', opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS));
     this.#client.defineCommand('heraldRateLimit', { lua: SCRIPT });
     this.#client.on('error', () => undefined); // reported per decision (#unavailable), once per outage
     if (opts.metrics) {

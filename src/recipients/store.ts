@@ -3,7 +3,7 @@ import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database, RecipientsTable } from '../store/schema.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { CANCELLABLE } from '../domain/delivery-status.ts';
-import { ofNotifications } from '../store/delivery-keys.ts';
+import { ofNotifications } from '../store/of-notifications.ts';
 
 /** Notifications per statement when a deleted recipient's deliveries are skipped. */
 const DELETE_CHUNK = 200;

@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../domain/delivery-status.ts';
 import { deliveryId } from '../domain/ids.ts';
 import type { StoreAdapter } from './adapter.ts';
-import { ofNotifications } from './delivery-keys.ts';
+import { ofNotifications } from './of-notifications.ts';
 import type { Database, DeliveriesTable, ReceiptsTable } from './schema.ts';
 
 export async function getDeliveryById(db: Kysely<Database>, id: string): Promise<DeliveriesTable | undefined> {

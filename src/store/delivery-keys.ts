@@ -7,42 +7,30 @@
 //   the primary-key range [prefix, prefix + '~'). Deliveries made before 0013 have ids outside that
 //   range; they are the rows of the partial index deliveries_notification_legacy, whose predicate
 //   (LEGACY_DELIVERY_PREDICATE) a query must repeat verbatim for either planner to use it. So
-//   `ofNotifications` is, per notification, `(notification_id = X AND id in X's range) OR
+//   `ofNotifications` (of-notifications.ts) is, per notification, `(notification_id = X AND id in X's range) OR
 //   (notification_id = X AND <legacy predicate>)`: written this way (an OR of ANDs) SQLite runs it
 //   as a multi-index OR and PostgreSQL as a BitmapOr; SQLite scans the table for other shapes.
 // - A recipient's notifications: those whose recipient_id is the recipient (one index entry on
 //   the notification, no row of its own: the common single-recipient send), and those listed in
 //   notification_recipients (several recipients, topics, and notifications from before 0013).
 //   The store decides between the two when it writes a notification (recipientsOf).
+//
+// The SQLite writer thread imports this module: it imports no package (Kysely's query builder is
+// in of-notifications.ts), so the thread loads none.
 
-import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
-import { LEGACY_DELIVERY_PREDICATE } from './migrations/0013_delivery_keys.ts';
-import type { Database, DeliveriesTable, NotificationRecipientsTable } from './schema.ts';
+import type { DeliveriesTable, NotificationRecipientsTable } from './schema.ts';
 
-export { LEGACY_DELIVERY_PREDICATE };
+/**
+ * The rows of deliveries_notification_legacy (migration 0013): a delivery whose id does not start
+ * with its notification's range prefix (`dlv_` + notification_id from its 5th character). Readers
+ * use this exact text.
+ */
+export const LEGACY_DELIVERY_PREDICATE = `substr(id, 1, length(notification_id)) <> 'dlv_' || substr(notification_id, 5)`;
 
 /** The primary-key range [lo, hi) of the deliveries made for `notificationId` since 0013. */
 export function deliveryRange(notificationId: string): [lo: string, hi: string] {
   const lo = `dlv_${notificationId.slice(4)}`;
   return [lo, `${lo}~`];
-}
-
-/**
- * The WHERE of "deliveries of these notifications" on the `deliveries` table (unqualified
- * columns), in the shape both planners serve from the primary key and the legacy index. `ids` must
- * not be empty.
- */
-export function ofNotifications(ids: readonly string[]): (eb: ExpressionBuilder<Database, 'deliveries'>) => Expression<SqlBool> {
-  if (ids.length === 0) throw new Error('ofNotifications: no notification ids');
-  const unique = [...new Set(ids)];
-  return (eb) =>
-    eb.or([
-      ...unique.map((id) => {
-        const [lo, hi] = deliveryRange(id);
-        return eb.and([eb('notification_id', '=', id), eb('id', '>=', lo), eb('id', '<', hi)]);
-      }),
-      eb.and([unique.length === 1 ? eb('notification_id', '=', unique[0]!) : eb('notification_id', 'in', unique), sql<SqlBool>`${sql.raw(LEGACY_DELIVERY_PREDICATE)}`]),
-    ]);
 }
 
 /**

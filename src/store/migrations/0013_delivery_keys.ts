@@ -27,14 +27,8 @@
 // the recipients: minutes for tens of millions of rows, holding the tables' locks meanwhile.
 
 import { sql, type Kysely } from 'kysely';
+import { LEGACY_DELIVERY_PREDICATE } from '../delivery-keys.ts';
 import { isPostgres } from './dialect.ts';
-
-/**
- * The rows of deliveries_notification_legacy: a delivery whose id does not start with its
- * notification's range prefix (`dlv_` + notification_id from its 5th character). Readers use
- * this exact text (store/delivery-keys.ts).
- */
-export const LEGACY_DELIVERY_PREDICATE = `substr(id, 1, length(notification_id)) <> 'dlv_' || substr(notification_id, 5)`;
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   const pg = isPostgres(db);
