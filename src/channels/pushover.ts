@@ -20,7 +20,8 @@
 //   network                             RetryableError network / timeout; refused destination permanent
 // Every answer carrying X-Limit-App-Limit/-Remaining/-Reset is reported to onAppLimits.
 // Receipts: pollReceipt() reads GET {base}/1/receipts/{receipt}.json?token=..., at most once per
-// RECEIPT_POLL_INTERVAL_MS per receipt; parseReceiptCallback() reads Pushover's acknowledgement POST.
+// HERALD_RECEIPT_POLL_INTERVAL per receipt (the setting cannot go below Pushover's 5 s);
+// parseReceiptCallback() reads Pushover's acknowledgement POST.
 
 import { Type, type Static } from 'typebox';
 import { parseRetryAfter } from '../domain/retry.ts';
@@ -41,13 +42,6 @@ export const PUSHOVER_BASE_URL = 'https://api.pushover.net';
 
 export const PUSHOVER_LIMITS = { message: 1024, title: 250, url: 512, urlTitle: 100 } as const;
 export const PUSHOVER_EMERGENCY = { minRetry: 30, maxExpire: 10_800 } as const;
-
-/**
- * Pushover asks for no more than one receipt request every 5 seconds. Herald polls each receipt
- * every 30 s: the callback (sent whenever HERALD_PUBLIC_URL is set) reports an acknowledgement at
- * once, so polling is the fallback, and 30 s is Pushover's shortest emergency retry interval.
- */
-export const RECEIPT_POLL_INTERVAL_MS = 30_000;
 
 /** The minimum wait Pushover asks for before repeating a request that got a 5xx. */
 const SERVER_ERROR_WAIT_MS = 5_000;
@@ -229,7 +223,7 @@ export class PushoverChannel implements Channel {
 /**
  * Reads an emergency-priority receipt. Throws like deliver: PermanentError receipt_not_found (unknown
  * or older than a week) or auth (app token invalid); RateLimitedError on 429; RetryableError on 5xx
- * and network errors. Call it at most once per RECEIPT_POLL_INTERVAL_MS per receipt.
+ * and network errors. Call it at most once per HERALD_RECEIPT_POLL_INTERVAL per receipt.
  */
 export async function pollReceipt(http: SafeHttp, creds: ProviderCredentials, receipt: string, signal?: AbortSignal): Promise<ReceiptState> {
   if (!KEY_RE.test(receipt)) throw new PermanentError('receipt_not_found', `not a Pushover receipt: ${JSON.stringify(receipt.slice(0, 40))}`);

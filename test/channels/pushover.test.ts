@@ -15,12 +15,12 @@ import {
   PushoverChannel,
   PushoverOptions,
   PushoverProviderConfig,
-  RECEIPT_POLL_INTERVAL_MS,
   parseReceiptCallback,
   pollReceipt,
   type AppLimits,
 } from '../../src/channels/pushover.ts';
 import { pushoverKey, startFakePushover, type FakePushover } from '../fakes/pushover.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
 
 const APP = pushoverKey('app');
 const USER = pushoverKey('usr');
@@ -461,8 +461,16 @@ describe('receipts', () => {
     assert.equal(auth.errorClass, 'auth');
   });
 
-  it('polls no more often than Pushover allows', () => {
-    assert.ok(RECEIPT_POLL_INTERVAL_MS >= 5000);
+  it('polls no more often than Pushover allows: HERALD_RECEIPT_POLL_INTERVAL refuses less than 5 s', () => {
+    // Pushover's rule: no more than one receipt request every 5 seconds. The setting is what the
+    // receipt poller runs on (app.ts), so its lower bound is what keeps Herald within the rule.
+    const PUSHOVER_MIN_MS = 5_000;
+    const poll = (v: string) => loadConfig({}, { HERALD_RECEIPT_POLL_INTERVAL: v }).receiptPollInterval;
+    assert.equal(poll('5s'), PUSHOVER_MIN_MS);
+    for (const tooOften of ['4999ms', '4s', '1s', '100ms']) {
+      assert.throws(() => poll(tooOften), (err: unknown) => err instanceof ConfigError && err.variable === 'HERALD_RECEIPT_POLL_INTERVAL', tooOften);
+    }
+    assert.ok(loadConfig({}, {}).receiptPollInterval >= PUSHOVER_MIN_MS, 'the default is within the rule');
   });
 
   it("parses Pushover's acknowledgement callback", async () => {

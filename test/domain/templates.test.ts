@@ -17,8 +17,20 @@ const v = (fields: Partial<TemplateVariant>): TemplateVariant => ({ locale: 'en'
 
 describe('validateTemplate', () => {
   it('accepts templates with variables, sections, comments and changed delimiters', () => {
-    for (const ok of ['plain', 'Hi {{name}}', '{{#items}}{{title}}{{/items}}', '{{^none}}x{{/none}}', '{{! note }}a', '{{=<% %>=}}<% name %>', '{{{raw}}} {{&raw}}']) {
-      validateTemplate(ok);
+    // Each valid template with the variables it uses: accepted, and read the way it is meant.
+    const valid: [string, string[]][] = [
+      ['plain', []],
+      ['Hi {{name}}', ['name']],
+      ['{{#items}}{{title}}{{/items}}', ['items', 'title']],
+      ['{{^none}}x{{/none}}', ['none']],
+      ['{{! note }}a', []],
+      ['{{=<% %>=}}<% name %>', ['name']],
+      ['{{{raw}}} {{&raw}}', ['raw']],
+    ];
+    for (const [ok, variables] of valid) {
+      assert.doesNotThrow(() => validateTemplate(ok), ok);
+      assert.deepEqual(templateErrors(v({ title: ok, body: ok }), 'body.variants[0]'), [], ok);
+      assert.deepEqual(templateVariables(ok), variables, ok);
     }
   });
 

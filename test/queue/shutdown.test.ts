@@ -44,7 +44,7 @@ describeOnStores('shutdown: SIGTERM', (store) => {
   };
 
   it('under load, with an attempt that outlasts the grace: exit 0, lease released, nothing accepted is lost', async (t) => {
-    const GRACE_MS = 3000;
+    const GRACE_MS = 5000;
     const { rx, dataDir, storeEnv } = await setup(0);
     // The slow receiver holds its request until released: it cannot finish within the grace.
     const gate = await startGate();
