@@ -367,4 +367,62 @@ export interface Database {
   topics: TopicsTable;
   topic_members: TopicMembersTable;
   workspace_settings: WorkspaceSettingsTable;
+  users: UsersTable;
+  memberships: MembershipsTable;
+  sessions: SessionsTable;
+  session_rotated_tokens: SessionRotatedTokensTable;
+  signing_keys: SigningKeysTable;
+}
+
+/** A person who signs in (migration 0014). */
+export interface UsersTable {
+  id: string;
+  email: string;
+  /** email lowercased: unique. */
+  email_key: string;
+  name: string;
+  /** scrypt$N$r$p$salt$hash (auth/passwords.ts); null: no password sign-in. */
+  password_hash: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A user's role in an organization (a `workspaces` row). */
+export interface MembershipsTable {
+  user_id: string;
+  workspace_id: string;
+  role: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A refresh-token family acting in one organization. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  workspace_id: string;
+  /** sha256 (hex) of the current refresh token. */
+  refresh_hash: string;
+  created_at: number;
+  rotated_at: number | null;
+  revoked_at: number | null;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/** Refresh tokens a session has rotated away from: presenting one again revokes the session. */
+export interface SessionRotatedTokensTable {
+  hash: string;
+  session_id: string;
+  rotated_at: number;
+}
+
+/** JWT signing keys, shared by every node: the private JWK sealed with the secret key. */
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  private_jwk: string;
+  created_at: number;
+  retired_at: number | null;
 }

@@ -15,6 +15,7 @@ import * as m0010 from './0010_fanout.ts';
 import * as m0011 from './0011_digests.ts';
 import * as m0012 from './0012_success_on_delivery.ts';
 import * as m0013 from './0013_delivery_keys.ts';
+import * as m0014 from './0014_accounts.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '0011_digests': m0011,
   '0012_success_on_delivery': m0012,
   '0013_delivery_keys': m0013,
+  '0014_accounts': m0014,
 };
 
 export const migrationProvider: MigrationProvider = {
