@@ -52,6 +52,9 @@ import { KeyService } from './keys/service.ts';
 import { SettingsService } from './settings/service.ts';
 import { KindService } from './kinds/service.ts';
 import { TemplateService } from './templates/service.ts';
+import { AccountService } from './auth/accounts.ts';
+import { TokenService } from './auth/tokens.ts';
+import { authPublicModule, authSessionModule } from './auth/routes.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
@@ -73,6 +76,8 @@ const ROUTES: readonly RouteModule[] = [
   homeModule,
   healthModule,
   metricsModule,
+  authPublicModule,
+  authSessionModule,
   recipientsModule,
   notificationsModule,
   dlqModule,
@@ -214,8 +219,16 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const preferences = new PreferenceService(store, { policy });
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const notifications = new NotificationService(store, { accepter });
+  const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
+  if (config.adminEmail && config.adminPassword) {
+    const { created } = await accounts.ensureOwner({ email: config.adminEmail, password: config.adminPassword }, 'system').catch(async (err: unknown) => {
+      await bus.close();
+      throw err;
+    });
+    if (created) log.info({ email: config.adminEmail }, 'created the HERALD_ADMIN_EMAIL user, owner of the default organization');
+  }
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, state };
   const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
     await bus.close();
     throw err;

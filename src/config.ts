@@ -5,6 +5,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { formatDuration, parseDuration } from './domain/duration.ts';
 import { parseCidrList, type Cidr } from './net/address-policy.ts';
+import { parseSigningKey } from './auth/signing-key.ts';
+import { passwordVerdict } from './auth/passwords.ts';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -131,6 +133,25 @@ const redisPrefix: Parser<string> = (s) => {
   return s;
 };
 
+const SIGNUP_MODES = ['invite', 'open', 'closed'] as const;
+const signup: Parser<(typeof SIGNUP_MODES)[number]> = (s) => {
+  if (!(SIGNUP_MODES as readonly string[]).includes(s)) throw new Error(`expected one of ${SIGNUP_MODES.join(', ')}, got "${s}"`);
+  return s as (typeof SIGNUP_MODES)[number];
+};
+
+/** A PKCS#8 PEM or private JWK of an EC P-256 or Ed25519 key (checked by parsing it); kept as text. */
+const jwtKey: Parser<string | undefined> = (s) => {
+  if (s === '') return undefined;
+  parseSigningKey(s);
+  return s;
+};
+
+const optionalEmail: Parser<string | undefined> = (s) => {
+  if (s === '') return undefined;
+  if (!/^[^\s@]+@[^\s@]+$/.test(s) || s.length > 254) throw new Error(`expected an email address, got "${s}"`);
+  return s;
+};
+
 /** The schema. Order here is the order `herald config` prints. */
 export const settings = {
   host: setting('HOST', '127.0.0.1', str, 'Address the HTTP server binds to. The default is this machine only; 0.0.0.0 (or ::) listens on every interface.'),
@@ -141,6 +162,10 @@ export const settings = {
   redisUrl: setting('REDIS_URL', '', url(['redis:', 'rediss:']), 'Redis connection URL (redis:// or rediss://): the bus between processes. Empty: in-process only.', true),
   redisPrefix: setting('HERALD_REDIS_PREFIX', 'herald:', redisPrefix, 'Prefix of every Redis key and pub/sub channel Herald uses (bus `<prefix><topic>`, rate limits `<prefix>rl:<key>`). Deployments sharing one Redis need distinct prefixes.'),
   adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing). `serve` warns when it is short or well known.', true),
+  adminEmail: setting('HERALD_ADMIN_EMAIL', '', optionalEmail, 'With HERALD_ADMIN_PASSWORD: a user with this email address exists and owns the default organization (created at start if missing; an existing user is made owner, its password left as it is).'),
+  adminPassword: setting('HERALD_ADMIN_PASSWORD', '', optionalStr, 'The password of the HERALD_ADMIN_EMAIL user when it is created (at least 10 characters, not a common password).', true),
+  signup: setting('HERALD_SIGNUP', 'invite', signup, 'Who may register (POST /v1/auth/register): invite (only with an invitation; invitations are not built yet, so nobody), open (anyone; each new user owns a new organization) or closed.'),
+  jwtKey: setting('HERALD_JWT_KEY', '', jwtKey, 'Private key that signs access tokens: a PKCS#8 PEM or a private JWK, EC P-256 (ES256) or Ed25519 (EdDSA). Empty: a P-256 key generated on first use and stored in the database, sealed with the secret key.', true),
   secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
   allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),
   smtpUrl: setting('HERALD_SMTP_URL', '', url(['smtp:', 'smtps:']), 'SMTP server for the email channel, e.g. smtp://user:pass@host:587 or smtps://host:465. Empty: email disabled.', true),
@@ -194,6 +219,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   // key generated into one process's data dir would be that process's alone.
   if (out.databaseUrl !== undefined && out.secretKey === undefined) {
     throw new ConfigError('HERALD_SECRET_KEY', 'must be set when DATABASE_URL is set, to the same value on every node (each node decrypts secrets any node stored)');
+  }
+  if ((out.adminEmail === undefined) !== (out.adminPassword === undefined)) {
+    throw new ConfigError(out.adminEmail === undefined ? 'HERALD_ADMIN_EMAIL' : 'HERALD_ADMIN_PASSWORD', 'HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD are set together');
+  }
+  if (out.adminPassword !== undefined) {
+    const verdict = passwordVerdict(out.adminPassword as string);
+    if (!verdict.ok) throw new ConfigError('HERALD_ADMIN_PASSWORD', verdict.message);
   }
   const dataDir = out.dataDir as string;
   out.dataPath = isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir);

@@ -28,6 +28,7 @@ import type { DeviceService } from './devices/service.ts';
 import type { PreferenceService } from './preferences/service.ts';
 import type { DeliveryService } from './deliveries/service.ts';
 import type { NotificationService } from './notifications/service.ts';
+import type { AccountService } from './auth/accounts.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -74,5 +75,7 @@ export interface Services {
   readonly alerts: AlertsService;
   readonly deliveries: DeliveryService;
   readonly notifications: NotificationService;
+  /** Users, sign-in and sessions; resolves access tokens. */
+  readonly accounts: AccountService;
   readonly state: { started: boolean; stopping: boolean };
 }

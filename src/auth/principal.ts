@@ -2,22 +2,31 @@
 //
 // Principal kinds (a discriminated union on `kind`):
 //   key        an API key of one workspace (organization) with scopes (auth/api-keys.ts)
-// User sessions (a signed-in person with a role) and recipient connection tokens join this union as
-// further kinds; every consumer goes through `authenticate` and `authorize` (auth/service.ts), so
-// a new kind is a new case here and there, not a new code path in each route.
+//   user       a signed-in person acting in one organization with a role, through a session
+//              (auth/accounts.ts; the access token is a JWT, auth/tokens.ts)
+// Recipient connection tokens join this union as a further kind; every consumer goes through
+// `authenticate` and `authorize` (auth/service.ts), so a new kind is a new case here and there, not a
+// new code path in each route.
 //
-// Credential carriers: today the HTTP `Authorization: Bearer <key>` header. A cookie, a WebSocket
-// query parameter or a WebSocket first frame are further carriers of the same credentials.
+// Credential carriers: the HTTP `Authorization: Bearer <API key | access token>` header, or the
+// access-token cookie a browser got at sign-in (auth/cookies.ts). A request carrying both is
+// authenticated by its header. A cookie is refused on an unsafe request (anything but GET, HEAD,
+// OPTIONS) unless it proves it came from Herald's own pages (auth/cookies.ts checkCsrf): browsers
+// send cookies with cross-site requests, headers they do not. A WebSocket query parameter or first
+// frame are further carriers of the same credentials.
 //
-// Contract of `authenticate(credential, keys)`:
+// Contract of `authenticate(credential, keys, users)`:
 //   - a Principal when the credential is valid;
 //   - a Problem (401 unauthorized, with WWW-Authenticate: Bearer) when it is absent, malformed or
-//     not valid;
+//     not valid (an access token that is expired, of a session logged out, or of a membership that
+//     is gone);
 //   - synchronously whenever the answer is known without I/O (a cached key, a malformed or absent
 //     credential), otherwise a promise: the accept path authenticates nearly every request without
 //     allocating a promise. A store failure rejects the promise (never a 401).
 
 import { Problem } from '../errors.ts';
+import { ACCESS_COOKIE, checkCsrf, parseCookies, type RequestFacts } from './cookies.ts';
+import type { UserRole } from '../domain/roles.ts';
 import type { Scope } from './scopes.ts';
 
 export interface KeyPrincipal {
@@ -27,10 +36,28 @@ export interface KeyPrincipal {
   readonly scopes: readonly Scope[];
 }
 
-export type Principal = KeyPrincipal;
+export interface UserPrincipal {
+  readonly kind: 'user';
+  readonly userId: string;
+  /** The organization the session acts in. */
+  readonly workspaceId: string;
+  readonly role: UserRole;
+  readonly sessionId: string;
+}
+
+export type Principal = KeyPrincipal | UserPrincipal;
 
 /** Where a credential came from and what it says. */
-export type Credential = { readonly carrier: 'authorization'; readonly value: string | undefined };
+export type Credential =
+  | { readonly carrier: 'authorization'; readonly value: string | undefined }
+  /** An access token from the cookie, already past the CSRF check of unsafe requests. */
+  | { readonly carrier: 'cookie'; readonly value: string };
+
+/** What authenticate needs to resolve access tokens (auth/accounts.ts AccountService). */
+export interface UserLookup {
+  /** The principal of a valid access token, or undefined; rejects only when the store fails. */
+  resolveAccessToken(token: string): Promise<UserPrincipal | undefined>;
+}
 
 /** What authenticate needs to resolve API keys (auth/api-keys.ts KeyResolver). */
 export interface KeyLookup {
@@ -47,20 +74,55 @@ export function fromAuthorization(header: string | undefined): Credential {
   return { carrier: 'authorization', value: header };
 }
 
-export function authenticate(credential: Credential, keys: KeyLookup): Principal | Problem | Promise<Principal | Problem> {
+/**
+ * The credential a request carries: its Authorization header when it has one, else its access
+ * cookie (refused by the CSRF rule on unsafe requests, auth/cookies.ts), else none (a 401 later).
+ */
+export function credentialOf(r: RequestFacts, publicUrl: URL | undefined): Credential | Problem {
+  const authorization = r.headers.authorization;
+  if (authorization !== undefined || r.headers.cookie === undefined) return fromAuthorization(authorization as string | undefined);
+  const cookies = parseCookies(r.headers.cookie as string);
+  const token = cookies.get(ACCESS_COOKIE);
+  if (!token) return fromAuthorization(undefined);
+  return checkCsrf(r, cookies, publicUrl) ?? fromCookie(token);
+}
+
+/** The credential of a browser's access-token cookie. */
+export function fromCookie(token: string): Credential {
+  return { carrier: 'cookie', value: token };
+}
+
+/** Longer access tokens are refused without verifying (ours are about 400 characters). */
+const MAX_TOKEN_LENGTH = 4096;
+
+/** A JWT's shape (three base64url parts); API keys have no dots. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export function authenticate(credential: Credential, keys: KeyLookup, users?: UserLookup): Principal | Problem | Promise<Principal | Problem> {
+  if (credential.carrier === 'cookie') return accessToken(credential.value, users);
   const header = credential.value;
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!m) return unauthorized(header ? 'Authorization must be "Bearer <api key>"' : 'Send an API key as "Authorization: Bearer <key>"');
+  if (!m) return unauthorized(header ? 'Authorization must be "Bearer <API key or access token>"' : 'Send an API key or an access token as "Authorization: Bearer <credential>"');
   const key = m[1]!;
+  if (JWT_SHAPE.test(key)) return accessToken(key, users);
   if (key.length > MAX_KEY_LENGTH) return invalidKey();
   const cached = keys.cached(key);
   if (cached) return cached;
   return keys.resolve(key).then((p) => p ?? invalidKey());
 }
 
-/** The principal's stable name in audit records and rate-limit buckets (`key:<key id>`). */
+function accessToken(token: string, users: UserLookup | undefined): Problem | Promise<Principal | Problem> {
+  if (!users || token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return invalidToken();
+  return users.resolveAccessToken(token).then((p) => p ?? invalidToken());
+}
+
+/** The principal's stable name in audit records and rate-limit buckets (`key:<key id>`, `user:<user id>`). */
 export function actorOf(p: Principal): string {
-  return `key:${p.keyId}`;
+  return p.kind === 'key' ? `key:${p.keyId}` : `user:${p.userId}`;
+}
+
+function invalidToken(): Problem {
+  return unauthorized('The access token is not valid, has expired, or its session has ended; refresh it or sign in again');
 }
 
 function invalidKey(): Problem {

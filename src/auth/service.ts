@@ -4,8 +4,9 @@
 //   read   read notifications, recipients, history and policy
 //   send   create notifications, manage recipients and their devices and preferences
 //   admin  everything in the workspace, including the DLQ, keys, providers and settings
-// A key principal may do an action when its scopes include it or include `admin`. (User roles map
-// onto the same actions: viewer = read, member = read + send, admin and owner = everything.)
+// A key principal may do an action when its scopes include it or include `admin`. A user principal
+// may do what its role in the organization allows (domain/roles.ts: viewer = read, member = read +
+// send, admin and owner = everything).
 //
 // A resource of another workspace is not found (404), never forbidden: its existence is not
 // disclosed. Contract: `authorize` returns undefined when allowed, else the Problem to answer.
@@ -13,6 +14,7 @@
 import { Problem } from '../errors.ts';
 import type { Principal } from './principal.ts';
 import type { Scope } from './scopes.ts';
+import { roleAllows } from '../domain/roles.ts';
 
 export type Action = Scope;
 
@@ -24,10 +26,11 @@ export interface Resource {
 export function authorize(principal: Principal, action: Action | undefined, resource?: Resource): Problem | undefined {
   if (resource && resource.workspaceId !== principal.workspaceId) return new Problem('not_found');
   if (action === undefined || may(principal, action)) return undefined;
-  return new Problem('forbidden', `This needs the "${action}" scope`);
+  return new Problem('forbidden', principal.kind === 'key' ? `This needs the "${action}" scope` : `Your role (${principal.role}) does not allow "${action}" in this organization`);
 }
 
 /** Whether `principal` may do `action` in its own workspace. */
 export function may(principal: Principal, action: Action): boolean {
+  if (principal.kind === 'user') return roleAllows(principal.role, action);
   return principal.scopes.includes('admin') || principal.scopes.includes(action);
 }

@@ -73,7 +73,7 @@ export class TokenService {
 
   /** A signed access token for a session. */
   async sign(c: AccessClaims, now = Date.now()): Promise<{ token: string; expiresIn: number }> {
-    const key = await (this.#signing ??= this.#loadSigning());
+    const key = await this.#signingKey();
     const iat = Math.floor(now / 1000);
     const token = await new SignJWT({ org: c.workspaceId, sid: c.sessionId })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
@@ -88,8 +88,8 @@ export class TokenService {
 
   /** The claims of a valid, unexpired access token signed by a known key; undefined otherwise. */
   async verify(token: string): Promise<AccessClaims | undefined> {
-    if (!this.#signing) this.#signing = this.#loadSigning();
-    await this.#signing.catch(() => undefined);
+    // Loads the stored keys first; a store failure rejects (it is not an invalid token).
+    await this.#signingKey();
     try {
       const { payload } = await jwtVerify(
         token,
@@ -109,6 +109,15 @@ export class TokenService {
     } catch {
       return undefined;
     }
+  }
+
+  /** The signing key, loaded (or generated) once; a failed load is retried by the next call. */
+  #signingKey(): Promise<Key> {
+    this.#signing ??= this.#loadSigning().catch((err: unknown) => {
+      this.#signing = undefined;
+      throw err;
+    });
+    return this.#signing;
   }
 
   async #loadSigning(): Promise<Key> {

@@ -64,7 +64,7 @@ export function ulid(now = Date.now()): string {
   return encode(now, lastRandom);
 }
 
-export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig';
+export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig' | 'usr' | 'ses';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;

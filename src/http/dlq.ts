@@ -13,6 +13,7 @@
 // with it, 202 and a background job over the entries matching at that moment.
 
 import { Type, type Static } from 'typebox';
+import { actorOf } from '../auth/principal.ts';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
@@ -104,8 +105,6 @@ const ms = (t: string | undefined) => (t === undefined ? undefined : Date.parse(
 function toFilter(q: { channel?: string | undefined; from?: string | undefined; to?: string | undefined; error?: string | undefined }): DlqFilter {
   return { channel: q.channel, from: ms(q.from), to: ms(q.to), errorClass: q.error };
 }
-
-const actor = (keyId: string) => `key:${keyId}`;
 
 function dlqRoutes(app: Api, s: Services): void {
   app.get(
@@ -240,7 +239,7 @@ function dlqRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { principal } = request;
-      const d = await s.dlq.replay(principal.workspaceId, request.params.deliveryId, actor(principal.keyId), request.body.reason ?? null);
+      const d = await s.dlq.replay(principal.workspaceId, request.params.deliveryId, actorOf(principal), request.body.reason ?? null);
       return deliveryView(d);
     },
   );
@@ -260,7 +259,7 @@ function dlqRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { principal } = request;
-      const d = await s.dlq.discard(principal.workspaceId, request.params.deliveryId, actor(principal.keyId), request.body.reason);
+      const d = await s.dlq.discard(principal.workspaceId, request.params.deliveryId, actorOf(principal), request.body.reason);
       return deliveryView(d);
     },
   );
@@ -286,7 +285,7 @@ function dlqRoutes(app: Api, s: Services): void {
           const dry = await s.dlq.preview(principal.workspaceId, filter);
           return reply.code(200).send({ dry_run: true as const, ...dry });
         }
-        const job = await s.dlq.createJob(principal.workspaceId, action, filter, actor(principal.keyId), body.reason ?? null);
+        const job = await s.dlq.createJob(principal.workspaceId, action, filter, actorOf(principal), body.reason ?? null);
         return reply.code(202).send({ job: jobView(job) });
       },
     );

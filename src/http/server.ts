@@ -18,7 +18,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
-import { authenticate, fromAuthorization, type Principal } from '../auth/principal.ts';
+import { authenticate, credentialOf, type Principal } from '../auth/principal.ts';
 import { authorize, type Action } from '../auth/service.ts';
 import { Problem } from '../errors.ts';
 import { ulid } from '../domain/ids.ts';
@@ -203,7 +203,7 @@ export async function buildServer(services: Services, modules: readonly RouteMod
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Herald API', version: services.version, description: 'Self-hosted notification and messaging hub.' },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: Authorization: Bearer hk_…' } } },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: "An API key (Authorization: Bearer hk_…) or a user's access token from POST /v1/auth/login" } } },
       security: [{ apiKey: [] }],
     },
   });
@@ -220,7 +220,7 @@ export async function buildServer(services: Services, modules: readonly RouteMod
   // Each route of an authenticated module starts with authentication and authorization for its
   // scope, then the key's rate limit: route-level hooks with the scope bound, so no per-request
   // route lookup. Synchronous when the key is cached (nearly every request): no promise per request.
-  app.decorateRequest('principal', undefined as unknown as Principal);
+  app.decorateRequest('principal', undefined as unknown as Principal as never);
   const limit = keyRateLimit(app, services, services.rateLimiter);
   const guard = (needed: Action | undefined): onRequestHookHandler => (request, _reply, done) => {
     if (services.state.stopping) {
@@ -233,7 +233,9 @@ export async function buildServer(services: Services, modules: readonly RouteMod
       (request as { principal?: Principal }).principal = who;
       done();
     };
-    const who = authenticate(fromAuthorization(request.headers.authorization), services.keys);
+    const credential = credentialOf(request, config.publicUrl);
+    if (credential instanceof Problem) return done(credential);
+    const who = authenticate(credential, services.keys, services.accounts);
     if (who instanceof Promise) who.then(admit, (err: unknown) => done(err as Error));
     else admit(who);
   };
