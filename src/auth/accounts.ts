@@ -114,47 +114,13 @@ export class AccountService implements UserLookup {
     return { user: userView(user), organization: { ...org, role: 'owner' } };
   }
 
-  /**
-   * Creates the user `email` if missing (with `password`, checked against the policy) and makes
-   * it owner of the default organization; an existing user keeps its password. For
-   * HERALD_ADMIN_EMAIL and `herald users create --owner`.
-   */
-  async ensureOwner(input: { email: string; password: string | undefined; name?: string }, actor: string): Promise<{ user: UserView; created: boolean }> {
-    const now = Date.now();
-    let user = await findUserByEmail(this.#db, input.email);
-    let created = false;
-    if (!user) {
-      if (input.password === undefined) throw new Problem('validation_failed', `No user ${input.email}; a password is needed to create it`);
-      checkPolicy(input.password);
-      try {
-        user = await this.#newUser({ email: input.email, password: input.password, name: input.name ?? input.email.split('@')[0]! }, now);
-        created = true;
-      } catch (err) {
-        // Another node created it at the same moment.
-        if (!(err instanceof Problem && err.code === 'email_taken')) throw err;
-        user = (await findUserByEmail(this.#db, input.email))!;
-      }
-    }
-    const role = await findMembership(this.#db, user.id, DEFAULT_WORKSPACE_ID);
-    if (role !== 'owner') {
-      await putMembership(this.#db, { user_id: user.id, workspace_id: DEFAULT_WORKSPACE_ID, role: 'owner' }, now);
-      await this.#audit.record({ workspaceId: DEFAULT_WORKSPACE_ID, actor, action: 'member.put', target: user.id, details: { email: user.email, role: 'owner', created } });
-    }
-    return { user: userView(user), created };
+  /** HERALD_ADMIN_EMAIL: see ensureMember. */
+  ensureOwner(input: { email: string; password: string | undefined; name?: string }, actor: string): Promise<{ user: UserView; created: boolean }> {
+    return ensureMember(this.#db, this.#audit, { ...input, role: 'owner' }, actor);
   }
 
-  async #newUser(input: { email: string; password: string; name: string }, now: number): Promise<UserRow> {
-    const user: UserRow = {
-      id: newId('usr'),
-      email: input.email.trim(),
-      email_key: emailKey(input.email),
-      name: input.name,
-      password_hash: await hashPassword(input.password),
-      created_at: now,
-      updated_at: now,
-    };
-    if (!(await insertUser(this.#db, user))) throw new Problem('email_taken', `A user with the email address ${input.email} exists`);
-    return user;
+  #newUser(input: { email: string; password: string; name: string }, now: number): Promise<UserRow> {
+    return newUser(this.#db, input, now);
   }
 
   /** POST /v1/auth/login. */
@@ -292,6 +258,55 @@ export class AccountService implements UserLookup {
     if (!role || !isRole(role)) return undefined;
     return { kind: 'user', userId: claims.userId, workspaceId: claims.workspaceId, role, sessionId: claims.sessionId };
   }
+}
+
+async function newUser(db: Kysely<Database>, input: { email: string; password: string; name: string }, now: number): Promise<UserRow> {
+  const user: UserRow = {
+    id: newId('usr'),
+    email: input.email.trim(),
+    email_key: emailKey(input.email),
+    name: input.name,
+    password_hash: await hashPassword(input.password),
+    created_at: now,
+    updated_at: now,
+  };
+  if (!(await insertUser(db, user))) throw new Problem('email_taken', `A user with the email address ${input.email} exists`);
+  return user;
+}
+
+/**
+ * Makes the user `email` a member of the default organization with `role`, creating the user if
+ * missing (with `password`, checked against the policy; without one, a missing user is a
+ * validation_failed problem). An existing user keeps its password. For HERALD_ADMIN_EMAIL (role
+ * owner) and `herald users create`.
+ */
+export async function ensureMember(
+  db: Kysely<Database>,
+  audit: AuditService,
+  input: { email: string; password: string | undefined; name?: string | undefined; role: UserRole },
+  actor: string,
+): Promise<{ user: UserView; created: boolean }> {
+  const now = Date.now();
+  let user = await findUserByEmail(db, input.email);
+  let created = false;
+  if (!user) {
+    if (input.password === undefined) throw new Problem('validation_failed', `No user ${input.email}; a password is needed to create it`);
+    checkPolicy(input.password);
+    try {
+      user = await newUser(db, { email: input.email, password: input.password, name: input.name ?? input.email.split('@')[0]! }, now);
+      created = true;
+    } catch (err) {
+      // Another node created it at the same moment.
+      if (!(err instanceof Problem && err.code === 'email_taken')) throw err;
+      user = (await findUserByEmail(db, input.email))!;
+    }
+  }
+  const role = await findMembership(db, user.id, DEFAULT_WORKSPACE_ID);
+  if (role !== input.role) {
+    await putMembership(db, { user_id: user.id, workspace_id: DEFAULT_WORKSPACE_ID, role: input.role }, now);
+    await audit.record({ workspaceId: DEFAULT_WORKSPACE_ID, actor, action: 'member.put', target: user.id, details: { email: user.email, role: input.role, previous_role: role ?? null, created } });
+  }
+  return { user: userView(user), created };
 }
 
 function checkPolicy(password: string): void {

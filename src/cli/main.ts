@@ -3,6 +3,9 @@
 //   herald migrate                            apply database migrations and exit
 //   herald keys create --scope S --name N     create an API key and print it (once)
 //   herald keys list                          list API keys (never the keys themselves)
+//   herald users create --email E --owner|--role R [--name N] [--password-stdin]
+//                                             a user of the default organization (asks for the
+//                                             password on a terminal, or reads it from stdin)
 //   herald send --to ID --title T --body B    send a notification through a running server
 //   herald config                             print the resolved configuration, secrets masked
 //   herald backup --to DIR                    online copy of the SQLite database and secret key
@@ -15,6 +18,11 @@ import { createApiKey, SCOPES, type Scope } from '../auth/api-keys.ts';
 import { ConfigError, describeConfig, loadConfig, type Config } from '../config.ts';
 import { VERSION } from '../app.ts';
 import { listApiKeys } from '../keys/store.ts';
+import { ensureMember } from '../auth/accounts.ts';
+import { passwordVerdict } from '../auth/passwords.ts';
+import { findUserByEmail } from '../auth/store.ts';
+import { AuditService } from '../audit/service.ts';
+import { isRole, ROLES } from '../domain/roles.ts';
 import { openStore } from '../store/index.ts';
 import { ensureDefaultWorkspace } from '../store/workspaces.ts';
 import { DataDirLocked, lockDataDir, probeDataDir, type DataDirLock } from './data-lock.ts';
@@ -29,6 +37,7 @@ Usage:
   herald migrate
   herald keys create --scope send|read|admin [--scope …] --name NAME
   herald keys list
+  herald users create --email EMAIL (--owner | --role viewer|member|admin|owner) [--name NAME] [--password-stdin]
   herald send --to ID [--to ID …] --title TITLE --body BODY [--channel webhook|email] [--url URL] [--key KEY]
   herald config
   herald backup --to DIR
@@ -45,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       return migrate();
     case 'keys':
       return keys(rest);
+    case 'users':
+      return users(rest);
     case 'send':
       return send(rest);
     case 'config':
@@ -126,6 +137,77 @@ async function keys(args: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+async function users(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'create') throw new UsageError('expected `users create`');
+  const { values } = parseArgs({
+    args: rest,
+    options: { email: { type: 'string' }, name: { type: 'string' }, owner: { type: 'boolean' }, role: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+    strict: true,
+  });
+  if (!values.email || !/^[^\s@]+@[^\s@]+$/.test(values.email)) throw new UsageError('--email is required: the address the user signs in with');
+  if (values.owner && values.role && values.role !== 'owner') throw new UsageError('--owner and --role disagree');
+  const role = values.owner ? 'owner' : values.role;
+  if (!role || !isRole(role)) throw new UsageError(`--owner or --role ${ROLES.join('|')} is required: the user's role in the default organization`);
+  const store = await openStore(config());
+  try {
+    await store.migrate();
+    await ensureDefaultWorkspace(store.db);
+    const exists = (await findUserByEmail(store.db, values.email)) !== undefined;
+    const password = exists ? undefined : await readPassword(values['password-stdin'] === true);
+    if (password !== undefined) {
+      const verdict = passwordVerdict(password);
+      if (!verdict.ok) throw new Refusal(`the password ${verdict.message}`);
+    }
+    const r = await ensureMember(store.db, new AuditService(store.db), { email: values.email, password, name: values.name, role }, 'cli');
+    console.log(`${r.created ? 'created' : 'updated'} user ${r.user.id} <${r.user.email}>: ${role} of the default organization${r.created ? '' : ' (password unchanged)'}`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The new user's password: all of stdin (one trailing newline dropped), or asked twice on a terminal without echo. */
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  if (!process.stdin.isTTY) throw new UsageError('no terminal to ask for the password on: pass --password-stdin and write it to stdin');
+  const first = await askHidden('Password: ');
+  const again = await askHidden('Password again: ');
+  if (first !== again) throw new Refusal('the passwords differ');
+  return first;
+}
+
+function askHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let text = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(text);
+    };
+    const onData = (buf: Buffer) => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new Refusal('cancelled'));
+        if (ch === '\u007f' || ch === '\b') text = [...text].slice(0, -1).join('');
+        else text += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }
 
 async function send(args: string[]): Promise<number> {

@@ -5,7 +5,7 @@
 // drain out of it.
 //
 //   account: 5 failures per 15 minutes; the first answered at once, then 100, 200, 400, 800 ms
-//   address: 50 failures per 15 minutes; the first 10 at once, then doubling from 100 ms to 3 s
+//   address: 50 failures per 15 minutes; the first 20 at once, then doubling from 100 ms to 1 s
 
 export interface ThrottleRule {
   /** Failures the bucket holds before refusing. */
@@ -16,10 +16,10 @@ export interface ThrottleRule {
 }
 
 export const ACCOUNT_THROTTLE: ThrottleRule = { limit: 5, periodMs: 15 * 60_000, free: 1 };
-export const ADDRESS_THROTTLE: ThrottleRule = { limit: 50, periodMs: 15 * 60_000, free: 10 };
+export const ADDRESS_THROTTLE: ThrottleRule = { limit: 50, periodMs: 15 * 60_000, free: 20 };
 
 const BASE_DELAY_MS = 100;
-const MAX_DELAY_MS = 3_000;
+const MAX_DELAY_MS = 1_000;
 
 /** The delay of a failed attempt's answer when the bucket of `rule` holds `failures` (this one included). */
 export function failureDelayMs(rule: ThrottleRule, failures: number): number {

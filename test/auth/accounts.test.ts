@@ -265,3 +265,30 @@ describeOnStores('accounts: signup modes', (store) => {
     });
   }
 });
+
+describeOnStores('accounts: signing keys', (store) => {
+  it('a configured HERALD_JWT_KEY (Ed25519) signs with its thumbprint as kid; tokens of the stored key stay valid', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { calculateJwkThumbprint } = await import('jose');
+    let h = await startHeraldOn(store, { HERALD_ADMIN_EMAIL: ADMIN.email, HERALD_ADMIN_PASSWORD: ADMIN.password });
+    try {
+      const before = await login(h, ADMIN.email, ADMIN.password);
+      assert.equal(decodeProtectedHeader(before.access).alg, 'ES256');
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+      h = await h.restart({ HERALD_JWT_KEY: pem });
+      const after = await login(h, ADMIN.email, ADMIN.password);
+      const header = decodeProtectedHeader(after.access);
+      assert.equal(header.alg, 'EdDSA');
+      assert.equal(header.kid, await calculateJwkThumbprint(publicKey.export({ format: 'jwk' }) as never));
+      assert.equal((await as(h, after.access)('GET', '/v1/auth/me')).status, 200);
+      assert.equal((await as(h, before.access)('GET', '/v1/auth/me')).status, 200, 'the stored key still verifies');
+      // A token whose signature does not match its kid's key is refused.
+      const [hd, body] = after.access.split('.');
+      const [, , sig] = before.access.split('.');
+      assert.equal((await as(h, `${hd}.${body}.${sig}`)('GET', '/v1/auth/me')).status, 401);
+    } finally {
+      await h.stop();
+    }
+  });
+});

@@ -63,10 +63,10 @@ describe('password policy', () => {
 describe('sign-in throttle delays', () => {
   it('answers the first failures at once, then doubles up to a cap', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map((f) => failureDelayMs(ACCOUNT_THROTTLE, f)), [0, 100, 200, 400, 800]);
-    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 10), 0);
-    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 11), 100);
-    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 50), 3000);
-    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 10_000), 3000);
+    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 20), 0);
+    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 21), 100);
+    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 50), 1000);
+    assert.equal(failureDelayMs(ADDRESS_THROTTLE, 10_000), 1000);
   });
 });
 
