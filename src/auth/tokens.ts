@@ -15,7 +15,7 @@
 // Refresh token: opaque, "hr_" + 32 random bytes (base64url), stored only as its sha256.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, jwtVerify, SignJWT, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import type { SecretBox } from './secret-box.ts';
@@ -51,7 +51,13 @@ export function looksLikeJwt(value: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value);
 }
 
+/** jose, loaded with the first token: a process nobody signs in to never loads it. */
+function jose(): Promise<typeof import('jose')> {
+  return import('jose');
+}
+
 async function keyOf(privateKey: KeyObject): Promise<Key> {
+  const { calculateJwkThumbprint } = await jose();
   const publicKey = createPublicKey(privateKey);
   const kid = await calculateJwkThumbprint(publicKey.export({ format: 'jwk' }) as JWK);
   return { kid, alg: algOf(privateKey), privateKey, publicKey };
@@ -74,6 +80,7 @@ export class TokenService {
   /** A signed access token for a session. */
   async sign(c: AccessClaims, now = Date.now()): Promise<{ token: string; expiresIn: number }> {
     const key = await this.#signingKey();
+    const { SignJWT } = await jose();
     const iat = Math.floor(now / 1000);
     const token = await new SignJWT({ org: c.workspaceId, sid: c.sessionId })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
@@ -90,6 +97,7 @@ export class TokenService {
   async verify(token: string): Promise<AccessClaims | undefined> {
     // Loads the stored keys first; a store failure rejects (it is not an invalid token).
     await this.#signingKey();
+    const { jwtVerify } = await jose();
     try {
       const { payload } = await jwtVerify(
         token,
