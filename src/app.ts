@@ -153,7 +153,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const rateLimiter = createRateLimiter(config, { log, metrics });
   const policy = new PolicyCache(store.db, { bus });
   const recipientCache = new RecipientCache(store, { bus });
-  const recipients = new RecipientService(store, { cache: recipientCache });
+  const recipients = new RecipientService(store, { cache: recipientCache, events });
   const devices = new DeviceService(store.db);
   const providers = new ProviderRegistry(store.db, secrets, { bus, globalChannels: config.smtpUrl ? ['email'] : [] });
   const callbacks = new CallbackUrls(secrets, config.publicUrl);
@@ -218,7 +218,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const templates = new TemplateService(store, { policy, audit });
   const preferences = new PreferenceService(store, { policy });
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
-  const notifications = new NotificationService(store, { accepter });
+  const notifications = new NotificationService(store, { accepter, events });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
   if (config.adminEmail && config.adminPassword) {
     const { created } = await accounts.ensureOwner({ email: config.adminEmail, password: config.adminPassword }, 'system').catch(async (err: unknown) => {

@@ -4,8 +4,9 @@
 //   address gone   a device is disabled; a webhook that answered 410 Gone, or another address the
 //                  vendor reported gone, is disabled on the recipient (a later PUT re-enables it)
 //   fallback       a delivery on the fallback channel is made, only to an address the recipient
-//                  has on a channel the workspace can use; its lane is woken
-//   chain step     routing "first": the next channel of the chain becomes due (woken)
+//                  has on a channel the workspace can use; its lane is woken; it is announced
+//   chain step     routing "first": the next channel of the chain becomes due (woken); the moves
+//                  are announced
 //   digest         a digest delivery closes its digest and renders its items (the digest's
 //                  template in the recipient's locale chain, else the plain form)
 //   receipt        a vendor receipt to follow is stored; the first check comes RECEIPT_FIRST_CHECK_MS
@@ -21,7 +22,7 @@ import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import { localeChain, pickVariant } from '../domain/locale.ts';
 import { addressChannels } from '../domain/routing.ts';
 import { renderDigest } from '../domain/templates.ts';
-import { movedEvents } from '../events/delivery-events.ts';
+import { movedEvents, moveEvents } from '../events/delivery-events.ts';
 import type { Events } from '../events/events.ts';
 import type { PolicyCache } from '../queue/policy.ts';
 import type { WorkerOptions } from '../queue/worker.ts';
@@ -97,10 +98,16 @@ export class DeliveryService {
         const r = await this.#recipients.get(delivery.workspace_id, delivery.recipient_id);
         if (!r || !addressChannels(r).has(channel) || !(await this.#configured(delivery.workspace_id)).includes(channel)) return false;
         const created = await createFallbackDelivery(store, delivery, channel, Date.now());
-        if (created) this.#wake([channel]);
-        return created;
+        if (!created) return false;
+        this.#wake([channel]);
+        this.#events.emit(moveEvents([created]));
+        return true;
       },
-      onChainStep: async (delivery) => this.#wake(await advanceChain(store, delivery.id, Date.now())),
+      onChainStep: async (delivery) => {
+        const { woken, moves } = await advanceChain(store, delivery.id, Date.now());
+        this.#wake(woken);
+        this.#events.emit(moveEvents(moves));
+      },
       renderDigest: async (delivery) => {
         const closed = await closeDigest(store, delivery.digest_id!);
         if (!closed) throw new PermanentError('digest_missing', `digest ${delivery.digest_id} does not exist`);
@@ -135,7 +142,7 @@ export class DeliveryService {
       const r = await reportDelivery(this.#store, id, next, detail, Date.now());
       if (r?.moved) {
         this.#wake(r.woken);
-        this.#events.emit(movedEvents([{ ...r.delivery, from: r.from }], r.status, reason));
+        this.#events.emit([...movedEvents([{ ...r.delivery, from: r.from }], r.status, reason), ...moveEvents(r.chain)]);
         return true;
       }
       if (r?.status !== 'sending' || Date.now() >= deadline) return false;

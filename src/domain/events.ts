@@ -15,6 +15,19 @@ export interface DeliveryRef {
   channel: string;
 }
 
+/** A delivery's move from one status to another, as stores report it for announcing. */
+export interface DeliveryMove {
+  id: string;
+  workspace_id: string;
+  notification_id: string;
+  recipient_id: string;
+  channel: string;
+  /** Null when the delivery was created in status `to`. */
+  from: DeliveryStatus | null;
+  to: DeliveryStatus;
+  reason: string | null;
+}
+
 /** Each event's payload, by event name. */
 export interface EventPayloads {
   /** A notification was committed with its deliveries (a topic send: before its fan-out). */
@@ -27,7 +40,7 @@ export interface EventPayloads {
   /**
    * A delivery moved from `from` to `to` (not announced: a claim, pending/failed → sending, which
    * is a lease, not an outcome). `from` is null when the delivery was created in status `to` after
-   * its notification was accepted (a fallback, a fan-out batch).
+   * its notification was accepted (a fallback).
    */
   'delivery.status': DeliveryRef & { from: DeliveryStatus | null; to: DeliveryStatus; reason: string | null; error_class: string | null };
   /** A delivery reached `exhausted` (the DLQ): its last attempt failed or the failure was permanent. */

@@ -2,7 +2,7 @@
 
 import { CHANNEL_PROVIDER, type ChannelName } from '../channels/channel.ts';
 import type { DeliveryStatus } from '../domain/delivery-status.ts';
-import type { DeliveryRef, HeraldEvent } from '../domain/events.ts';
+import type { DeliveryMove, DeliveryRef, HeraldEvent } from '../domain/events.ts';
 import { CREDENTIALS_REFUSED } from '../domain/operator.ts';
 import type { ClaimedDelivery, SettleItem } from '../store/adapter.ts';
 
@@ -35,6 +35,11 @@ export function circuitEvent(channel: string, node: string, before: string, afte
   if (before === 'closed' && after === 'open') return { type: 'circuit.opened', at, provider, channel, node };
   if (before !== 'closed' && after === 'closed') return { type: 'circuit.closed', at, provider, channel, node };
   return undefined;
+}
+
+/** delivery.status events of moves a store reported. */
+export function moveEvents(moves: readonly DeliveryMove[], at = Date.now()): HeraldEvent[] {
+  return moves.map((m) => ({ type: 'delivery.status', at, ...ref(m), from: m.from, to: m.to, reason: m.reason, error_class: null }));
 }
 
 /** delivery.status events of deliveries an operation moved from known statuses to `to`. */

@@ -4,6 +4,8 @@
 import type { Kysely } from 'kysely';
 import type { NotificationStatus } from '../domain/delivery-status.ts';
 import type { Accepter, AcceptResult, SendRequest } from '../queue/accept.ts';
+import type { Events } from '../events/events.ts';
+import { moveEvents } from '../events/delivery-events.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import type { Database, DeliveriesTable, NotificationsTable } from '../store/schema.ts';
 import { cancelNotification, getFanout, getNotification, listNotifications, type NotificationRecord } from './store.ts';
@@ -15,8 +17,10 @@ export class NotificationService {
   readonly #store: StoreAdapter;
   readonly #db: Kysely<Database>;
   readonly #accepter: Accepter;
+  readonly #events: Events | undefined;
 
-  constructor(store: StoreAdapter, deps: { accepter: Accepter }) {
+  constructor(store: StoreAdapter, deps: { accepter: Accepter; events?: Events | undefined }) {
+    this.#events = deps.events;
     this.#store = store;
     this.#db = store.db;
     this.#accepter = deps.accepter;
@@ -44,8 +48,13 @@ export class NotificationService {
     return listNotifications(this.#db, workspaceId, q);
   }
 
-  /** Cancels the deliveries still waiting; undefined for an unknown notification, else how many. */
-  cancel(workspaceId: string, id: string): Promise<number | undefined> {
-    return cancelNotification(this.#store, workspaceId, id, Date.now());
+  /**
+   * Cancels the deliveries still waiting and announces each (delivery.status); undefined for an
+   * unknown notification, else how many.
+   */
+  async cancel(workspaceId: string, id: string): Promise<number | undefined> {
+    const moves = await cancelNotification(this.#store, workspaceId, id, Date.now());
+    if (moves?.length) this.#events?.emit(moveEvents(moves));
+    return moves?.length;
   }
 }

@@ -1,3 +1,4 @@
+import type { DeliveryMove } from '../domain/events.ts';
 import type { Kysely } from 'kysely';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable, NotificationsTable } from '../store/schema.ts';
 import { CANCELLABLE, type NotificationStatus } from '../domain/delivery-status.ts';
@@ -65,9 +66,9 @@ export async function listNotifications(
  * Cancels whatever of a notification has not been sent: its deliveries that are waiting (pending,
  * failed between attempts, scheduled, throttled) become `cancelled`. A delivery being attempted
  * right now (`sending`, leased) is not stopped: it finishes or fails as usual. Returns undefined
- * for an unknown notification, else how many deliveries were cancelled.
+ * for an unknown notification, else the deliveries it cancelled, with the status each had.
  */
-export async function cancelNotification(store: StoreAdapter, workspaceId: string, id: string, now: number): Promise<number | undefined> {
+export async function cancelNotification(store: StoreAdapter, workspaceId: string, id: string, now: number): Promise<DeliveryMove[] | undefined> {
   const cancelled = await store.transaction(async (trx) => {
     const n = await trx.selectFrom('notifications').select('id').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
     if (!n) return undefined;
@@ -76,19 +77,30 @@ export async function cancelNotification(store: StoreAdapter, workspaceId: strin
     // statement then sees and cancels.
     const f = await trx.updateTable('fanouts').set({ state: 'done', owner: null, lease_until: null, updated_at: now }).where('notification_id', '=', id).where('state', '=', 'pending').executeTakeFirst();
     const stopped = Number(f.numUpdatedRows) > 0;
+    // The statuses before the move (RETURNING shows the new ones). A row claimed in between is
+    // `sending`, not cancellable, and is left out by the UPDATE.
+    const before = await trx
+      .selectFrom('deliveries')
+      .select(['id', 'status'])
+      .where(ofNotifications([id]))
+      .where('status', 'in', CANCELLABLE)
+      .execute();
     const r = await trx
       .updateTable('deliveries')
       .set({ status: 'cancelled', reason: 'cancelled', lease_owner: null, completed_at: now, updated_at: now })
       .where(ofNotifications([id]))
       .where('status', 'in', CANCELLABLE)
-      .executeTakeFirst();
-    return { n: Number(r.numUpdatedRows), stopped };
+      .returning(['id', 'recipient_id', 'channel'])
+      .execute();
+    const was = new Map(before.map((b) => [b.id, b.status]));
+    const moves = r.map((d): DeliveryMove => ({ ...d, workspace_id: workspaceId, notification_id: id, from: was.get(d.id) ?? null, to: 'cancelled', reason: 'cancelled' }));
+    return { moves, stopped };
   });
   if (cancelled === undefined) return undefined;
-  if (cancelled.n > 0 || cancelled.stopped) await store.refreshNotificationStatus([id]);
+  if (cancelled.moves.length > 0 || cancelled.stopped) await store.refreshNotificationStatus([id]);
   // A stopped fan-out with nothing sent is cancelled, even with no deliveries made yet.
   if (cancelled.stopped) await store.db.updateTable('notifications').set({ status: 'cancelled' }).where('id', '=', id).where('status', '=', 'skipped').execute();
-  return cancelled.n;
+  return cancelled.moves;
 }
 
 /** The topic fan-out of a notification sent to a topic (its progress), if it is one. */

@@ -16,7 +16,7 @@ import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { claimDueReceipts, deleteReceipt, reportDelivery } from '../store/deliveries.ts';
 import type { Events } from '../events/events.ts';
-import { movedEvents } from '../events/delivery-events.ts';
+import { movedEvents, moveEvents } from '../events/delivery-events.ts';
 
 export interface ReceiptCheck {
   /** The delivery's new status when the receipt settled; undefined while it has not. */
@@ -99,7 +99,7 @@ export class ReceiptTracker {
       if (!outcome.status) continue;
       const reported = await reportDelivery(this.#store, r.delivery_id, outcome.status, outcome.detail, Date.now());
       if (reported?.woken.length) this.#wake(reported.woken);
-      if (reported?.moved) this.#events?.emit(movedEvents([{ ...reported.delivery, from: reported.from }], reported.status, 'receipt'));
+      if (reported?.moved) this.#events?.emit([...movedEvents([{ ...reported.delivery, from: reported.from }], reported.status, 'receipt'), ...moveEvents(reported.chain)]);
       await deleteReceipt(this.#store.db, r.delivery_id);
       settled++;
     }

@@ -4,6 +4,8 @@
 
 import type { Kysely } from 'kysely';
 import type { RecipientCache } from '../queue/recipient-cache.ts';
+import type { Events } from '../events/events.ts';
+import { moveEvents } from '../events/delivery-events.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import type { Database, RecipientsTable } from '../store/schema.ts';
 import { deleteRecipient, disableRecipientAddress, disableRecipientWebhook, getRecipient, listRecipients, upsertRecipient } from './store.ts';
@@ -12,11 +14,13 @@ export class RecipientService {
   readonly #store: StoreAdapter;
   readonly #db: Kysely<Database>;
   readonly #cache: RecipientCache;
+  readonly #events: Events | undefined;
 
-  constructor(store: StoreAdapter, deps: { cache: RecipientCache }) {
+  constructor(store: StoreAdapter, deps: { cache: RecipientCache; events?: Events | undefined }) {
     this.#store = store;
     this.#db = store.db;
     this.#cache = deps.cache;
+    this.#events = deps.events;
   }
 
   get(workspaceId: string, id: string): Promise<RecipientsTable | undefined> {
@@ -35,11 +39,15 @@ export class RecipientService {
     return created;
   }
 
-  /** Deletes the recipient and its personal data; its unsent deliveries are skipped. False when there is none. */
+  /**
+   * Deletes the recipient and its personal data; its unsent deliveries are skipped (announced as
+   * delivery.status). False when there is none.
+   */
   async delete(workspaceId: string, id: string): Promise<boolean> {
-    const deleted = await deleteRecipient(this.#store, workspaceId, id);
+    const skipped = await deleteRecipient(this.#store, workspaceId, id);
     this.#cache.invalidate(workspaceId, id);
-    return deleted;
+    if (skipped?.length) this.#events?.emit(moveEvents(skipped));
+    return skipped !== undefined;
   }
 
   /** After a vendor reported the recipient's address on `channel` gone; a later PUT with it re-enables it. */

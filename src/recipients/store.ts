@@ -1,4 +1,5 @@
 import { OPERATOR_RECIPIENT } from '../domain/operator.ts';
+import type { DeliveryMove } from '../domain/events.ts';
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database, RecipientsTable } from '../store/schema.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
@@ -59,38 +60,52 @@ export async function listRecipients(
  * Deletes a recipient and everything personal about it. Deliveries not yet sent are skipped
  * (reason `recipient_deleted`); the notification history keeps only the recipient's id.
  */
-export async function deleteRecipient(store: StoreAdapter, workspaceId: string, id: string): Promise<boolean> {
-  const { deleted, notificationIds } = await store.transaction(async (trx) => {
+export async function deleteRecipient(store: StoreAdapter, workspaceId: string, id: string): Promise<DeliveryMove[] | undefined> {
+  const { deleted, moves } = await store.transaction(async (trx) => {
     const r = await trx.deleteFrom('recipients').where('workspace_id', '=', workspaceId).where('id', '=', id).executeTakeFirst();
-    if (Number(r.numDeletedRows) === 0) return { deleted: false, notificationIds: [] as string[] };
+    if (Number(r.numDeletedRows) === 0) return { deleted: false, moves: [] as DeliveryMove[] };
     await trx.deleteFrom('devices').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     await trx.deleteFrom('preferences').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     await trx.deleteFrom('topic_members').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     await trx.deleteFrom('dedupe_keys').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute();
     const now = Date.now();
     // The recipient's deliveries are found through its notifications (store/delivery-keys.ts), a
-    // chunk of notifications per statement.
+    // chunk of notifications per statement; their statuses are read first (RETURNING shows the
+    // new ones) for the moves reported.
     const notifications = [
       ...(await trx.selectFrom('notifications').select('id as notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
       ...(await trx.selectFrom('notification_recipients').select('notification_id').where('workspace_id', '=', workspaceId).where('recipient_id', '=', id).execute()),
     ];
-    const skipped: string[] = [];
+    const skipped: DeliveryMove[] = [];
     for (let i = 0; i < notifications.length; i += DELETE_CHUNK) {
-      const rows = await trx
-        .updateTable('deliveries')
-        .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
-        .where(ofNotifications(notifications.slice(i, i + DELETE_CHUNK).map((n) => n.notification_id)))
+      const chunk = notifications.slice(i, i + DELETE_CHUNK).map((n) => n.notification_id);
+      const before = await trx
+        .selectFrom('deliveries')
+        .select(['id', 'status'])
+        .where(ofNotifications(chunk))
         .where('workspace_id', '=', workspaceId)
         .where('recipient_id', '=', id)
         .where('status', 'in', CANCELLABLE)
-        .returning('notification_id')
         .execute();
-      for (const r of rows) skipped.push(r.notification_id);
+      if (before.length === 0) continue;
+      const rows = await trx
+        .updateTable('deliveries')
+        .set({ status: 'skipped', reason: 'recipient_deleted', updated_at: now, completed_at: now })
+        .where(ofNotifications(chunk))
+        .where('workspace_id', '=', workspaceId)
+        .where('recipient_id', '=', id)
+        .where('status', 'in', CANCELLABLE)
+        .returning(['id', 'notification_id', 'channel'])
+        .execute();
+      const was = new Map(before.map((b) => [b.id, b.status]));
+      for (const d of rows) skipped.push({ ...d, workspace_id: workspaceId, recipient_id: id, from: was.get(d.id) ?? null, to: 'skipped', reason: 'recipient_deleted' });
     }
-    return { deleted: true, notificationIds: [...new Set(skipped)] };
+    return { deleted: true, moves: skipped };
   });
+  if (!deleted) return undefined;
+  const notificationIds = [...new Set(moves.map((m) => m.notification_id))];
   if (notificationIds.length > 0) await store.refreshNotificationStatus(notificationIds);
-  return deleted;
+  return moves;
 }
 
 /**

@@ -1,6 +1,7 @@
 // What happens to a delivery after its attempt: vendor reports (callbacks, receipts) that move a
 // `sent` delivery on, receipts to follow, and fallback deliveries. Dialect-neutral (Kysely).
 
+import type { DeliveryMove } from '../domain/events.ts';
 import type { Kysely } from 'kysely';
 import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../domain/delivery-status.ts';
 import { deliveryId } from '../domain/ids.ts';
@@ -24,7 +25,7 @@ export interface ReportedDelivery {
 /**
  * Applies a vendor's report on a delivery: moves it to `next` if the state machine allows it
  * (forward only, so repeated and reordered reports are no-ops) and records `detail`. Returns the
- * status the delivery has afterwards, whether it moved and from which status, the delivery, and (routing "first") the channels whose
+ * status the delivery has afterwards, whether it moved and from which status, the delivery, and (routing "first") the chain's moves and the channels whose
  * deliveries the move made due. The notification's status is refreshed when it moved.
  */
 export async function reportDelivery(
@@ -33,7 +34,7 @@ export async function reportDelivery(
   next: AfterSentStatus,
   detail: Record<string, unknown> | undefined,
   now: number,
-): Promise<{ moved: boolean; status: DeliveryStatus; from: DeliveryStatus; delivery: ReportedDelivery; woken: string[] } | undefined> {
+): Promise<{ moved: boolean; status: DeliveryStatus; from: DeliveryStatus; delivery: ReportedDelivery; woken: string[]; chain: DeliveryMove[] } | undefined> {
   const result = await store.transaction(async (trx) => {
     const d = await trx
       .selectFrom('deliveries')
@@ -55,10 +56,10 @@ export async function reportDelivery(
   });
   if (!result) return undefined;
   const { from, delivery } = result;
-  if (!result.moved) return { moved: false, status: result.status, from, delivery, woken: [] };
+  if (!result.moved) return { moved: false, status: result.status, from, delivery, woken: [], chain: [] };
   await store.refreshNotificationStatus([result.notificationId]);
-  const woken = result.routing === 'first' ? await advanceChain(store, deliveryId, now) : [];
-  return { moved: true, status: result.status, from, delivery, woken };
+  const { woken, moves } = result.routing === 'first' ? await advanceChain(store, deliveryId, now) : { woken: [], moves: [] };
+  return { moved: true, status: result.status, from, delivery, woken, chain: moves };
 }
 
 export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable): Promise<void> {
@@ -92,9 +93,10 @@ export async function deleteReceipt(db: Kysely<Database>, deliveryId: string): P
 /**
  * Creates the fallback delivery of `from`'s notification to the same recipient on `channel`, due
  * now, unless the notification already has a delivery to that recipient on that channel (so a
- * re-attempt after a crash does not create a second one). Returns whether it was created.
+ * re-attempt after a crash does not create a second one). Returns the creation (a move from no
+ * status to `pending`), or undefined when nothing was created.
  */
-export async function createFallbackDelivery(store: StoreAdapter, from: { id: string; workspace_id: string; notification_id: string; recipient_id: string }, channel: string, now: number): Promise<boolean> {
+export async function createFallbackDelivery(store: StoreAdapter, from: { id: string; workspace_id: string; notification_id: string; recipient_id: string }, channel: string, now: number): Promise<DeliveryMove | undefined> {
   return store.transaction(async (trx) => {
     const existing = await trx
       .selectFrom('deliveries')
@@ -103,18 +105,20 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
       .where('recipient_id', '=', from.recipient_id)
       .where('channel', '=', channel)
       .executeTakeFirst();
-    if (existing) return false;
+    if (existing) return undefined;
+    const id = deliveryId(from.notification_id);
+    const reason = `fallback_from:${from.id}`;
     await trx
       .insertInto('deliveries')
       .values({
-        id: deliveryId(from.notification_id),
+        id,
         workspace_id: from.workspace_id,
         notification_id: from.notification_id,
         recipient_id: from.recipient_id,
         channel,
         device_id: null,
         status: 'pending',
-        reason: `fallback_from:${from.id}`,
+        reason,
         attempts: 0,
         run_at: now,
         lease_owner: null,
@@ -131,7 +135,8 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
       .set((eb) => ({ delivery_count: eb('delivery_count', '+', 1) }))
       .where('id', '=', from.notification_id)
       .execute();
-    return true;
+    const created: DeliveryMove = { id, workspace_id: from.workspace_id, notification_id: from.notification_id, recipient_id: from.recipient_id, channel, from: null, to: 'pending', reason };
+    return created;
   });
 }
 
@@ -148,12 +153,23 @@ const STEP_FAILED: readonly DeliveryStatus[] = ['exhausted', 'discarded', 'undel
  *   `standby`, or skipped as earlier_channel_sent (a success later reported undelivered), become
  *   `pending`, due now;
  * - otherwise (part of the step is still under way) nothing changes.
- * Returns the channels of deliveries made due. Idempotent: running it again changes nothing more.
+ * Returns the channels of deliveries made due, and the moves made. Idempotent: running it again
+ * changes nothing more.
  */
-export async function advanceChain(store: StoreAdapter, deliveryId: string, now: number): Promise<string[]> {
+export async function advanceChain(store: StoreAdapter, deliveryId: string, now: number): Promise<{ woken: string[]; moves: DeliveryMove[] }> {
   const result = await store.transaction(async (trx) => {
-    const d = await trx.selectFrom('deliveries').select(['notification_id', 'recipient_id', 'channel']).where('id', '=', deliveryId).executeTakeFirst();
-    if (!d) return { woken: [] as string[], notificationId: undefined };
+    const d = await trx.selectFrom('deliveries').select(['workspace_id', 'notification_id', 'recipient_id', 'channel']).where('id', '=', deliveryId).executeTakeFirst();
+    if (!d) return { woken: [] as string[], moves: [] as DeliveryMove[] };
+    const move = (from: DeliveryStatus, to: DeliveryStatus, reason: string | null) => (r: { id: string; channel: string }): DeliveryMove => ({
+      id: r.id,
+      workspace_id: d.workspace_id,
+      notification_id: d.notification_id,
+      recipient_id: d.recipient_id,
+      channel: r.channel,
+      from,
+      to,
+      reason,
+    });
     const step = await trx
       .selectFrom('deliveries')
       .select(['id', 'status'])
@@ -162,26 +178,30 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
       .where('channel', '=', d.channel)
       .execute();
     if (step.some((s) => STEP_SUCCEEDED.includes(s.status))) {
-      const r = await trx
+      const skipped = await trx
         .updateTable('deliveries')
         .set({ status: 'skipped', reason: 'earlier_channel_sent', completed_at: now, updated_at: now })
         .where(ofNotifications([d.notification_id]))
         .where('recipient_id', '=', d.recipient_id)
         .where('status', '=', 'standby')
-        .executeTakeFirst();
-      return { woken: [], notificationId: Number(r.numUpdatedRows) > 0 ? d.notification_id : undefined };
+        .returning(['id', 'channel'])
+        .execute();
+      return { woken: [], moves: skipped.map(move('standby', 'skipped', 'earlier_channel_sent')) };
     }
-    if (!step.every((s) => STEP_FAILED.includes(s.status))) return { woken: [], notificationId: undefined };
-    const promoted = await trx
-      .updateTable('deliveries')
-      .set({ status: 'pending', reason: null, run_at: now, completed_at: null, updated_at: now })
-      .where(ofNotifications([d.notification_id]))
-      .where('after_id', 'in', step.map((s) => s.id))
-      .where((eb) => eb.or([eb('status', '=', 'standby'), eb.and([eb('status', '=', 'skipped'), eb('reason', '=', 'earlier_channel_sent')])]))
-      .returning('channel')
-      .execute();
-    return { woken: [...new Set(promoted.map((p) => p.channel))], notificationId: promoted.length > 0 ? d.notification_id : undefined };
+    if (!step.every((s) => STEP_FAILED.includes(s.status))) return { woken: [], moves: [] };
+    // Two statements, so that each move's previous status is known.
+    const promote = (from: 'standby' | 'skipped') =>
+      trx
+        .updateTable('deliveries')
+        .set({ status: 'pending', reason: null, run_at: now, completed_at: null, updated_at: now })
+        .where(ofNotifications([d.notification_id]))
+        .where('after_id', 'in', step.map((s) => s.id))
+        .where((eb) => (from === 'standby' ? eb('status', '=', 'standby') : eb.and([eb('status', '=', 'skipped'), eb('reason', '=', 'earlier_channel_sent')])))
+        .returning(['id', 'channel'])
+        .execute();
+    const moves = [...(await promote('standby')).map(move('standby', 'pending', null)), ...(await promote('skipped')).map(move('skipped', 'pending', null))];
+    return { woken: [...new Set(moves.map((m) => m.channel))], moves };
   });
-  if (result.notificationId) await store.refreshNotificationStatus([result.notificationId]);
-  return result.woken;
+  if (result.moves.length > 0) await store.refreshNotificationStatus([result.moves[0]!.notification_id]);
+  return result;
 }

@@ -133,6 +133,24 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.ok(back && back.type === 'delivery.status' && back.to === 'pending' && back.reason === 'replayed');
       await waitFor(() => heard.filter((e) => e.type === 'delivery.exhausted' && e.delivery_id === dlv).length === 2, 10_000, 'exhausted again after the replay');
     });
+
+    it('announces cancellations and the deliveries a recipient deletion skips, with the status each had', async () => {
+      const later = new Date(Date.now() + 60_000).toISOString();
+      const sent = await h.api('POST', '/v1/notifications', { to: 'ok', title: 'never', send_at: later });
+      assert.equal(sent.status, 202, sent.text);
+      assert.equal((await h.api('DELETE', `/v1/notifications/${sent.body.id}`)).status, 200);
+      const c = heard.find((e) => e.type === 'delivery.status' && e.notification_id === sent.body.id && e.to === 'cancelled');
+      assert.ok(c && c.type === 'delivery.status', 'delivery.status cancelled');
+      assert.equal(c.from, 'scheduled');
+      assert.equal(c.delivery_id, sent.body.deliveries[0].id);
+
+      assert.equal((await h.api('PUT', '/v1/recipients/gone', { webhook: { url: rx.url + '/ok' } })).status, 201);
+      const waiting = await h.api('POST', '/v1/notifications', { to: 'gone', title: 'never either', send_at: later });
+      assert.equal((await h.api('DELETE', '/v1/recipients/gone')).status, 204);
+      const k = heard.find((e) => e.type === 'delivery.status' && e.notification_id === waiting.body.id);
+      assert.ok(k && k.type === 'delivery.status', 'delivery.status skipped');
+      assert.deepEqual([k.from, k.to, k.reason, k.recipient_id], ['scheduled', 'skipped', 'recipient_deleted', 'gone']);
+    });
   });
 }
 
