@@ -11,14 +11,15 @@
 import { readFileSync } from 'node:fs';
 import { flushCompileCache } from 'node:module';
 import { pino, type Logger } from 'pino';
-import { ensureAdminKey, KeyResolver } from './auth/api-keys.ts';
+import { KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
 import { Events } from './events/events.ts';
 import { AlertsService } from './alerts/service.ts';
 import { resolveSecretKey, SecretBox } from './auth/secret-box.ts';
 import type { ChannelName } from './channels/channel.ts';
 import { CallbackUrls } from './channels/callbacks.ts';
-import { ProviderRegistry } from './channels/providers.ts';
+import { ProviderRegistry } from './providers/service.ts';
+import { ProviderTester } from './providers/test-send.ts';
 import { createChannels } from './channels/registry.ts';
 import { createRateLimiter } from './ratelimit/index.ts';
 import { addressChannels } from './domain/routing.ts';
@@ -34,7 +35,7 @@ import { dlqModule } from './http/dlq.ts';
 import { auditModule } from './audit/routes.ts';
 import { keysModule } from './keys/routes.ts';
 import { devicesModule } from './devices/routes.ts';
-import { providersModule } from './http/providers.ts';
+import { providersModule } from './providers/routes.ts';
 import { kindsModule } from './kinds/routes.ts';
 import { preferencesModule } from './preferences/routes.ts';
 import { templatesModule } from './templates/routes.ts';
@@ -43,7 +44,7 @@ import { settingsModule } from './settings/routes.ts';
 import { callbacksModule } from './deliveries/routes.ts';
 import { DeliveryService } from './deliveries/service.ts';
 import { receiptCheckers } from './deliveries/jobs.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, recordPushoverLimits } from './metrics.ts';
 import { SafeHttp } from './net/safe-http.ts';
 import { Accepter } from './queue/accept.ts';
 import { DlqService } from './queue/dlq.ts';
@@ -62,10 +63,9 @@ import { RecipientCache } from './queue/recipient-cache.ts';
 import { FanoutWorker } from './queue/fanout.ts';
 import { makeWorkerId } from './queue/worker.ts';
 import { ROLES, type Role, type Services } from './services.ts';
-import { purgeExpiredIdempotency } from './store/idempotency.ts';
-import { purgeExpiredDedupeKeys } from './store/dedupe.ts';
 import { openStore } from './store/index.ts';
-import { ensureDefaultWorkspace } from './store/workspaces.ts';
+import { bootstrapOwner, bootstrapWorkspaces } from './workspaces/service.ts';
+import { startKeyPurges } from './notifications/jobs.ts';
 import { RecipientService } from './recipients/service.ts';
 import { DeviceService } from './devices/service.ts';
 import { PreferenceService } from './preferences/service.ts';
@@ -123,8 +123,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
 
   const store = await openStore(config);
   await store.migrate();
-  await ensureDefaultWorkspace(store.db);
-  if (config.adminKey) await ensureAdminKey(store.db, config.adminKey);
+  await bootstrapWorkspaces(store.db, { adminKey: config.adminKey });
 
   let bus: Bus;
   if (config.redisUrl) {
@@ -144,11 +143,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     timeoutMs: config.webhookTimeout,
     smtp: { url: config.smtpUrl, from: config.emailFrom, timeoutMs: config.smtpTimeout, maxConnections: config.concurrency.email ?? DEFAULT_CONCURRENCY.email },
     log,
-    onPushoverLimits: (ws, l) => {
-      metrics.pushoverAppLimit.set({ workspace: ws }, l.limit);
-      metrics.pushoverAppRemaining.set({ workspace: ws }, l.remaining);
-      metrics.pushoverAppReset.set({ workspace: ws }, l.resetAt);
-    },
+    onPushoverLimits: recordPushoverLimits(metrics),
   });
   const rateLimiter = createRateLimiter(config, { log, metrics });
   const policy = new PolicyCache(store.db, { bus });
@@ -220,21 +215,22 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const notifications = new NotificationService(store, { accepter, events });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
-  if (config.adminEmail && config.adminPassword) {
-    const { created } = await accounts.ensureOwner({ email: config.adminEmail, password: config.adminPassword }, 'system').catch(async (err: unknown) => {
-      await bus.close();
-      throw err;
-    });
-    if (created) log.info({ email: config.adminEmail }, 'created the HERALD_ADMIN_EMAIL user, owner of the default organization');
-  }
-  const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, state };
-  const server = await buildServer(services, ROUTES).catch(async (err: unknown) => {
-    await bus.close();
-    throw err;
+  await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
+  const providerTests = new ProviderTester({
+    channels,
+    registry: providers,
+    recipients,
+    devices,
+    secrets,
+    smtpConfigured: Boolean(config.smtpUrl),
+    timeoutMs: Math.max(config.webhookTimeout, config.smtpTimeout) * 2,
   });
+  const state = { started: false, stopping: false };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, providerTests, state };
+  // A server that cannot be built closes the bus it would have used, and fails the start.
+  const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 
-  let purgeTimer: NodeJS.Timeout | undefined;
+  let stopPurges: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -258,12 +254,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       }
       // Any node resumes DLQ bulk jobs a crashed process left running (they are database work).
       await dlq.start();
-      purgeTimer = setInterval(() => {
-        const now = Date.now();
-        void purgeExpiredIdempotency(store.db, now).catch((err) => log.warn({ err }, 'idempotency purge failed'));
-        void purgeExpiredDedupeKeys(store.db, now).catch((err) => log.warn({ err }, 'dedupe key purge failed'));
-      }, 3_600_000);
-      purgeTimer.unref();
+      stopPurges = startKeyPurges(store, log);
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
       // Everything start-up compiles is compiled now: write it to the compile cache (when the
@@ -276,7 +267,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     stop() {
       stopping ??= (async () => {
         state.stopping = true;
-        clearInterval(purgeTimer);
+        stopPurges?.();
         await server.close();
         await rateLimiter.close();
         await accepter.drain();

@@ -60,3 +60,12 @@ export function createMetrics(opts: { version: string; role: string; workerId: s
   m.info.set({ version: opts.version, role: opts.role, worker_id: opts.workerId }, 1);
   return m;
 }
+
+/** Records a Pushover app's quota, as the Pushover channel reports it (X-Limit-App-*), per workspace. */
+export function recordPushoverLimits(m: Metrics): (workspaceId: string, limits: { limit: number; remaining: number; resetAt: number }) => void {
+  return (ws, l) => {
+    m.pushoverAppLimit.set({ workspace: ws }, l.limit);
+    m.pushoverAppRemaining.set({ workspace: ws }, l.remaining);
+    m.pushoverAppReset.set({ workspace: ws }, l.resetAt);
+  };
+}

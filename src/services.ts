@@ -8,7 +8,7 @@ import type { AlertsService } from './alerts/service.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { CallbackUrls } from './channels/callbacks.ts';
 import type { Channel, ChannelName } from './channels/channel.ts';
-import type { ProviderRegistry } from './channels/providers.ts';
+import type { ProviderRegistry } from './providers/service.ts';
 import type { WorkerPool } from './queue/pool.ts';
 import type { RateLimiter } from './ratelimit/limiter.ts';
 import type { PolicyCache } from './queue/policy.ts';
@@ -29,6 +29,7 @@ import type { PreferenceService } from './preferences/service.ts';
 import type { DeliveryService } from './deliveries/service.ts';
 import type { NotificationService } from './notifications/service.ts';
 import type { AccountService } from './auth/accounts.ts';
+import type { ProviderTester } from './providers/test-send.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -77,5 +78,6 @@ export interface Services {
   readonly notifications: NotificationService;
   /** Users, sign-in and sessions; resolves access tokens. */
   readonly accounts: AccountService;
+  readonly providerTests: ProviderTester;
   readonly state: { started: boolean; stopping: boolean };
 }

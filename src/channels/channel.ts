@@ -120,7 +120,7 @@ export function transportError(err: unknown): DeliveryError {
 /** A workspace's credentials for one provider, decrypted (PUT /v1/providers/{provider}). */
 export interface ProviderCredentials {
   provider: ProviderName;
-  /** The provider's own settings, validated by the provider's schema (see channels/providers.ts). */
+  /** The provider's own settings, validated by the provider's schema (see providers/service.ts). */
   config: Record<string, unknown>;
   /** Overrides the vendor's endpoint (regional endpoints, proxies, tests). No trailing slash. */
   baseUrl: string | null;

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { PermanentError } from '../channels/channel.ts';
 import type { DeviceService } from '../devices/service.ts';
 import { plainDigest } from '../domain/digest.ts';
-import type { AfterSentStatus } from '../domain/delivery-status.ts';
+import type { AfterSentStatus, DeliveryStatus } from '../domain/delivery-status.ts';
 import { localeChain, pickVariant } from '../domain/locale.ts';
 import { addressChannels } from '../domain/routing.ts';
 import { renderDigest } from '../domain/templates.ts';
@@ -31,6 +31,7 @@ import type { StoreAdapter } from '../store/adapter.ts';
 import { advanceChain, createFallbackDelivery, deleteReceipt, getDeliveryById, putReceipt, reportDelivery } from '../store/deliveries.ts';
 import { closeDigest } from '../store/digests.ts';
 import type { DeliveriesTable } from '../store/schema.ts';
+import { queueDepth } from './store.ts';
 
 /** The first receipt check comes this soon after sending; later ones every HERALD_RECEIPT_POLL_INTERVAL. */
 export const RECEIPT_FIRST_CHECK_MS = 5_000;
@@ -148,6 +149,11 @@ export class DeliveryService {
       if (r?.status !== 'sending' || Date.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /** Deliveries waiting or exhausted, by channel and status (sampled for the metrics). */
+  queueDepth(): Promise<{ channel: string; status: DeliveryStatus; n: number }[]> {
+    return queueDepth(this.#store.db);
   }
 
   /** Stops following the delivery's vendor receipt (it was answered). */

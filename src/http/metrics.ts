@@ -2,7 +2,6 @@
 // when the store cannot answer, the scrape still succeeds without it (herald_store_up 0), so
 // process metrics stay visible during a database outage.
 
-import { CLAIMABLE } from '../domain/delivery-status.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
 
@@ -10,13 +9,7 @@ function metricsRoutes(app: Api, s: Services): void {
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     s.metrics.queueDepth.reset();
     try {
-      const rows = await s.store.db
-        .selectFrom('deliveries')
-        .select(['channel', 'status', (eb) => eb.fn.countAll<number>().as('n')])
-        .where('status', 'in', [...CLAIMABLE, 'exhausted'])
-        .groupBy(['channel', 'status'])
-        .execute();
-      for (const r of rows) s.metrics.queueDepth.set({ channel: r.channel, status: r.status }, Number(r.n));
+      for (const r of await s.deliveries.queueDepth()) s.metrics.queueDepth.set({ channel: r.channel, status: r.status }, r.n);
       s.metrics.storeUp.set(1);
     } catch (err) {
       if (!s.store.isUnavailable(err)) throw err;

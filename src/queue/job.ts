@@ -3,7 +3,7 @@
 // workspace's provider credentials and the vendor callback URL.
 
 import { CHANNEL_PROVIDER, PermanentError, type ChannelName, type DeliveryJob, type DevicePlatform } from '../channels/channel.ts';
-import type { ProviderRegistry } from '../channels/providers.ts';
+import type { ProviderRegistry } from '../providers/service.ts';
 import type { ClaimedDelivery } from '../store/adapter.ts';
 
 export interface JobDeps {

@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import { CHANNEL_PROVIDER, type Channel, type ChannelName } from '../channels/channel.ts';
-import type { ProviderRegistry } from '../channels/providers.ts';
+import type { ProviderRegistry } from '../providers/service.ts';
 import { CircuitBreaker } from '../domain/circuit-breaker.ts';
 import { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';

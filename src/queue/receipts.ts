@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { ChannelName, ProviderCredentials } from '../channels/channel.ts';
 import { CHANNEL_PROVIDER } from '../channels/channel.ts';
-import type { ProviderRegistry } from '../channels/providers.ts';
+import type { ProviderRegistry } from '../providers/service.ts';
 import type { AfterSentStatus } from '../domain/delivery-status.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { claimDueReceipts, deleteReceipt, reportDelivery } from '../store/deliveries.ts';

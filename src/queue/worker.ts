@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DeliveryError, PermanentError, type Channel, type ChannelName, type DeliveryJob, type DeliveryResult } from '../channels/channel.ts';
 import { buildJob, type JobDeps } from './job.ts';
-import type { ProviderRegistry } from '../channels/providers.ts';
+import type { ProviderRegistry } from '../providers/service.ts';
 import type { CircuitBreaker } from '../domain/circuit-breaker.ts';
 import { decideRetry } from '../domain/retry.ts';
 import { addressChannels } from '../domain/routing.ts';

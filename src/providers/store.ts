@@ -1,8 +1,8 @@
 // Workspace provider credentials (table providers). The config column is sealed JSON; callers
-// seal and open it (channels/providers.ts).
+// seal and open it (providers/service.ts).
 
 import type { Kysely } from 'kysely';
-import type { Database, ProvidersTable } from './schema.ts';
+import type { Database, ProvidersTable } from '../store/schema.ts';
 
 export async function listProviders(db: Kysely<Database>, workspaceId: string): Promise<ProvidersTable[]> {
   return db.selectFrom('providers').selectAll().where('workspace_id', '=', workspaceId).orderBy('provider').execute();

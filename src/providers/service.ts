@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Bus } from '../bus/bus.ts';
-import { deleteProvider, listProviders, putProvider } from '../store/providers.ts';
+import { deleteProvider, listProviders, putProvider } from './store.ts';
 import type { Database, ProvidersTable } from '../store/schema.ts';
-import { CHANNEL_NAMES, CHANNEL_PROVIDER, PROVIDER_NAMES, type ChannelName, type ProviderCredentials, type ProviderName } from './channel.ts';
+import { CHANNEL_NAMES, CHANNEL_PROVIDER, PROVIDER_NAMES, type ChannelName, type ProviderCredentials, type ProviderName } from '../channels/channel.ts';
 
 export const PROVIDERS_INVALIDATE = 'providers.invalidate';
 
@@ -126,3 +126,4 @@ export class ProviderRegistry {
     this.#unsubscribe?.();
   }
 }
+

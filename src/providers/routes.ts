@@ -12,24 +12,16 @@
 // open (null on nodes without workers).
 
 import { Type, type Static } from 'typebox';
-import { CHANNEL_PROVIDER, DeliveryError, PROVIDER_NAMES, type ChannelName, type ProviderName } from '../channels/channel.ts';
-import type { StoredProvider } from '../channels/providers.ts';
+import { PROVIDER_NAMES, type ProviderName } from '../channels/channel.ts';
+import type { StoredProvider } from './service.ts';
+import { PROVIDER_CHANNEL } from './test-send.ts';
 import { PROVIDERS } from '../channels/registry.ts';
 import { generateVapidKeys } from '../channels/webpush.ts';
-import { addressChannels } from '../domain/routing.ts';
-import { newId } from '../domain/ids.ts';
 import { Problem } from '../errors.ts';
-import { buildJob } from '../queue/job.ts';
-import type { ClaimedDelivery } from '../store/adapter.ts';
 import { actorOf } from '../auth/principal.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { iso, problems, RecipientId } from './schemas.ts';
-
-/** The channel that delivers through each provider. */
-const PROVIDER_CHANNEL = Object.fromEntries(
-  (Object.entries(CHANNEL_PROVIDER) as [ChannelName, ProviderName | null][]).filter(([, p]) => p !== null).map(([c, p]) => [p, c]),
-) as Record<ProviderName, ChannelName>;
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, problems, RecipientId } from '../http/schemas.ts';
 
 const BaseUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048, description: "Overrides the vendor's endpoint (regional endpoints, proxies, tests)" });
 
@@ -216,64 +208,7 @@ function providerRoutes(app: Api, s: Services): void {
       },
     },
     async (request) => {
-      const ws = request.principal.workspaceId;
-      const provider = request.params.provider;
-      const channelName = PROVIDER_CHANNEL[provider];
-      const channel = s.channels.get(channelName)!;
-      const stored = await s.providers.get(ws, provider);
-      if (!stored && !(provider === 'smtp' && s.config.smtpUrl)) throw new Problem('not_found', `${provider} is not configured (PUT /v1/providers/${provider})`);
-      const r = await s.recipients.get(ws, request.body.to);
-      if (!r) throw new Problem('not_found', `No recipient "${request.body.to}"`);
-      let device: { id: string; platform: string; token: string; app: string | null } | undefined;
-      if (channelName === 'fcm' || channelName === 'apns' || channelName === 'webpush') {
-        const devices = (await s.devices.list(ws, r.id)).filter((d) => d.platform === channelName && d.disabled_at === null);
-        device = request.body.device ? devices.find((d) => d.id === request.body.device) : devices.at(-1);
-        if (!device) throw new Problem('no_channel', `Recipient "${r.id}" has no active ${channelName} device${request.body.device ? ` "${request.body.device}"` : ''}`);
-      } else if (!addressChannels(r).has(channelName)) {
-        throw new Problem('no_channel', `Recipient "${r.id}" has no ${channelName} address`);
-      }
-      const now = Date.now();
-      const row: ClaimedDelivery = {
-        ...r,
-        id: newId('dlv'),
-        workspace_id: ws,
-        notification_id: newId('ntf'),
-        recipient_id: r.id,
-        channel: channelName,
-        device_id: device?.id ?? null,
-        attempts: 1,
-        kind: 'test',
-        title: request.body.title ?? 'Herald test',
-        body: request.body.body ?? 'This is a test message from Herald.',
-        data: null,
-        notification_created_at: now,
-        delivery_count: 1,
-        channel_options: null,
-        fallback: 0,
-        routing: 'all',
-        content: null,
-        digest_id: null,
-        recipient_exists: r.created_at,
-        device_platform: device?.platform ?? null,
-        device_token: device?.token ?? null,
-        device_app: device?.app ?? null,
-        device_disabled_at: null,
-      };
-      const job = await buildJob(row, { open: (sealed) => s.secrets.open(sealed), providers: s.providers, callbackUrl: () => undefined });
-      const signal = AbortSignal.timeout(Math.max(s.config.webhookTimeout, s.config.smtpTimeout) * 2);
-      try {
-        const result = await channel.deliver(job, signal);
-        return { ok: true, ...(result.providerMessageId && { provider_message_id: result.providerMessageId }), ...(result.httpStatus !== undefined && { http_status: result.httpStatus }) };
-      } catch (err) {
-        if (!(err instanceof DeliveryError)) throw err;
-        return {
-          ok: false,
-          outcome: err.kind,
-          error_class: err.errorClass,
-          error: err.message,
-          ...(err.detail.httpStatus !== undefined && { http_status: err.detail.httpStatus }),
-        };
-      }
+      return s.providerTests.run(request.principal.workspaceId, request.params.provider, request.body);
     },
   );
 }
