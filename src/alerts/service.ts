@@ -26,7 +26,7 @@ import type { SecretBox } from '../auth/secret-box.ts';
 import type { ChannelName } from '../channels/channel.ts';
 import type { HeraldEvent } from '../domain/events.ts';
 import { deliveryId, newId } from '../domain/ids.ts';
-import { alertBody, alertSummary, OPERATOR_KIND, OPERATOR_RECIPIENT, PROVIDER_FAILING_WINDOW_MS, raisesAlert, type AlertBody } from '../domain/operator.ts';
+import { ALERT_TYPES, alertBody, alertSummary, OPERATOR_KIND, OPERATOR_RECIPIENT, PROVIDER_FAILING_WINDOW_MS, raisesAlert, type AlertBody } from '../domain/operator.ts';
 import { generateWebhookSecret } from '../domain/webhook-signature.ts';
 import type { Events } from '../events/events.ts';
 import type { AcceptItem, StoreAdapter } from '../store/adapter.ts';
@@ -92,6 +92,7 @@ export class AlertsService {
   /** Starts raising alerts for the events this node emits. */
   listen(events: Events): void {
     this.#unlisten ??= events.listen({
+      types: ALERT_TYPES,
       onEvent: (e, local) => {
         if (!local || !raisesAlert(e)) return;
         const p = this.#raise(e)

@@ -20,7 +20,7 @@
 
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.ts';
-import type { HeraldEvent } from '../domain/events.ts';
+import type { EventType, HeraldEvent } from '../domain/events.ts';
 
 export type { DeliveryRef, EventOf, EventPayloads, EventType, HeraldEvent } from '../domain/events.ts';
 
@@ -35,6 +35,8 @@ export interface EventListener {
   onEvent: (event: HeraldEvent, local: boolean) => void;
   /** Called when events from other nodes may have been missed (the bus reconnected). */
   onGap?: () => void;
+  /** The event types it wants; absent: all. Emitters skip building events nobody wants (`wants`). */
+  types?: readonly EventType[];
 }
 
 interface Batch {
@@ -68,9 +70,14 @@ export class Events {
     });
   }
 
-  /** Whether an emit now would reach anyone (a listener here, or other nodes through the bus). */
-  get heard(): boolean {
-    return this.#listeners.size > 0 || this.#bus !== undefined;
+  /**
+   * Whether an event of `type` emitted now would reach anyone: another node through the bus, or a
+   * listener here that wants it. Emitters on the hot path check this before building events.
+   */
+  wants(type: EventType): boolean {
+    if (this.#bus) return true;
+    for (const l of this.#listeners) if (!l.types || l.types.includes(type)) return true;
+    return false;
   }
 
   /** Announces committed changes (see the contract above). */
@@ -121,7 +128,7 @@ export class Events {
   #dispatch(events: readonly HeraldEvent[], local: boolean): void {
     if (this.#listeners.size === 0) return;
     const listeners = [...this.#listeners];
-    for (const e of events) for (const l of listeners) this.#call(() => l.onEvent(e, local));
+    for (const e of events) for (const l of listeners) if (!l.types || l.types.includes(e.type)) this.#call(() => l.onEvent(e, local));
   }
 
   #call(fn: () => void): void {

@@ -264,7 +264,7 @@ export class Accepter {
       throw new Problem('idempotency_in_flight', 'A concurrent request with this Idempotency-Key is being processed; retry shortly', { headers: { 'retry-after': '1' } });
     }
     this.#metrics.notificationsAccepted.inc();
-    if (this.#events?.heard) this.#events.emit([acceptedEvent(item.notification, [], now)]);
+    if (this.#events?.wants('notification.accepted')) this.#events.emit([acceptedEvent(item.notification, [], now)]);
     this.#onFanout();
     return { response, replayed: false };
   }
@@ -467,7 +467,7 @@ export class Accepter {
 
   #committed(notification: NotificationsTable, deliveries: readonly DeliveriesTable[]): void {
     this.#metrics.notificationsAccepted.inc();
-    if (this.#events?.heard) this.#events.emit([acceptedEvent(notification, deliveries, Date.now())]);
+    if (this.#events?.wants('notification.accepted')) this.#events.emit([acceptedEvent(notification, deliveries, Date.now())]);
     const woken = new Set<string>();
     for (const d of deliveries) {
       if (d.status !== 'pending') continue;

@@ -97,7 +97,8 @@ export class WorkerPool {
     // One settle per group commit, and one announcement of its outcomes (events/delivery-events.ts).
     this.#settler = new GroupCommitter<Outcome, void>(async (outcomes) => {
       const moved = await opts.store.settle(outcomes.map((o) => o.item));
-      if (opts.events?.heard) void announceSettled(opts, outcomes, moved);
+      const events = opts.events;
+      if (events && (events.wants('delivery.status') || outcomes.some((o) => o.item.status === 'exhausted'))) void announceSettled(opts, outcomes, moved);
       return outcomes.map(() => undefined);
     });
     for (const channel of opts.channels) {

@@ -40,6 +40,24 @@ describe('Events port', () => {
     events.close();
   });
 
+  it('wants: an event type is wanted when a listener asks for it (or for all), or a bus carries it', () => {
+    const events = new Events({ node: 'n1', bus: new InProcessBus(), log });
+    assert.equal(events.wants('notification.accepted'), false, 'nobody listens (an in-process bus carries nothing further)');
+    const heard: string[] = [];
+    const stop = events.listen({ types: ['circuit.opened'], onEvent: (e) => heard.push(e.type) });
+    assert.equal(events.wants('notification.accepted'), false);
+    assert.equal(events.wants('circuit.opened'), true);
+    events.emit([
+      { type: 'circuit.closed', at: 1, provider: 'fcm', channel: 'fcm', node: 'n1' },
+      { type: 'circuit.opened', at: 2, provider: 'fcm', channel: 'fcm', node: 'n1' },
+    ]);
+    assert.deepEqual(heard, ['circuit.opened'], 'a listener hears only the types it asked for');
+    stop();
+    events.listen({ onEvent: () => undefined });
+    assert.equal(events.wants('notification.accepted'), true);
+    events.close();
+  });
+
   it('crosses nodes through Redis, and a node does not hear its own events again', async () => {
     await ensureRedis();
     const prefix = `herald-test-${process.pid}-${Date.now()}:`;
