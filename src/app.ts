@@ -182,6 +182,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         store,
         providers,
         intervalMs: config.receiptPollInterval,
+        owner: workerId,
         log,
         wake,
         events,
@@ -205,7 +206,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const fanout = roles.includes('worker')
     ? new FanoutWorker({ store, accepter, owner: workerId, leaseMs: config.leaseTime, pollMs: config.pollInterval, log, wake })
     : undefined;
-  const dlq = new DlqService({ store, log, onReplayed: wake, events });
+  const dlq = new DlqService({ store, log, onReplayed: wake, events, owner: workerId, leaseMs: config.leaseTime });
   const audit = new AuditService(store.db);
   const apiKeys = new KeyService(store.db, { resolver: keys, audit });
   const settings = new SettingsService(store.db, { policy, audit });

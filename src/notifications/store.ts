@@ -75,7 +75,7 @@ export async function cancelNotification(store: StoreAdapter, workspaceId: strin
     // A topic send still fanning out: its remaining members get nothing. This comes first: it waits
     // for a fan-out batch in progress (the batch locks this row), whose deliveries the next
     // statement then sees and cancels.
-    const f = await trx.updateTable('fanouts').set({ state: 'done', owner: null, lease_until: null, updated_at: now }).where('notification_id', '=', id).where('state', '=', 'pending').executeTakeFirst();
+    const f = await trx.updateTable('fanouts').set({ state: 'done', updated_at: now }).where('notification_id', '=', id).where('state', '=', 'pending').executeTakeFirst();
     const stopped = Number(f.numUpdatedRows) > 0;
     // The statuses before the move (RETURNING shows the new ones). A row claimed in between is
     // `sending`, not cancellable, and is left out by the UPDATE.

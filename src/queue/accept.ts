@@ -247,8 +247,6 @@ export class Accepter {
         template_version: template?.version ?? null,
         after: null,
         state: 'pending',
-        owner: null,
-        lease_until: null,
         recipients: 0,
         created_at: now,
         updated_at: now,

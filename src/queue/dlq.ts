@@ -5,15 +5,23 @@
 // exhausted. After the commit the notification's summarized status is recomputed and, for a
 // replay, the workers of its channel are woken.
 //
-// Bulk jobs (see store/dlq.ts for the job's set and state machine) run in the background of the
-// process that created them, one chunk per transaction. stop() lets the chunk in progress commit
-// and leaves the job `running`; start() resumes every job left `running`, whichever process
-// created it. A chunk that keeps failing (MAX_FAILURES in a row) marks the job `failed`; failures
-// of an unavailable store do not count: the job waits for the database (backing off up to
-// UNAVAILABLE_BACKOFF_MAX_MS) and goes on when it returns.
+// Bulk jobs (see store/dlq.ts for the job's set and state machine) are leased on the lease queue
+// (queue/lease-queue.ts; kind dlq_job, key the job id). The process that creates a job enqueues it
+// leased to itself, in the transaction that creates it, and runs it at once in the background, one
+// chunk per transaction; each chunk's transaction extends the lease first, so a process that lost
+// it (stalled past the lease, and another took over) writes nothing and stops. The last chunk
+// completes the lease. stop() lets the chunk in progress commit, leaves the job `running` and
+// releases its lease (due at once); every process polls the lease queue (every POLL_MS, and at
+// start()) and resumes the jobs it claims: released ones, and those of a process that died once
+// their lease expires. start() also enqueues any `running` job that has no lease row. A chunk that
+// keeps failing (MAX_FAILURES in a row) marks the job `failed`; failures of an unavailable store do
+// not count: the job waits for the database (backing off up to UNAVAILABLE_BACKOFF_MAX_MS) and goes
+// on when it returns.
 
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { newId } from '../domain/ids.ts';
+import { enqueueLeases, LEASE_KINDS, LeaseQueue, leaseRow, Poller } from './lease-queue.ts';
 import { Problem } from '../errors.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { recordAudit } from '../audit/store.ts';
@@ -40,6 +48,16 @@ const DEFAULT_CHUNK = 500;
 const MAX_FAILURES = 5;
 const UNAVAILABLE_BACKOFF_MAX_MS = 10_000;
 const SAMPLE = 20;
+const KIND = LEASE_KINDS.dlqJob;
+/**
+ * How often a process looks for jobs to resume. Jobs start at once where they are created; this
+ * only finds those whose process stopped or died, so it need not be fast.
+ */
+const POLL_MS = 5_000;
+const DEFAULT_LEASE_MS = 60_000;
+
+/** This process no longer holds the job's lease: another runs it. */
+class LostLease extends Error {}
 
 export interface DryRun {
   count: number;
@@ -53,32 +71,62 @@ export class DlqService {
   readonly #onReplayed: (channels: Set<string>) => void;
   readonly #chunkSize: number;
   readonly #events: Events | undefined;
+  readonly #leases: LeaseQueue;
+  readonly #leaseMs: number;
+  readonly #poller: Poller;
   /** Jobs this process is running, by id. */
   readonly #running = new Map<string, Promise<void>>();
   #stopping = false;
   readonly #wakeSleepers = new Set<() => void>();
 
-  constructor(opts: { store: StoreAdapter; log: Logger; onReplayed: (channels: Set<string>) => void; chunkSize?: number; events?: Events | undefined }) {
+  constructor(opts: {
+    store: StoreAdapter;
+    log: Logger;
+    onReplayed: (channels: Set<string>) => void;
+    chunkSize?: number;
+    /** This process's lease owner id (default: one of its own). */
+    owner?: string;
+    /** How long a job's lease lasts without a chunk committing (default 1m). */
+    leaseMs?: number;
+    events?: Events | undefined;
+  }) {
     this.#events = opts.events;
     this.#store = opts.store;
     this.#log = opts.log;
     this.#onReplayed = opts.onReplayed;
     this.#chunkSize = opts.chunkSize ?? DEFAULT_CHUNK;
+    this.#leases = new LeaseQueue(opts.store, opts.owner ?? `dlq-${randomUUID()}`);
+    this.#leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    this.#poller = new Poller({ tick: () => this.#claimJobs(), intervalMs: POLL_MS, onError: (err) => this.#log.warn({ err }, 'dlq: looking for jobs to resume failed') });
   }
 
-  /** Resumes bulk jobs left running by a previous process. */
+  /** Enqueues running jobs that have no lease row, then polls for jobs to resume (at once, then every POLL_MS). */
   async start(): Promise<void> {
     this.#stopping = false;
+    const now = Date.now();
     const ids = await runningJobIds(this.#store.db);
-    if (ids.length > 0) this.#log.info({ jobs: ids }, 'resuming dlq jobs');
-    for (const id of ids) this.#launch(id);
+    await enqueueLeases(this.#store.db, ids.map((id) => leaseRow(KIND, id, now, now)), { ifAbsent: true });
+    this.#poller.start();
   }
 
-  /** Stops running bulk jobs at a chunk boundary; they stay `running` for the next start(). */
+  /**
+   * Stops running bulk jobs at a chunk boundary; they stay `running`, and their leases are released
+   * for whichever process polls next.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const wake of this.#wakeSleepers) wake();
+    await this.#poller.stop();
     await Promise.allSettled([...this.#running.values()]);
+    await this.#leases.release(KIND).catch((err: unknown) => this.#log.warn({ err }, 'dlq: could not release job leases'));
+  }
+
+  /** Claims due jobs and runs them; whether there were any. */
+  async #claimJobs(): Promise<boolean> {
+    const claimed = await this.#leases.claim(KIND, 10, this.#leaseMs);
+    if (claimed.length > 0) this.#log.info({ jobs: claimed.map((l) => l.key) }, 'resuming dlq jobs');
+    for (const l of claimed) this.#launch(l.key);
+    return claimed.length > 0;
   }
 
   /** Puts an exhausted delivery back in the queue, due now, with a fresh retry budget. */
@@ -121,8 +169,11 @@ export class DlqService {
    */
   async createJob(workspaceId: string, action: DlqAction, filter: DlqFilter, actor: string, reason: string | null): Promise<DlqJobsTable> {
     const now = Date.now();
+    const stopping = this.#stopping;
     const job = await this.#store.transaction(async (trx) => {
       const row = await insertJob(trx, { id: newId('job'), workspaceId, action, filter, reason, actor, now });
+      // Leased to this process, which runs it at once; free and due if it is stopping.
+      await enqueueLeases(trx, [stopping ? leaseRow(KIND, row.id, now, now) : leaseRow(KIND, row.id, now + this.#leaseMs, now, { owner: this.#leases.owner })]);
       await recordAudit(trx, {
         workspaceId,
         actor,
@@ -133,7 +184,7 @@ export class DlqService {
       });
       return row;
     });
-    if (!this.#stopping) this.#launch(job.id);
+    if (!stopping) this.#launch(job.id);
     return job;
   }
 
@@ -182,10 +233,17 @@ export class DlqService {
     while (!this.#stopping) {
       let result;
       try {
-        result = await this.#store.transaction((trx) => runJobChunk(trx, jobId, this.#chunkSize, Date.now()));
+        result = await this.#store.transaction(async (trx) => {
+          const now = Date.now();
+          if (!(await this.#leases.extend(KIND, jobId, this.#leaseMs, trx, now))) throw new LostLease();
+          const r = await runJobChunk(trx, jobId, this.#chunkSize, now);
+          if (r.state !== 'running') await this.#leases.complete(KIND, jobId, trx);
+          return r;
+        });
         failures = 0;
         outages = 0;
       } catch (err) {
+        if (err instanceof LostLease) return;
         if (err instanceof JobProgressConflict) continue;
         if (this.#store.isUnavailable(err)) {
           outages++;
@@ -197,6 +255,7 @@ export class DlqService {
         if (failures >= MAX_FAILURES) {
           this.#log.error({ err, job: jobId, failures }, 'dlq job failed');
           await failJob(this.#store.db, jobId, Date.now());
+          await this.#leases.complete(KIND, jobId);
           return;
         }
         this.#log.warn({ err, job: jobId, failures }, 'dlq job chunk failed; retrying');

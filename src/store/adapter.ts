@@ -57,7 +57,10 @@ export interface AcceptItem {
   idempotency?: { key: string; requestHash: string; response: string; expiresAt: number };
   /** Dedupe keys this notification takes, one per recipient (dedupe_keys rows), held until expiresAt. */
   dedupe?: { key: string; recipients: string[]; expiresAt: number };
-  /** A topic send: its fan-out row, written with the notification. */
+  /**
+   * A topic send: its fan-out row, written with the notification, and its lease-queue row (kind
+   * fanout, key the notification id, free and due at the notification's created_at).
+   */
   fanout?: FanoutsTable;
 }
 
@@ -143,6 +146,17 @@ export interface ClaimedDelivery {
   device_token: string | null;
   device_app: string | null;
   device_disabled_at: number | null;
+}
+
+/** A lease_queue row claimed by StoreAdapter.claimLeases. */
+export interface ClaimedLease {
+  kind: string;
+  key: string;
+  payload: string | null;
+  /** Claims including this one. */
+  attempts: number;
+  /** When this lease expires. */
+  lease_until: number;
 }
 
 /** The outcome of one attempt, to be recorded by `settle`. */
@@ -251,6 +265,14 @@ export interface StoreAdapter {
 
   /** Distinct owners of current leases. */
   leaseOwners(): Promise<string[]>;
+
+  /**
+   * The lease queue's claim (queue/lease-queue.ts has the contract): up to `limit` rows of `kind`
+   * with due_at <= now (free and due, or leased with an expired lease), oldest due_at first, each
+   * leased to `owner` until now + leaseMs (owner, due_at = the expiry, attempts + 1) and returned
+   * in that order. One statement: two claimers never get the same row.
+   */
+  claimLeases(kind: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedLease[]>;
 
   /**
    * Writes a consistent copy of the whole database to `path` while the store stays online

@@ -7,6 +7,7 @@ import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../
 import { deliveryId } from '../domain/ids.ts';
 import type { StoreAdapter } from './adapter.ts';
 import { ofNotifications } from './of-notifications.ts';
+import { enqueueLeases, LEASE_KINDS, leaseRow } from './lease-queue.ts';
 import type { Database, DeliveriesTable, ReceiptsTable } from './schema.ts';
 
 export async function getDeliveryById(db: Kysely<Database>, id: string): Promise<DeliveriesTable | undefined> {
@@ -62,28 +63,26 @@ export async function reportDelivery(
   return { moved: true, status: result.status, from, delivery, woken, chain: moves };
 }
 
-export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable): Promise<void> {
+/**
+ * Records a receipt to follow, its first check due at `next_check_at`: the receipts row and its
+ * lease-queue row (kind receipt, key the delivery id; a free one takes the new due time). The
+ * lease row goes first: if the receipt's write then fails, the check finds no receipt and
+ * completes the lease.
+ */
+export async function putReceipt(db: Kysely<Database>, row: ReceiptsTable & { next_check_at: number }): Promise<void> {
+  const { next_check_at, ...receipt } = row;
+  await enqueueLeases(db, [leaseRow(LEASE_KINDS.receipt, row.delivery_id, next_check_at, row.created_at)]);
   await db
     .insertInto('receipts')
-    .values(row)
-    .onConflict((oc) => oc.column('delivery_id').doUpdateSet({ receipt: row.receipt, next_check_at: row.next_check_at, expires_at: row.expires_at }))
+    .values(receipt)
+    .onConflict((oc) => oc.column('delivery_id').doUpdateSet({ receipt: row.receipt, expires_at: row.expires_at }))
     .execute();
 }
 
-/**
- * Claims up to `limit` receipts due for a check: pushes their next_check_at to `until` and returns
- * them. The outer `next_check_at <= now` is re-checked on the locked row (PostgreSQL re-evaluates
- * an UPDATE's WHERE on rows changed by a concurrent transaction), so two pollers never check the
- * same receipt in one interval.
- */
-export async function claimDueReceipts(db: Kysely<Database>, now: number, until: number, limit: number): Promise<ReceiptsTable[]> {
-  return db
-    .updateTable('receipts')
-    .set({ next_check_at: until })
-    .where('next_check_at', '<=', now)
-    .where('delivery_id', 'in', db.selectFrom('receipts').select('delivery_id').where('next_check_at', '<=', now).orderBy('next_check_at').limit(limit))
-    .returningAll()
-    .execute();
+/** The receipts of `deliveryIds` (those that still have one). */
+export async function receiptsOf(db: Kysely<Database>, deliveryIds: readonly string[]): Promise<ReceiptsTable[]> {
+  if (deliveryIds.length === 0) return [];
+  return db.selectFrom('receipts').selectAll().where('delivery_id', 'in', [...deliveryIds]).execute();
 }
 
 export async function deleteReceipt(db: Kysely<Database>, deliveryId: string): Promise<void> {

@@ -24,8 +24,9 @@ import { Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'ky
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
-import { attemptOnRow, claimBatchKeys, CLAIMABLE_SQL, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { attemptOnRow, claimBatchKeys, CLAIMABLE_SQL, CLAIMED_JOB_COLUMNS, CLAIMED_JOB_JOINS, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type ClaimedLease, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
+import { LEASE_KINDS } from './lease-queue.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { SchemaPostgresDialect } from './pg-introspector.ts';
 import type { Database } from './schema.ts';
@@ -168,6 +169,24 @@ const INSERT_NOTIFICATIONS = {
       SELECT * FROM unnest($36::text[], $37::text[], $38::text[])
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
+};
+
+/**
+ * The fan-out rows of a batch's topic sends, and for each its lease-queue row (kind fanout, key the
+ * notification id, free and due at its created_at). Parameters, in order: the fanouts columns
+ * ($1…$10), each a column array in the INSERT's column order.
+ */
+const INSERT_FANOUTS = {
+  name: 'herald_accept_fanouts',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
+  text: `
+    WITH f AS (
+      INSERT INTO fanouts (notification_id, workspace_id, topic, request, template_version, after, state, recipients, created_at, updated_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::int4[], $9::int8[], $10::int8[])
+      RETURNING notification_id, created_at
+    )
+    INSERT INTO lease_queue (kind, key, due_at, owner, attempts, payload, created_at, updated_at)
+    SELECT '${LEASE_KINDS.fanout}', notification_id, created_at, NULL, 0, NULL, created_at, created_at FROM f`,
 };
 
 /**
@@ -371,6 +390,33 @@ const RELEASE = {
     SELECT (SELECT count(*) FROM released) AS n, (SELECT count(*) FROM woken) AS woken`,
 };
 
+/**
+ * The lease queue's claim (StoreAdapter.claimLeases): locks up to $3 rows of kind $1 due at $2
+ * (due_at <= now: free and due, or leased and expired), oldest first, skipping rows another
+ * transaction has locked, so concurrent claimers never get the same row (a row another claimer
+ * took after this statement's snapshot is re-checked once unlocked, and dropped: its due_at is now
+ * a future expiry). Each becomes leased to $4 until $5, attempts + 1. Returned in due order.
+ */
+const CLAIM_LEASES = {
+  name: 'herald_claim_leases',
+  query_timeout: HOT_QUERY_TIMEOUT_MS,
+  text: `
+    WITH due AS (
+      SELECT kind, key, due_at FROM lease_queue
+       WHERE kind = $1 AND due_at <= $2
+       ORDER BY due_at
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE lease_queue q
+         SET owner = $4, due_at = $5, attempts = q.attempts + 1, updated_at = $2
+        FROM due
+       WHERE q.kind = due.kind AND q.key = due.key
+      RETURNING q.kind, q.key, q.payload, q.attempts, q.due_at AS lease_until, due.due_at AS was_due
+    )
+    SELECT kind, key, payload, attempts, lease_until FROM claimed ORDER BY was_due, key`,
+};
+
 const LEASE_OWNERS = {
   name: 'herald_lease_owners',
   query_timeout: HOT_QUERY_TIMEOUT_MS,
@@ -385,8 +431,8 @@ const FIND_RECIPIENTS = {
 
 /** Every hot-path statement above (the claim at one limit), for tests that check them as text. */
 export const HOT_STATEMENTS: readonly { name?: string; text: string }[] = [
-  INSERT_IDEMPOTENCY, INSERT_DEDUPE, INSERT_NOTIFICATIONS, claimStatement(1), SETTLE, LOCK_NOTIFICATIONS, STATUS_COUNTS,
-  SET_NOTIFICATION_STATUS, RELEASE, LEASE_OWNERS, FIND_RECIPIENTS,
+  INSERT_IDEMPOTENCY, INSERT_DEDUPE, INSERT_NOTIFICATIONS, INSERT_FANOUTS, claimStatement(1), SETTLE, LOCK_NOTIFICATIONS, STATUS_COUNTS,
+  SET_NOTIFICATION_STATUS, RELEASE, LEASE_OWNERS, FIND_RECIPIENTS, CLAIM_LEASES,
 ];
 
 const TX_BEGIN = { text: 'BEGIN', query_timeout: HOT_QUERY_TIMEOUT_MS } as pg.QueryConfig;
@@ -577,13 +623,12 @@ export class PostgresAdapter implements StoreAdapter {
       }
       const accepted = items.filter((_, i) => outcomes[i] === 'ok');
       if (accepted.length > 0) await this.#writeAccepted(c, accepted);
-      for (const it of accepted) {
-        const f = it.fanout;
-        if (!f) continue;
+      const fanoutRows = accepted.flatMap((it) => (it.fanout ? [it.fanout] : []));
+      if (fanoutRows.length > 0) {
         await c.query({
-          text: `INSERT INTO fanouts (notification_id, workspace_id, topic, request, template_version, after, state, owner, lease_until, recipients, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-          values: [f.notification_id, f.workspace_id, f.topic, f.request, f.template_version, f.after, f.state, f.owner, f.lease_until, f.recipients, f.created_at, f.updated_at],
+          ...INSERT_FANOUTS,
+          values: columns(fanoutRows, [(f) => f.notification_id, (f) => f.workspace_id, (f) => f.topic, (f) => f.request, (f) => f.template_version,
+            (f) => f.after, (f) => f.state, (f) => f.recipients, (f) => f.created_at, (f) => f.updated_at]),
         });
       }
       return outcomes;
@@ -682,6 +727,11 @@ export class PostgresAdapter implements StoreAdapter {
     if (owners.length === 0) return 0;
     const { rows } = await this.#pool.query<{ n: number }>({ ...RELEASE, values: [now, owners] });
     return rows[0]!.n;
+  }
+
+  async claimLeases(kind: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedLease[]> {
+    if (limit <= 0) return [];
+    return (await this.#pool.query<ClaimedLease>({ ...CLAIM_LEASES, values: [kind, now, limit, owner, now + leaseMs] })).rows;
   }
 
   async leaseOwners(): Promise<string[]> {

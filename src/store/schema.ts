@@ -220,7 +220,6 @@ export interface ReceiptsTable {
   workspace_id: string;
   channel: string;
   receipt: string;
-  next_check_at: number;
   expires_at: number;
   created_at: number;
 }
@@ -307,10 +306,23 @@ export interface FanoutsTable {
   /** The last member id expanded (members go in recipient id order). */
   after: string | null;
   state: 'pending' | 'done';
-  owner: string | null;
-  lease_until: number | null;
   /** Members expanded so far. */
   recipients: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The lease queue (migration 0015, queue/lease-queue.ts). */
+export interface LeaseQueueTable {
+  kind: string;
+  key: string;
+  /** While free: when it is due. While leased: when the lease expires. Claimable once <= now either way. */
+  due_at: number;
+  /** The worker holding the lease; null while free. */
+  owner: string | null;
+  /** Claims so far. */
+  attempts: number;
+  payload: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -359,6 +371,7 @@ export interface Database {
   receipts: ReceiptsTable;
   dedupe_keys: DedupeKeysTable;
   fanouts: FanoutsTable;
+  lease_queue: LeaseQueueTable;
   digests: DigestsTable;
   digest_items: DigestItemsTable;
   kinds: KindsTable;

@@ -8,8 +8,8 @@
 //   2. the dedupe keys of the items still in, one statement: an item that did not get every one of
 //      its keys (another live notification holds one) is `dedupe_conflict`, and what it took (its
 //      other keys, its idempotency record) is given back;
-//   3. the notifications, fan-outs, deliveries and notification_recipients rows of the items still
-//      in, one statement per table.
+//   3. the notifications, fan-outs (with their lease-queue rows), deliveries and
+//      notification_recipients rows of the items still in, one statement per table.
 // Items that lose write nothing; the others are 'ok'. The transaction commits with
 // synchronous=FULL, so when it returns every batch is on stable storage.
 //
@@ -22,6 +22,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { claimBatchKeys, type AcceptItem, type AcceptOutcome } from './adapter.ts';
 import { recipientsOf } from './delivery-keys.ts';
+import { LEASE_COLUMNS, LEASE_KINDS, leaseRow } from './lease-queue.ts';
 import type { DeliveriesTable, FanoutsTable, NotificationsTable } from './schema.ts';
 
 /** Opens the pragmas every Herald SQLite connection uses. */
@@ -45,16 +46,15 @@ const DELIVERY_COLUMNS = [
   'error_class', 'last_error', 'provider_message_id', 'created_at', 'updated_at', 'completed_at', 'device_id', 'after_id', 'content',
 ] as const satisfies readonly (keyof DeliveriesTable)[];
 const FANOUT_COLUMNS = [
-  'notification_id', 'workspace_id', 'topic', 'request', 'template_version', 'after', 'state', 'owner', 'lease_until', 'recipients',
-  'created_at', 'updated_at',
+  'notification_id', 'workspace_id', 'topic', 'request', 'template_version', 'after', 'state', 'recipients', 'created_at', 'updated_at',
 ] as const satisfies readonly (keyof FanoutsTable)[];
 const RECIPIENT_COLUMNS = ['workspace_id', 'recipient_id', 'notification_id'] as const;
 const IDEMPOTENCY_COLUMNS = ['workspace_id', 'key', 'request_hash', 'notification_id', 'response', 'created_at', 'expires_at'] as const;
 const DEDUPE_COLUMNS = ['workspace_id', 'recipient_id', 'key', 'notification_id', 'created_at', 'expires_at'] as const;
 
 /**
- * A batch of AcceptItems laid out for the accept write. n, d, r, f, i, k: the rows of
- * notifications, deliveries, notification_recipients, fanouts, idempotency_keys and dedupe_keys,
+ * A batch of AcceptItems laid out for the accept write. n, d, r, f, q, i, k: the rows of
+ * notifications, deliveries, notification_recipients, fanouts, lease_queue (a fan-out's), idempotency_keys and dedupe_keys,
  * each table's as one JSON array of arrays in its *_COLUMNS order (null: no rows). `refused`: the
  * items already refused within the batch (a key an earlier item of the batch has), as [index in the
  * batch, outcome]; they have no rows. `keyed`: the other items the write may still refuse, as
@@ -67,6 +67,7 @@ export interface PackedBatch {
   d: string;
   r: string | null;
   f: string | null;
+  q: string | null;
   i: string | null;
   k: string | null;
   refused: [index: number, outcome: AcceptOutcome][];
@@ -94,6 +95,7 @@ export function packBatch(items: AcceptItem[]): PackedBatch {
   const d: unknown[][] = [];
   const r: unknown[][] = [];
   const f: unknown[][] = [];
+  const q: unknown[][] = [];
   const i: unknown[][] = [];
   const k: unknown[][] = [];
   const refused: PackedBatch['refused'] = [];
@@ -108,13 +110,17 @@ export function packBatch(items: AcceptItem[]): PackedBatch {
     n.push(NOTIFICATION_COLUMNS.map((c) => (c === 'recipient_id' ? recipients.recipientId : no[c])));
     for (const x of item.deliveries) d.push(DELIVERY_COLUMNS.map((c) => x[c]));
     for (const x of recipients.rows) r.push(RECIPIENT_COLUMNS.map((c) => x[c]));
-    if (item.fanout) f.push(FANOUT_COLUMNS.map((c) => item.fanout![c]));
+    if (item.fanout) {
+      f.push(FANOUT_COLUMNS.map((c) => item.fanout![c]));
+      const lease = leaseRow(LEASE_KINDS.fanout, no.id, no.created_at, no.created_at);
+      q.push(LEASE_COLUMNS.map((c) => lease[c]));
+    }
     if (idem) i.push([no.workspace_id, idem.key, idem.requestHash, no.id, idem.response, no.created_at, idem.expiresAt]);
     if (dedupe) for (const rc of dedupe.recipients) k.push([no.workspace_id, rc, dedupe.key, no.id, no.created_at, dedupe.expiresAt]);
     if (idem || dedupe) keyed.push([index, no.id, idem ? 1 : 0, dedupe?.recipients.length ?? 0]);
   });
   const some = (rows: unknown[][]) => (rows.length > 0 ? rowsJson(rows) : null);
-  return { count: items.length, n: rowsJson(n), d: rowsJson(d), r: some(r), f: some(f), i: some(i), k: some(k), refused, keyed };
+  return { count: items.length, n: rowsJson(n), d: rowsJson(d), r: some(r), f: some(f), q: some(q), i: some(i), k: some(k), refused, keyed };
 }
 
 /** `SELECT value->>0, value->>1, … FROM jsonb_each(?)`: the rows of a PackedBatch table. */
@@ -164,6 +170,7 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (batches: Packed
   const releaseDedupe = db.prepare('DELETE FROM dedupe_keys WHERE workspace_id = ? AND recipient_id = ? AND key = ? AND notification_id = ?');
   const insertNotifications = insertRows(db, 'notifications', NOTIFICATION_COLUMNS, 'id');
   const insertFanouts = insertRows(db, 'fanouts', FANOUT_COLUMNS, 'notification_id');
+  const insertLeases = insertRows(db, 'lease_queue', LEASE_COLUMNS, 'key');
   const insertDeliveries = insertRows(db, 'deliveries', DELIVERY_COLUMNS, 'notification_id');
   const insertRecipients = insertRows(db, 'notification_recipients', RECIPIENT_COLUMNS, 'notification_id');
 
@@ -198,6 +205,7 @@ export function prepareAcceptWrite(db: BetterSqlite3.Database): (batches: Packed
     }
     insertNotifications(b.n, lost);
     insertFanouts(b.f, lost);
+    insertLeases(b.q, lost);
     insertDeliveries(b.d, lost);
     insertRecipients(b.r, lost);
     return outcomes;

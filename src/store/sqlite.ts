@@ -16,7 +16,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CLAIMABLE_SQL, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
+import { CLAIMABLE_SQL, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type ClaimedLease, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
 import { configureConnection, packBatch, prepareAcceptWrite } from './sqlite-accept.ts';
@@ -140,7 +140,19 @@ export class SqliteAdapter implements StoreAdapter {
    */
   private prepare() {
     const p = (s: string) => this.#raw.prepare(s);
+    // The lease queue's claim: the due rows of a kind, oldest first, with the due_at each had
+    // (returned in that order). Parameters: kind, now, limit, then owner, lease until, now.
+    const dueLeases = p(`SELECT key, due_at FROM lease_queue WHERE kind = ? AND due_at <= ? ORDER BY due_at, key LIMIT ?`);
+    const takeLease = p(`
+      UPDATE lease_queue SET owner = ?, due_at = ?, attempts = attempts + 1, updated_at = ?
+       WHERE kind = ? AND key = ?
+      RETURNING kind, key, payload, attempts, due_at AS lease_until`);
+    const claimLeases = this.#raw.transaction((kind: string, owner: string, limit: number, now: number, leaseMs: number): ClaimedLease[] =>
+      (dueLeases.all(kind, now, limit) as { key: string }[]).map((r) => takeLease.get(owner, now + leaseMs, now, kind, r.key) as ClaimedLease),
+    );
     return {
+      anyDueLease: p(`SELECT 1 FROM lease_queue WHERE kind = ? AND due_at <= ? LIMIT 1`),
+      claimLeases,
       findRecipient: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id = ?`),
       findRecipients: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
       // `status IN (CLAIMABLE_SQL)`: the predicate of the partial index deliveries_due, so it is used.
@@ -189,6 +201,20 @@ export class SqliteAdapter implements StoreAdapter {
   get #hotPath(): HotPath {
     if (!this.#hot) throw new Error('store not migrated');
     return this.#hot;
+  }
+
+  /**
+   * The lease queue's claim (StoreAdapter.claimLeases) on the main connection, under the lock that
+   * keeps it out of a Kysely transaction in progress there; BEGIN IMMEDIATE, so the SELECT and the
+   * UPDATE see the same committed state and no other connection claims in between. Only when a
+   * plain read finds something due (the read may be stale; the transaction decides).
+   */
+  async claimLeases(kind: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedLease[]> {
+    if (limit <= 0) return [];
+    const { anyDueLease, claimLeases } = this.#stmts;
+    // A read first: an idle poll takes no write lock, so it never waits for the writer thread's.
+    if (!anyDueLease.get(kind, now)) return [];
+    return this.#lock.run(() => claimLeases.immediate(kind, owner, limit, now, leaseMs));
   }
 
   async leaseOwners(): Promise<string[]> {

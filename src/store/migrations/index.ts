@@ -16,6 +16,7 @@ import * as m0011 from './0011_digests.ts';
 import * as m0012 from './0012_success_on_delivery.ts';
 import * as m0013 from './0013_delivery_keys.ts';
 import * as m0014 from './0014_accounts.ts';
+import * as m0015 from './0015_lease_queue.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '0012_success_on_delivery': m0012,
   '0013_delivery_keys': m0013,
   '0014_accounts': m0014,
+  '0015_lease_queue': m0015,
 };
 
 export const migrationProvider: MigrationProvider = {
