@@ -232,7 +232,7 @@ async function stopHerald(h: HeraldProc): Promise<void> {
 
 async function putRecipient(h: HeraldProc, receiverUrl: string): Promise<void> {
   const res = await http('PUT', `${h.url}/v1/recipients/${RECIPIENT}`, { name: 'Benchmark', webhook: { url: `${receiverUrl}/hook` } }, AUTH);
-  if (res.status !== 200) throw new Error(`PUT recipient: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 200 && res.status !== 201) throw new Error(`PUT recipient: ${res.status} ${JSON.stringify(res.body)}`);
 }
 
 /** Row counts of a stopped Herald's database: what was durably stored. */

@@ -1,0 +1,24 @@
+// Preloaded into a Herald process under test (--import, in every thread): records the URL of
+// every module that thread loads (ESM and require alike) and keeps writing the list to
+// $HERALD_TEST_MODULE_LOG/thread-<threadId>.json, a moment after the last load.
+
+import { writeFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+
+const dir = process.env.HERALD_TEST_MODULE_LOG;
+if (dir) {
+  const loaded = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  const write = () => writeFileSync(join(dir, `thread-${threadId}.json`), JSON.stringify([...loaded]));
+  registerHooks({
+    load(url, context, nextLoad) {
+      loaded.add(url);
+      clearTimeout(timer);
+      timer = setTimeout(write, 100);
+      timer.unref();
+      return nextLoad(url, context);
+    },
+  });
+}
