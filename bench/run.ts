@@ -221,7 +221,7 @@ async function startHerald(
   const started = await child.waitForLine((l) => {
     const j = jsonLine(l);
     return j?.msg === 'herald started' ? j : undefined;
-  }, 30_000, '"herald started"');
+  }, 120_000, '"herald started"');
   return { child, url: String(started.url ?? ''), dataDir: o.dataDir, spawnedAt, readyAt: wallMs(), profiled: o.profile === true };
 }
 

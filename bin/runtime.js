@@ -11,9 +11,9 @@
 //                            young: a scavenge of 2 MB is well under a millisecond.
 //   --v8-pool-size=2         V8's background threads (concurrent marking, parallel scavenges,
 //                            compilation): 2 instead of 4; Herald's heaps are small.
-//   UV_THREADPOOL_SIZE=4     libuv's pool does Herald's DNS lookups of outgoing hosts (and the /docs
-//                            assets' file reads); 4 lookups may wait on a slow resolver at once. The
-//                            pool starts on first use: an idle process that has sent nothing has none.
+//   UV_THREADPOOL_SIZE=4     libuv's pool does Herald's DNS lookups of outgoing hosts (and the file
+//                            reads of some dependencies); 4 lookups may wait on a slow resolver at
+//                            once before others queue. Idle, its threads cost little memory.
 //   MALLOC_ARENA_MAX=2       glibc's malloc gives each thread that allocates an arena of its own (V8's
 //                            threads, libuv's, the writer thread); two arenas hold the same data in
 //                            a few MB less RSS. Ignored by other C libraries.

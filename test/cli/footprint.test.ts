@@ -37,7 +37,7 @@ describe('footprint of the default process', () => {
   /** Packages loaded so far, per thread (0 = main thread). */
   const packages = (): Map<number, Set<string>> => {
     const out = new Map<number, Set<string>>();
-    for (const f of readdirSync(logDir)) {
+    for (const f of readdirSync(logDir).filter((f) => f.endsWith('.json'))) {
       const urls = JSON.parse(readFileSync(join(logDir, f), 'utf8')) as string[];
       out.set(Number(/thread-(\d+)/.exec(f)![1]), new Set(urls.map(packageOf).filter((p): p is string => p !== undefined)));
     }

@@ -1,8 +1,8 @@
 // Preloaded into a Herald process under test (--import, in every thread): records the URL of
 // every module that thread loads (ESM and require alike) and keeps writing the list to
-// $HERALD_TEST_MODULE_LOG/thread-<threadId>.json, a moment after the last load.
+// $HERALD_TEST_MODULE_LOG/thread-<threadId>.json, a moment after the last load (written whole).
 
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -11,7 +11,12 @@ const dir = process.env.HERALD_TEST_MODULE_LOG;
 if (dir) {
   const loaded = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
-  const write = () => writeFileSync(join(dir, `thread-${threadId}.json`), JSON.stringify([...loaded]));
+  const file = join(dir, `thread-${threadId}.json`);
+  // Written aside and renamed, so that a reader never sees half a list.
+  const write = () => {
+    writeFileSync(`${file}.tmp`, JSON.stringify([...loaded]));
+    renameSync(`${file}.tmp`, file);
+  };
   registerHooks({
     load(url, context, nextLoad) {
       loaded.add(url);
