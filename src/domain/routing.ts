@@ -1,5 +1,8 @@
-// Which channels a recipient can be reached on through its own addresses. Pure. (Which of them a
-// notification uses is domain/decide.ts; devices are counted there.)
+// Which channels a recipient can be reached on through its own addresses, and how a routing
+// "first" chain moves on. Pure. (Which channels a notification uses is domain/decide.ts; devices
+// are counted there.)
+
+import type { DeliveryStatus } from './delivery-status.ts';
 
 /** A recipient's address columns (store/adapter.ts RecipientAddresses). */
 export interface AddressColumns {
@@ -30,4 +33,20 @@ export function addressChannels(r: AddressColumns): Set<string> {
   if (r.discord_webhook_url) out.add('discord');
   if (r.address_disabled) for (const c of r.address_disabled.split(' ')) out.delete(c);
   return out;
+}
+
+/** Statuses by which a step of a "first" routing chain succeeded, and by which it failed. */
+const STEP_SUCCEEDED: readonly DeliveryStatus[] = ['sent', 'delivered', 'read', 'acknowledged'];
+const STEP_FAILED: readonly DeliveryStatus[] = ['exhausted', 'discarded', 'undelivered', 'skipped', 'deduplicated'];
+
+/**
+ * Routing "first": where a chain's step stands, from the statuses of its deliveries (the
+ * notification's deliveries to one recipient on one channel):
+ *   succeeded  some delivery of the step succeeded: the later steps are not needed
+ *   failed     every delivery of the step failed: the next step goes
+ *   under_way  otherwise: wait
+ */
+export function chainStep(statuses: readonly DeliveryStatus[]): 'succeeded' | 'failed' | 'under_way' {
+  if (statuses.some((s) => STEP_SUCCEEDED.includes(s))) return 'succeeded';
+  return statuses.every((s) => STEP_FAILED.includes(s)) ? 'failed' : 'under_way';
 }

@@ -24,7 +24,7 @@ import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AcceptItem, AcceptOutcome, RecipientAddresses, StoreAdapter } from '../store/adapter.ts';
-import { GroupCommitter } from '../store/group-commit.ts';
+import { GroupCommitter } from './group-commit.ts';
 import { findIdempotencyRecord } from '../store/idempotency.ts';
 import type { DeliveriesTable, NotificationsTable } from '../store/schema.ts';
 import type { HeraldEvent } from '../domain/events.ts';

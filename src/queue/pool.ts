@@ -9,7 +9,7 @@ import { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
-import { GroupCommitter } from '../store/group-commit.ts';
+import { GroupCommitter } from './group-commit.ts';
 import type { Events } from '../events/events.ts';
 import { settledEvents } from '../events/delivery-events.ts';
 import { ChannelWorker, type Outcome, type WorkerOptions } from './worker.ts';

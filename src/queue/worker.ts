@@ -27,7 +27,7 @@ import type { TokenBucket } from '../domain/token-bucket.ts';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ClaimedDelivery, SettleItem, StoreAdapter } from '../store/adapter.ts';
-import { GroupCommitter } from '../store/group-commit.ts';
+import { GroupCommitter } from './group-commit.ts';
 import type { Events } from '../events/events.ts';
 import { circuitEvent } from '../events/delivery-events.ts';
 

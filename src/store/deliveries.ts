@@ -5,6 +5,7 @@ import type { DeliveryMove } from '../domain/events.ts';
 import type { Kysely } from 'kysely';
 import { advanceAfterSent, type AfterSentStatus, type DeliveryStatus } from '../domain/delivery-status.ts';
 import { deliveryId } from '../domain/ids.ts';
+import { chainStep } from '../domain/routing.ts';
 import type { StoreAdapter } from './adapter.ts';
 import { ofNotifications } from './of-notifications.ts';
 import { enqueueLeases, LEASE_KINDS, leaseRow } from './lease-queue.ts';
@@ -139,13 +140,10 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
   });
 }
 
-/** Statuses by which a step of a "first" routing chain succeeded, and by which it failed. */
-const STEP_SUCCEEDED: readonly DeliveryStatus[] = ['sent', 'delivered', 'read', 'acknowledged'];
-const STEP_FAILED: readonly DeliveryStatus[] = ['exhausted', 'discarded', 'undelivered', 'skipped', 'deduplicated'];
-
 /**
  * Routing "first": after a delivery of a chain reached a new status, moves the chain on. The
- * delivery's step is its notification's deliveries to the same recipient on the same channel.
+ * delivery's step is its notification's deliveries to the same recipient on the same channel;
+ * where it stands is domain/routing.ts chainStep.
  * - some delivery of the step succeeded: every `standby` delivery of that recipient in the
  *   notification becomes `skipped` (reason earlier_channel_sent);
  * - every delivery of the step failed: the deliveries waiting for it (after_id in the step),
@@ -176,7 +174,8 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
       .where('recipient_id', '=', d.recipient_id)
       .where('channel', '=', d.channel)
       .execute();
-    if (step.some((s) => STEP_SUCCEEDED.includes(s.status))) {
+    const where = chainStep(step.map((s) => s.status));
+    if (where === 'succeeded') {
       const skipped = await trx
         .updateTable('deliveries')
         .set({ status: 'skipped', reason: 'earlier_channel_sent', completed_at: now, updated_at: now })
@@ -187,7 +186,7 @@ export async function advanceChain(store: StoreAdapter, deliveryId: string, now:
         .execute();
       return { woken: [], moves: skipped.map(move('standby', 'skipped', 'earlier_channel_sent')) };
     }
-    if (!step.every((s) => STEP_FAILED.includes(s.status))) return { woken: [], moves: [] };
+    if (where === 'under_way') return { woken: [], moves: [] };
     // Two statements, so that each move's previous status is known.
     const promote = (from: 'standby' | 'skipped') =>
       trx

@@ -1,9 +1,9 @@
-// GroupCommitter (src/store/group-commit.ts): how submissions become batches, how many writes run
+// GroupCommitter (src/queue/group-commit.ts): how submissions become batches, how many writes run
 // at once, and what a failed write does.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { GroupCommitter } from '../../src/store/group-commit.ts';
+import { GroupCommitter } from '../../src/queue/group-commit.ts';
 
 /** A write whose calls stay open until released, recording each batch. */
 function gatedWrite() {
