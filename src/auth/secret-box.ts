@@ -39,10 +39,16 @@ export class SecretBox {
     return 'v1:' + Buffer.concat([iv, cipher.getAuthTag(), data]).toString('base64');
   }
 
+  /**
+   * The plaintext of a value seal() made under the same key. Throws for anything else: another
+   * prefix, fewer than iv + a whole 16-byte tag (GCM would otherwise verify a tag cut to 4 bytes),
+   * a changed byte anywhere, another key.
+   */
   open(sealed: string): string {
     if (!sealed.startsWith('v1:')) throw new Error('not a sealed secret');
     const raw = Buffer.from(sealed.slice(3), 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, 12));
+    if (raw.length < 28) throw new Error('not a sealed secret: too short');
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, 12), { authTagLength: 16 });
     decipher.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
   }
