@@ -56,6 +56,8 @@ import { TemplateService } from './templates/service.ts';
 import { AccountService } from './auth/accounts.ts';
 import { TokenService } from './auth/tokens.ts';
 import { authPublicModule, authSessionModule } from './auth/routes.ts';
+import { orgsModule } from './orgs/routes.ts';
+import { OrgService } from './orgs/service.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
@@ -78,6 +80,7 @@ const ROUTES: readonly RouteModule[] = [
   metricsModule,
   authPublicModule,
   authSessionModule,
+  orgsModule,
   recipientsModule,
   notificationsModule,
   dlqModule,
@@ -215,6 +218,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const preferences = new PreferenceService(store, { policy });
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const notifications = new NotificationService(store, { accepter, events });
+  const orgs = new OrgService(store.db, { audit });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
   const providerTests = new ProviderTester({
@@ -227,7 +231,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     timeoutMs: Math.max(config.webhookTimeout, config.smtpTimeout) * 2,
   });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, providerTests, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, orgs, providerTests, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

@@ -30,6 +30,7 @@ import type { DeliveryService } from './deliveries/service.ts';
 import type { NotificationService } from './notifications/service.ts';
 import type { AccountService } from './auth/accounts.ts';
 import type { ProviderTester } from './providers/test-send.ts';
+import type { OrgService } from './orgs/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -79,5 +80,7 @@ export interface Services {
   /** Users, sign-in and sessions; resolves access tokens. */
   readonly accounts: AccountService;
   readonly providerTests: ProviderTester;
+  /** Organizations and their members. */
+  readonly orgs: OrgService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -285,6 +285,10 @@ const cases: Case[] = [
   },
   { name: 'an access-token cookie on an unsafe request without CSRF proof', method: 'POST', path: '/v1/keys', who: 'none', headers: { cookie: 'herald_access=a.b.c' }, body: { name: 'x', scopes: ['read'] }, status: 403, code: 'csrf_failed' },
   { name: 'a malformed access-token cookie on a safe request', method: 'GET', path: '/v1/recipients', who: 'none', headers: { cookie: 'herald_access=garbage' }, status: 401, code: 'unauthorized' },
+  { name: 'orgs with an API key', method: 'GET', path: '/v1/orgs', status: 403, code: 'forbidden' },
+  { name: 'create an org: name missing', method: 'POST', path: '/v1/orgs', body: {}, status: 422, code: 'validation_failed', paths: ['body.name'] },
+  { name: 'member role not a role', method: 'PUT', path: '/v1/orgs/ws_default/members/usr_x', body: { role: 'god' }, status: 422, code: 'validation_failed', paths: ['body.role'] },
+  { name: 'orgs without a credential', method: 'GET', path: '/v1/orgs/ws_default/members', who: 'none', status: 401, code: 'unauthorized' },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
 ];
 

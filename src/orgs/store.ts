@@ -1,0 +1,58 @@
+// Organizations (`workspaces` rows) and their members, for the organization routes.
+
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../store/schema.ts';
+
+export interface MemberRow {
+  user_id: string;
+  email: string;
+  name: string;
+  role: string;
+  created_at: number;
+}
+
+export async function getOrganization(db: Kysely<Database>, id: string): Promise<{ id: string; name: string; created_at: number } | undefined> {
+  return db.selectFrom('workspaces').select(['id', 'name', 'created_at']).where('id', '=', id).executeTakeFirst();
+}
+
+export async function renameOrganization(db: Kysely<Database>, id: string, name: string): Promise<void> {
+  await db.updateTable('workspaces').set({ name }).where('id', '=', id).execute();
+}
+
+export async function listMembers(db: Kysely<Database>, workspaceId: string): Promise<MemberRow[]> {
+  return db
+    .selectFrom('memberships as m')
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['m.user_id', 'u.email', 'u.name', 'm.role', 'm.created_at'])
+    .where('m.workspace_id', '=', workspaceId)
+    .orderBy('m.created_at')
+    .orderBy('m.user_id')
+    .execute();
+}
+
+export async function userExists(db: Kysely<Database>, id: string): Promise<boolean> {
+  return (await db.selectFrom('users').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * Runs `fn` holding the organization's membership lock. Contract: two transactions that change the
+ * members of one organization run one after the other, so the last-owner rule, checked inside,
+ * holds under concurrency: on PostgreSQL the no-op update row-locks the organization's row until
+ * commit; SQLite runs one write transaction at a time anyway.
+ */
+export async function withMembershipLock<T>(db: Kysely<Database>, workspaceId: string, fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (tx) => {
+    await tx.updateTable('workspaces').set((eb) => ({ name: eb.ref('name') })).where('id', '=', workspaceId).execute();
+    return fn(tx);
+  });
+}
+
+export async function countOwners(db: Kysely<Database>, workspaceId: string): Promise<number> {
+  const r = await db.selectFrom('memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('workspace_id', '=', workspaceId).where('role', '=', 'owner').executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function deleteMembership(db: Kysely<Database>, userId: string, workspaceId: string): Promise<boolean> {
+  const r = await db.deleteFrom('memberships').where('user_id', '=', userId).where('workspace_id', '=', workspaceId).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
