@@ -142,7 +142,8 @@ export class AccountService implements UserLookup {
     const org = memberships.find((m) => isRole(m.role));
     if (!user || !ok || !org) {
       const [fa, fb] = await Promise.all([this.#fail(account, ACCOUNT_THROTTLE), this.#fail(address, ADDRESS_THROTTLE)]);
-      const orgs = user ? await listMemberships(this.#db, user.id) : [];
+      // The same query whether or not the address has a user: the answer's timing tells nothing.
+      const orgs = await listMemberships(this.#db, user?.id ?? '');
       await this.#audit.record({
         workspaceId: orgs[0]?.workspace_id ?? DEFAULT_WORKSPACE_ID,
         actor: 'anonymous',
