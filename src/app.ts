@@ -39,7 +39,8 @@ import { providersModule } from './providers/routes.ts';
 import { kindsModule } from './kinds/routes.ts';
 import { preferencesModule } from './preferences/routes.ts';
 import { templatesModule } from './templates/routes.ts';
-import { topicsModule } from './http/topics.ts';
+import { topicsModule } from './topics/routes.ts';
+import { TopicService } from './topics/service.ts';
 import { settingsModule } from './settings/routes.ts';
 import { callbacksModule } from './deliveries/routes.ts';
 import { DeliveryService } from './deliveries/service.ts';
@@ -230,8 +231,9 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     smtpConfigured: Boolean(config.smtpUrl),
     timeoutMs: Math.max(config.webhookTimeout, config.smtpTimeout) * 2,
   });
+  const topics = new TopicService(store);
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, orgs, providerTests, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, orgs, providerTests, topics, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

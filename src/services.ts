@@ -31,6 +31,7 @@ import type { NotificationService } from './notifications/service.ts';
 import type { AccountService } from './auth/accounts.ts';
 import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
+import type { TopicService } from './topics/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -82,5 +83,6 @@ export interface Services {
   readonly providerTests: ProviderTester;
   /** Organizations and their members. */
   readonly orgs: OrgService;
+  readonly topics: TopicService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -34,8 +34,6 @@ const DOMAIN_LIBRARIES = new Set(['node:crypto', 'luxon', 'mustache']);
 const PENDING: Record<string, string> = {
   'routes-services src/http/dlq.ts -> src/store/dlq.ts': 'the DLQ feature folder follows the lease queue change to DLQ bulk jobs',
   'routes-services src/http/dlq.ts -> store.db': 'the DLQ feature folder follows the lease queue change to DLQ bulk jobs',
-  'routes-services src/http/topics.ts -> src/store/topics.ts': 'the topics feature folder follows the lease queue change to topic fan-outs',
-  'routes-services src/http/topics.ts -> store.db': 'the topics feature folder follows the lease queue change to topic fan-outs',
 };
 
 export interface Import {

@@ -35,7 +35,7 @@ import { acceptWithDigest, type DigestSpec } from '../store/digests.ts';
 import { getPreferencesFor, type Preferences } from '../preferences/store.ts';
 import type { Kind } from '../domain/kinds.ts';
 import { getTemplate, type Template } from '../templates/store.ts';
-import { countMembers, getTopic } from '../store/topics.ts';
+import { countMembers, getTopic } from '../topics/store.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { PolicyCache } from './policy.ts';
 import type { RecipientCache } from './recipient-cache.ts';

@@ -21,7 +21,7 @@
 import type { Logger } from 'pino';
 import type { StoreAdapter } from '../store/adapter.ts';
 import type { DeliveriesTable, FanoutsTable } from '../store/schema.ts';
-import { memberIdsAfter } from '../store/topics.ts';
+import { memberIdsAfter } from '../topics/store.ts';
 import { recipientRows } from '../store/delivery-keys.ts';
 import type { Accepter, SendRequest } from './accept.ts';
 import { LEASE_KINDS, LeaseQueue, Poller } from './lease-queue.ts';

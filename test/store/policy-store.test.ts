@@ -30,7 +30,7 @@ import {
   removeMembers,
   removeRecipientFromTopics,
   upsertTopic,
-} from '../../src/store/topics.ts';
+} from '../../src/topics/store.ts';
 import { DEFAULT_WORKSPACE_ID, ensureDefaultWorkspace } from '../../src/store/workspaces.ts';
 import { tempDir } from '../helpers/herald.ts';
 import { freshSchema } from '../helpers/postgres.ts';

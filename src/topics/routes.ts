@@ -8,16 +8,15 @@
 //                                     unknown_recipients listing them, and nothing changes);
 //                                     adding a member or removing a non-member is a no-op
 //   GET    /v1/topics/{key}/members   recipient ids in order, keyset-paged (read scope)
-// Deleting a recipient does not delete its memberships by itself: see store/topics.ts
+// Deleting a recipient does not delete its memberships by itself: see topics/store.ts
 // removeRecipientFromTopics.
 
 import { Type, type Static } from 'typebox';
 import { Problem, type FieldError } from '../errors.ts';
-import { addMembers, countMembers, deleteTopic, existingRecipientIds, getTopic, listMembers, listTopics, removeMembers, upsertTopic } from '../store/topics.ts';
 import type { TopicsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId, TOPIC_KEY_PATTERN, TopicKey } from './schemas.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, keyPageOf, keyPageRequest, Limit, problems, RecipientId, TOPIC_KEY_PATTERN, TopicKey } from '../http/schemas.ts';
 
 
 const RECIPIENT_ID = new RegExp((RecipientId as unknown as { pattern: string }).pattern);
@@ -40,9 +39,8 @@ const Ids = Type.Array(RecipientId, { maxItems: MAX_MEMBER_CHANGES });
 const view = (t: TopicsTable): Static<typeof TopicView> => ({ key: t.key, name: t.name, created_at: iso(t.created_at)!, updated_at: iso(t.updated_at)! });
 
 function topicRoutes(app: Api, s: Services): void {
-  const db = () => s.store.db;
   const mustExist = async (ws: string, key: string) => {
-    const topic = await getTopic(db(), ws, key);
+    const topic = await s.topics.get(ws, key);
     if (!topic) throw new Problem('not_found', `No topic "${key}"`);
     return topic;
   };
@@ -61,8 +59,8 @@ function topicRoutes(app: Api, s: Services): void {
     },
     async (request, reply) => {
       const ws = request.principal.workspaceId;
-      const { topic, created } = await upsertTopic(db(), ws, request.params.key, request.body.name ?? null);
-      const member_count = created ? 0 : await countMembers(db(), ws, topic.key);
+      const { topic, created } = await s.topics.put(ws, request.params.key, request.body.name ?? null);
+      const member_count = created ? 0 : await s.topics.countMembers(ws, topic.key);
       return reply.code(created ? 201 : 200).send({ ...view(topic), member_count });
     },
   );
@@ -80,7 +78,7 @@ function topicRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const { after, limit } = keyPageRequest(request.query, new RegExp(TOPIC_KEY_PATTERN));
-      const rows = await listTopics(db(), request.principal.workspaceId, { after, limit: limit + 1 });
+      const rows = await s.topics.list(request.principal.workspaceId, { after, limit: limit + 1 });
       const page = keyPageOf(rows, limit, (t) => t.key);
       return { data: page.rows.map(view), next_cursor: page.next_cursor };
     },
@@ -95,7 +93,7 @@ function topicRoutes(app: Api, s: Services): void {
     async (request) => {
       const ws = request.principal.workspaceId;
       const topic = await mustExist(ws, request.params.key);
-      return { ...view(topic), member_count: await countMembers(db(), ws, topic.key) };
+      return { ...view(topic), member_count: await s.topics.countMembers(ws, topic.key) };
     },
   );
 
@@ -106,7 +104,7 @@ function topicRoutes(app: Api, s: Services): void {
       schema: { summary: 'Delete a topic and its memberships', tags: ['topics'], params: Params, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
     },
     async (request, reply) => {
-      if (!(await deleteTopic(s.store, request.principal.workspaceId, request.params.key))) throw new Problem('not_found', `No topic "${request.params.key}"`);
+      if (!(await s.topics.delete(request.principal.workspaceId, request.params.key))) throw new Problem('not_found', `No topic "${request.params.key}"`);
       return reply.code(204).send(null);
     },
   );
@@ -141,14 +139,14 @@ function topicRoutes(app: Api, s: Services): void {
       });
       if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
       const topic = await mustExist(ws, request.params.key);
-      const known = await existingRecipientIds(db(), ws, add);
+      const known = await s.topics.existingRecipients(ws, add);
       const unknown = [...adding].filter((id) => !known.has(id));
       if (unknown.length) {
         throw new Problem('unknown_recipients', `Unknown recipients: ${unknown.slice(0, 20).join(', ')}${unknown.length > 20 ? ', …' : ''}`, { extensions: { recipients: unknown } });
       }
-      const added = await addMembers(db(), ws, topic.key, add);
-      const removed = await removeMembers(db(), ws, topic.key, remove);
-      return { added, removed, member_count: await countMembers(db(), ws, topic.key) };
+      const added = await s.topics.addMembers(ws, topic.key, add);
+      const removed = await s.topics.removeMembers(ws, topic.key, remove);
+      return { added, removed, member_count: await s.topics.countMembers(ws, topic.key) };
     },
   );
 
@@ -174,7 +172,7 @@ function topicRoutes(app: Api, s: Services): void {
       const ws = request.principal.workspaceId;
       const { after, limit } = keyPageRequest(request.query, RECIPIENT_ID);
       const topic = await mustExist(ws, request.params.key);
-      const rows = await listMembers(db(), ws, topic.key, { after, limit: limit + 1 });
+      const rows = await s.topics.listMembers(ws, topic.key, { after, limit: limit + 1 });
       const page = keyPageOf(rows, limit, (m) => m.recipient_id);
       return { data: page.rows.map((m) => ({ recipient: m.recipient_id, added_at: iso(m.added_at)! })), next_cursor: page.next_cursor };
     },

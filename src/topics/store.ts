@@ -7,8 +7,8 @@
 // listings and the fan-out page by it (keyset), never by OFFSET.
 
 import type { Kysely } from 'kysely';
-import type { StoreAdapter } from './adapter.ts';
-import type { Database, TopicsTable } from './schema.ts';
+import type { StoreAdapter } from '../store/adapter.ts';
+import type { Database, TopicsTable } from '../store/schema.ts';
 
 /** The most rows one member statement writes or names. */
 export const MEMBER_CHUNK = 500;
