@@ -51,7 +51,7 @@ function ctx(getH: () => TestHerald) {
       return { notificationId: res.body.id, deliveryId: res.body.deliveries[0].id };
     },
     /** Waits until the notification's only delivery is terminal; returns the delivery with its attempt log. */
-    async settled(notificationId: string, timeoutMs = 10_000): Promise<{ notification: any; delivery: any; attempts: Attempt[] }> {
+    async settled(notificationId: string, timeoutMs = 30_000): Promise<{ notification: any; delivery: any; attempts: Attempt[] }> {
       const r = await waitFor(async () => {
         const got = await getH().api('GET', `/v1/notifications/${notificationId}`);
         assert.equal(got.status, 200, got.text);
@@ -267,7 +267,7 @@ describeOnStores('webhook channel', (store) => {
   });
 });
 
-describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', (store) => {
+describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=1500ms)', (store) => {
   let h: TestHerald;
   let rx: Receiver;
   const t = ctx(() => h);
@@ -275,7 +275,7 @@ describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', (sto
   const responders = new Map<string, (count: number) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number }>();
 
   before(async () => {
-    h = await startHeraldOn(store, { HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '500ms' });
+    h = await startHeraldOn(store, { HERALD_RETRY_SCHEDULE: SCHEDULE.map((ms) => `${ms}ms`).join(','), HERALD_WEBHOOK_TIMEOUT: '1500ms' });
     rx = await startReceiver((req, count) => responders.get(req.path)?.(count) ?? { status: 200, body: 'ok' });
     // Warm up: the first outgoing request of a process pays one-off start-up costs (the HTTP
     // parser is compiled on first use) that must not count against the short timeout below.
@@ -289,10 +289,12 @@ describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', (sto
   });
 
   it('a receiver that does not answer within HERALD_WEBHOOK_TIMEOUT → timeout, retried', async () => {
-    responders.set('/slow', (n) => (n === 1 ? { status: 200, delayMs: 2_500 } : { status: 200, body: 'fast now' }));
+    // The first answer comes after twice the timeout (it times out however busy the machine is);
+    // the second at once (1.5 s is room enough for a local answer on a busy machine).
+    responders.set('/slow', (n) => (n === 1 ? { status: 200, delayMs: 3_000 } : { status: 200, body: 'fast now' }));
     const { id, secret } = await t.recipient(`${rx.url}/slow`);
     const { notificationId, deliveryId } = await t.send(id);
-    const { delivery, attempts } = await t.settled(notificationId);
+    const { delivery, attempts } = await t.settled(notificationId, 30_000);
     assert.equal(delivery.status, 'sent');
     assert.deepEqual(attempts.map((a) => [a.outcome, a.error_class, a.http_status]), [['retryable', 'timeout', null], ['success', null, 200]]);
     assert.ok(attempts[0]!.error && /time/i.test(attempts[0]!.error));
@@ -302,10 +304,10 @@ describeOnStores('webhook channel timeouts (HERALD_WEBHOOK_TIMEOUT=500ms)', (sto
   });
 
   it('a receiver that never answers in time → timeout on every attempt, then exhausted', async () => {
-    responders.set('/never', () => ({ status: 200, delayMs: 1_500 }));
+    responders.set('/never', () => ({ status: 200, delayMs: 3_000 }));
     const { id, secret } = await t.recipient(`${rx.url}/never`);
     const { notificationId, deliveryId } = await t.send(id);
-    const { delivery, attempts } = await t.settled(notificationId);
+    const { delivery, attempts } = await t.settled(notificationId, 60_000);
     assert.equal(delivery.status, 'exhausted');
     assert.equal(delivery.error_class, 'timeout');
     assert.deepEqual(attempts.map((a) => [a.outcome, a.error_class]), Array(4).fill(['retryable', 'timeout']));

@@ -33,14 +33,14 @@ function serviceAccount(fcm: FakeFcm) {
 }
 
 /** Waits until every delivery of the notification is terminal; returns the notification. */
-async function settled(h: TestHerald, id: string, terminal = ['sent', 'exhausted', 'skipped', 'discarded', 'delivered', 'read', 'acknowledged', 'undelivered']): Promise<any> {
+async function settled(h: TestHerald, id: string, terminal = ['sent', 'exhausted', 'skipped', 'discarded', 'delivered', 'read', 'acknowledged', 'undelivered'], deadlineMs = 15_000): Promise<any> {
   let last: any;
   await waitFor(async () => {
     last = (await h.api('GET', `/v1/notifications/${id}`)).body;
     // The notification's status too: GET reads it and the deliveries in separate queries, so for a
     // moment it can lag deliveries that are already final.
     return last.deliveries.every((d: any) => terminal.includes(d.status)) && !['accepted', 'in_progress'].includes(last.status);
-  }, 15_000, `notification ${id} to settle`);
+  }, deadlineMs, `notification ${id} to settle`);
   return last;
 }
 
@@ -447,7 +447,7 @@ describeOnStores('gone chat webhooks and the circuit breaker', (store) => {
   });
 
   it('repeated retryable failures open the circuit: due deliveries wait without spending attempts until a probe succeeds', async () => {
-    const h = await startHeraldOn(store, { HERALD_CIRCUIT_THRESHOLD: '3', HERALD_CIRCUIT_COOLDOWN: '1500ms', HERALD_CONCURRENCY: 'fcm:1', HERALD_RETRY_SCHEDULE: '50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms' });
+    const h = await startHeraldOn(store, { HERALD_CIRCUIT_THRESHOLD: '3', HERALD_CIRCUIT_COOLDOWN: '5s', HERALD_CONCURRENCY: 'fcm:1', HERALD_RETRY_SCHEDULE: '50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms' });
     try {
       await h.api('PUT', '/v1/providers/fcm', { config: { service_account: serviceAccount(fcm) }, base_url: fcm.url });
       await h.api('PUT', '/v1/recipients/frank', {});
@@ -461,14 +461,15 @@ describeOnStores('gone chat webhooks and the circuit breaker', (store) => {
       assert.equal(sendsWhenOpened, 3, 'three failures opened it');
       const metrics = await (await fetch(`${h.url}/metrics`)).text();
       assert.match(metrics, /herald_circuit_state\{[^}]*channel="fcm"[^}]*\} 2/);
-      // While open (cooldown 1.5 s) nothing is attempted, though retries fall due every 50 ms.
+      // While open (cooldown 5 s, far longer than this check even on a busy machine) nothing is
+      // attempted, though retries fall due every 50 ms.
       await new Promise((r) => setTimeout(r, 700));
       assert.equal(fcm.sends.length, sendsWhenOpened);
       const waiting = await h.herald.services.store.db.selectFrom('deliveries').select(['attempts']).where('notification_id', 'in', ids).execute();
       assert.equal(waiting.reduce((sum, d) => sum + d.attempts, 0), 3, 'no attempt was spent while open');
 
       fcm.script('flaky-device', (n) => ({ status: 200, body: { name: `projects/${PROJECT}/messages/ok-${n}` } }));
-      for (const id of ids) assert.equal((await settled(h, id)).status, 'sent');
+      for (const id of ids) assert.equal((await settled(h, id, undefined, 30_000)).status, 'sent');
       assert.equal((await h.api('GET', '/v1/providers/fcm')).body.circuit, 'closed');
       assert.equal(fcm.sends.length, 3 + 4, 'one probe, then the rest');
     } finally {
