@@ -107,7 +107,7 @@ export class FanoutWorker {
         if (Number(moved.numUpdatedRows) === 0 || last) await this.#leases.complete(KIND, f.notification_id, trx);
         // Cancelled meanwhile: nothing more is expanded.
         if (Number(moved.numUpdatedRows) === 0) return true;
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('deliveries').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        await this.#store.insertDeliveries(trx, rows);
         // Each member comes once (the cursor moves past it in this transaction).
         const members = recipientRows(rows);
         for (let i = 0; i < members.length; i += INSERT_CHUNK) await trx.insertInto('notification_recipients').values(members.slice(i, i + INSERT_CHUNK)).execute();

@@ -267,6 +267,12 @@ export interface StoreAdapter {
   leaseOwners(): Promise<string[]>;
 
   /**
+   * Inserts new deliveries (digest, topic fan-out, fallback) through the dialect's one delivery
+   * write (store/delivery-write.ts), on `db`: the store's or a transaction's of this adapter.
+   */
+  insertDeliveries(db: Kysely<Database>, rows: readonly DeliveriesTable[]): Promise<void>;
+
+  /**
    * The lease queue's claim (queue/lease-queue.ts has the contract): up to `limit` rows of `kind`
    * with due_at <= now (free and due, or leased with an expired lease), oldest due_at first, each
    * leased to `owner` until now + leaseMs (owner, due_at = the expiry, attempts + 1) and returned

@@ -108,28 +108,27 @@ export async function createFallbackDelivery(store: StoreAdapter, from: { id: st
     if (existing) return undefined;
     const id = deliveryId(from.notification_id);
     const reason = `fallback_from:${from.id}`;
-    await trx
-      .insertInto('deliveries')
-      .values({
-        id,
-        workspace_id: from.workspace_id,
-        notification_id: from.notification_id,
-        recipient_id: from.recipient_id,
-        channel,
-        device_id: null,
-        status: 'pending',
-        reason,
-        attempts: 0,
-        run_at: now,
-        lease_owner: null,
-        error_class: null,
-        last_error: null,
-        provider_message_id: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: null,
-      })
-      .execute();
+    await store.insertDeliveries(trx, [{
+      id,
+      workspace_id: from.workspace_id,
+      notification_id: from.notification_id,
+      recipient_id: from.recipient_id,
+      channel,
+      device_id: null,
+      after_id: null,
+      content: null,
+      status: 'pending',
+      reason,
+      attempts: 0,
+      run_at: now,
+      lease_owner: null,
+      error_class: null,
+      last_error: null,
+      provider_message_id: null,
+      created_at: now,
+      updated_at: now,
+      completed_at: null,
+    }]);
     await trx
       .updateTable('notifications')
       .set((eb) => ({ delivery_count: eb('delivery_count', '+', 1) }))

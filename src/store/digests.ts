@@ -117,7 +117,7 @@ export async function acceptWithDigest(
       n.status = summarizeNotification(counts);
       const recipients = recipientsOf(item.deliveries);
       await trx.insertInto('notifications').values({ ...n, recipient_id: recipients.recipientId }).execute();
-      for (let i = 0; i < item.deliveries.length; i += 100) await trx.insertInto('deliveries').values(item.deliveries.slice(i, i + 100)).execute();
+      await store.insertDeliveries(trx, item.deliveries);
       for (let i = 0; i < recipients.rows.length; i += 100) await trx.insertInto('notification_recipients').values(recipients.rows.slice(i, i + 100)).execute();
       if (item.dedupe && item.dedupe.recipients.length > 0) {
         const { key, expiresAt } = item.dedupe;

@@ -20,7 +20,7 @@
 // connection that failed or timed out is discarded, never reused. isUnavailable() tells these
 // failures from the others, and no connection error can crash the process.
 
-import { Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { summarizeNotification, type DeliveryStatus, type NotificationStatus } from '../domain/delivery-status.ts';
 import { newId } from '../domain/ids.ts';
@@ -29,7 +29,8 @@ import { LEGACY_DELIVERY_PREDICATE, recipientsOf } from './delivery-keys.ts';
 import { LEASE_KINDS } from './lease-queue.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { SchemaPostgresDialect } from './pg-introspector.ts';
-import type { Database } from './schema.ts';
+import { DELIVERY_COLUMNS, DELIVERY_PG_TYPES } from './delivery-write.ts';
+import type { Database, DeliveriesTable } from './schema.ts';
 
 /** The NOTIFY channel of delivery wake-ups; the payload is the delivery channel's name. */
 export const WAKE_CHANNEL = 'herald_deliveries';
@@ -140,12 +141,27 @@ const INSERT_DEDUPE = {
 };
 
 /**
+ * PostgreSQL's one delivery write (store/delivery-write.ts): DELIVERY_COLUMNS from one array
+ * parameter each, numbered from $first in column order. The accept write embeds it; alone
+ * (INSERT_DELIVERIES) it is StoreAdapter.insertDeliveries.
+ */
+function insertDeliveries(first: number): string {
+  const arrays = DELIVERY_COLUMNS.map((c, i) => `$${first + i}::${DELIVERY_PG_TYPES[c]}[]`);
+  return `INSERT INTO deliveries (${DELIVERY_COLUMNS.join(', ')}) SELECT * FROM unnest(${arrays.join(', ')})`;
+}
+
+const INSERT_DELIVERIES = { name: 'herald_insert_deliveries', query_timeout: HOT_QUERY_TIMEOUT_MS, text: insertDeliveries(1) };
+
+/** The column arrays of `rows` for insertDeliveries, in DELIVERY_COLUMNS order. */
+const deliveryColumns = (rows: readonly DeliveriesTable[]) => columns(rows, DELIVERY_COLUMNS.map((c) => (d: DeliveriesTable) => d[c]));
+
+/**
  * The notifications, deliveries and notification_recipients rows of a batch (a notification with
  * one recipient names it in recipient_id, any other gets a row per recipient: recipientsOf in
  * store/delivery-keys.ts), as three multi-row inserts in one statement, then a wake-up NOTIFY per
  * channel that got pending deliveries (sent by PostgreSQL on commit). Parameters, in order: the
- * notifications' 16 columns ($1…$16), the deliveries' 19 ($17…$35), notification_recipients' 3
- * ($36…$38), each a column array in the INSERT's column order.
+ * notifications' 16 columns ($1…$16), the deliveries' 20 ($17…$36, insertDeliveries),
+ * notification_recipients' 3 ($37…$39), each a column array in the INSERT's column order.
  */
 const INSERT_NOTIFICATIONS = {
   name: 'herald_accept_write',
@@ -157,16 +173,11 @@ const INSERT_NOTIFICATIONS = {
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                            $9::text[], $10::int8[], $11::int4[], $12::text[], $13::int4[], $14::text[], $15::text[], $16::text[])
     ), d AS (
-      INSERT INTO deliveries (id, workspace_id, notification_id, recipient_id, channel, status, reason, attempts, run_at,
-                              lease_owner, error_class, last_error, provider_message_id, created_at, updated_at, completed_at,
-                              device_id, after_id, content)
-      SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-                           $24::int4[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::int8[],
-                           $31::int8[], $32::int8[], $33::text[], $34::text[], $35::text[])
+      ${insertDeliveries(17)}
       RETURNING channel, status
     ), r AS (
       INSERT INTO notification_recipients (workspace_id, recipient_id, notification_id)
-      SELECT * FROM unnest($36::text[], $37::text[], $38::text[])
+      SELECT * FROM unnest($37::text[], $38::text[], $39::text[])
     )
     SELECT pg_notify('${WAKE_CHANNEL}', channel) FROM (SELECT DISTINCT channel FROM d WHERE status = 'pending') AS woken`,
 };
@@ -431,7 +442,7 @@ const FIND_RECIPIENTS = {
 
 /** Every hot-path statement above (the claim at one limit), for tests that check them as text. */
 export const HOT_STATEMENTS: readonly { name?: string; text: string }[] = [
-  INSERT_IDEMPOTENCY, INSERT_DEDUPE, INSERT_NOTIFICATIONS, INSERT_FANOUTS, claimStatement(1), SETTLE, LOCK_NOTIFICATIONS, STATUS_COUNTS,
+  INSERT_IDEMPOTENCY, INSERT_DEDUPE, INSERT_NOTIFICATIONS, INSERT_DELIVERIES, INSERT_FANOUTS, claimStatement(1), SETTLE, LOCK_NOTIFICATIONS, STATUS_COUNTS,
   SET_NOTIFICATION_STATUS, RELEASE, LEASE_OWNERS, FIND_RECIPIENTS, CLAIM_LEASES,
 ];
 
@@ -646,10 +657,7 @@ export class PostgresAdapter implements StoreAdapter {
           (n) => n.metadata, (n) => n.status, (n) => n.idempotency_key, (n) => n.created_at, (n) => n.delivery_count,
           (n) => n.channel_options, (n) => n.fallback, (n) => n.routing, (n) => n.template]),
         pgArray(recipients.map((r) => r.recipientId)),
-        ...columns(ds, [(d) => d.id, (d) => d.workspace_id, (d) => d.notification_id, (d) => d.recipient_id, (d) => d.channel,
-          (d) => d.status, (d) => d.reason, (d) => d.attempts, (d) => d.run_at, (d) => d.lease_owner, (d) => d.error_class,
-          (d) => d.last_error, (d) => d.provider_message_id, (d) => d.created_at, (d) => d.updated_at, (d) => d.completed_at,
-          (d) => d.device_id, (d) => d.after_id, (d) => d.content]),
+        ...deliveryColumns(ds),
         ...columns(recipients.flatMap((r) => r.rows), [(r) => r.workspace_id, (r) => r.recipient_id, (r) => r.notification_id]),
       ],
     });
@@ -727,6 +735,11 @@ export class PostgresAdapter implements StoreAdapter {
     if (owners.length === 0) return 0;
     const { rows } = await this.#pool.query<{ n: number }>({ ...RELEASE, values: [now, owners] });
     return rows[0]!.n;
+  }
+
+  async insertDeliveries(db: Kysely<Database>, rows: readonly DeliveriesTable[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db.executeQuery(CompiledQuery.raw(INSERT_DELIVERIES.text, deliveryColumns(rows)));
   }
 
   async claimLeases(kind: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedLease[]> {

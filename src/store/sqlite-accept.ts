@@ -23,7 +23,8 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { claimBatchKeys, type AcceptItem, type AcceptOutcome } from './adapter.ts';
 import { recipientsOf } from './delivery-keys.ts';
 import { LEASE_COLUMNS, LEASE_KINDS, leaseRow } from './lease-queue.ts';
-import type { DeliveriesTable, FanoutsTable, NotificationsTable } from './schema.ts';
+import { DELIVERY_COLUMNS, deliveryValues } from './delivery-write.ts';
+import type { FanoutsTable, NotificationsTable } from './schema.ts';
 
 /** Opens the pragmas every Herald SQLite connection uses. */
 export function configureConnection(db: BetterSqlite3.Database): void {
@@ -41,10 +42,6 @@ const NOTIFICATION_COLUMNS = [
   'id', 'workspace_id', 'kind', 'title', 'body', 'data', 'metadata', 'status', 'idempotency_key', 'delivery_count', 'created_at',
   'channel_options', 'fallback', 'routing', 'template', 'recipient_id',
 ] as const satisfies readonly (keyof NotificationsTable | 'recipient_id')[];
-const DELIVERY_COLUMNS = [
-  'id', 'workspace_id', 'notification_id', 'recipient_id', 'channel', 'status', 'reason', 'attempts', 'run_at', 'lease_owner',
-  'error_class', 'last_error', 'provider_message_id', 'created_at', 'updated_at', 'completed_at', 'device_id', 'after_id', 'content',
-] as const satisfies readonly (keyof DeliveriesTable)[];
 const FANOUT_COLUMNS = [
   'notification_id', 'workspace_id', 'topic', 'request', 'template_version', 'after', 'state', 'recipients', 'created_at', 'updated_at',
 ] as const satisfies readonly (keyof FanoutsTable)[];
@@ -79,7 +76,7 @@ export interface PackedBatch {
  * (as better-sqlite3 binds such a string): SQLite's JSON parser would otherwise store the escape's
  * code point as ill-formed UTF-8.
  */
-function rowsJson(rows: unknown[][]): string {
+export function rowsJson(rows: unknown[][]): string {
   const json = JSON.stringify(rows);
   return json.includes('\\ud') ? json.replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd') : json;
 }
@@ -108,7 +105,7 @@ export function packBatch(items: AcceptItem[]): PackedBatch {
     const dedupe = item.dedupe && item.dedupe.recipients.length > 0 ? item.dedupe : undefined;
     const recipients = recipientsOf(item.deliveries);
     n.push(NOTIFICATION_COLUMNS.map((c) => (c === 'recipient_id' ? recipients.recipientId : no[c])));
-    for (const x of item.deliveries) d.push(DELIVERY_COLUMNS.map((c) => x[c]));
+    for (const x of item.deliveries) d.push(deliveryValues(x));
     for (const x of recipients.rows) r.push(RECIPIENT_COLUMNS.map((c) => x[c]));
     if (item.fanout) {
       f.push(FANOUT_COLUMNS.map((c) => item.fanout![c]));
@@ -127,11 +124,18 @@ export function packBatch(items: AcceptItem[]): PackedBatch {
 const selectRows = (columns: readonly string[]) => `SELECT ${columns.map((_, j) => `value->>${j}`).join(', ')} FROM jsonb_each(?)`;
 
 /**
+ * SQLite's one delivery write (store/delivery-write.ts): the deliveries given as JSON (rowsJson of
+ * deliveryValues rows), one parameter. The accept write's insertRows builds the same text.
+ */
+export const INSERT_DELIVERIES = `INSERT INTO deliveries (${DELIVERY_COLUMNS.join(', ')}) ${selectRows(DELIVERY_COLUMNS)}`;
+
+/**
  * The INSERT of a PackedBatch table's rows (null: none), leaving out the rows of `lost`
  * notifications, whose id is in column `idColumn`: one prepared statement with that filter, one
  * without for the common batch where nothing was lost.
  */
 function insertRows(db: BetterSqlite3.Database, table: string, columns: readonly string[], idColumn: string) {
+  // For deliveries this is INSERT_DELIVERIES.
   const into = `INSERT INTO ${table} (${columns.join(', ')}) ${selectRows(columns)}`;
   const at = columns.indexOf(idColumn);
   const all = db.prepare(into);

@@ -13,16 +13,17 @@
 // could fail at once with SQLITE_BUSY (no busy wait) if the other connection committed in between.
 
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CLAIMABLE_SQL, RECIPIENT_ADDRESS_COLUMNS, type AcceptItem, type AcceptOutcome, type ClaimedDelivery, type ClaimedLease, type RecipientAddresses, type SettleItem, type StoreAdapter } from './adapter.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { Mutex } from './mutex.ts';
-import { configureConnection, packBatch, prepareAcceptWrite } from './sqlite-accept.ts';
+import { deliveryValues } from './delivery-write.ts';
+import { configureConnection, INSERT_DELIVERIES, packBatch, prepareAcceptWrite, rowsJson } from './sqlite-accept.ts';
 import { prepareQueue, type SqliteQueue } from './sqlite-queue.ts';
 import { MERGE_ITEMS, SqliteWriter } from './sqlite-writer.ts';
-import type { Database } from './schema.ts';
+import type { Database, DeliveriesTable } from './schema.ts';
 
 /**
  * How the event loop hands accepts to the writer thread (StoreAdapter.acceptBatching). A batch
@@ -209,6 +210,11 @@ export class SqliteAdapter implements StoreAdapter {
    * UPDATE see the same committed state and no other connection claims in between. Only when a
    * plain read finds something due (the read may be stale; the transaction decides).
    */
+  async insertDeliveries(db: Kysely<Database>, rows: readonly DeliveriesTable[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db.executeQuery(CompiledQuery.raw(INSERT_DELIVERIES, [rowsJson(rows.map(deliveryValues))]));
+  }
+
   async claimLeases(kind: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedLease[]> {
     if (limit <= 0) return [];
     const { anyDueLease, claimLeases } = this.#stmts;
