@@ -106,8 +106,11 @@ describeOnStores('accounts', (store) => {
       times.push(Date.now() - t0);
       assert.equal(r.status, 401, r.text);
     }
-    assert.ok(times[4]! >= 700, `the fifth failure waits 800 ms (took ${times.join(', ')} ms)`);
-    assert.ok(times[4]! > times[1]!, `delays grow: ${times.join(', ')}`);
+    // Lower bounds only: the delay comes on top of the scrypt work, whose time varies with the
+    // machine's load (so one answer's time says nothing about another's).
+    for (const [i, delay] of [[1, 100], [2, 200], [3, 400], [4, 800]] as const) {
+      assert.ok(times[i]! >= delay, `failure ${i + 1} waits at least ${delay} ms (took ${times.join(', ')} ms)`);
+    }
     const refused = await request(h.url, undefined, 'POST', '/v1/auth/login', { email: 'TARGET@example.com', password: 'guess number 6' });
     assert.equal(refused.status, 429, refused.text);
     assert.equal(refused.body.code, 'rate_limited');
