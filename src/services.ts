@@ -17,7 +17,7 @@ import type { Config } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import type { Accepter } from './queue/accept.ts';
 import type { StoreAdapter } from './store/adapter.ts';
-import type { DlqService } from './queue/dlq.ts';
+import type { DlqService } from './dlq/service.ts';
 import type { AuditService } from './audit/service.ts';
 import type { KeyService } from './keys/service.ts';
 import type { SettingsService } from './settings/service.ts';

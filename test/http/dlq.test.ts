@@ -3,7 +3,7 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DlqService } from '../../src/queue/dlq.ts';
+import { DlqService } from '../../src/dlq/service.ts';
 import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';

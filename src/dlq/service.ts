@@ -21,7 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { newId } from '../domain/ids.ts';
-import { enqueueLeases, LEASE_KINDS, LeaseQueue, leaseRow, Poller } from './lease-queue.ts';
+import { enqueueLeases, LEASE_KINDS, LeaseQueue, leaseRow, Poller } from '../queue/lease-queue.ts';
 import { Problem } from '../errors.ts';
 import type { StoreAdapter } from '../store/adapter.ts';
 import { recordAudit } from '../audit/store.ts';
@@ -29,17 +29,25 @@ import {
   countDlq,
   discardDeliveries,
   dlqIds,
+  dlqStats,
   failJob,
   findDelivery,
+  getDlqEntry,
+  getJob,
   insertJob,
   JobProgressConflict,
+  listDlq,
+  parseJobScope,
   replayDeliveries,
   runJobChunk,
   runningJobIds,
+  scopeFilter,
   type DlqAction,
+  type DlqEntry,
   type DlqFilter,
   type MovedDelivery,
-} from '../store/dlq.ts';
+  type StatsRow,
+} from './store.ts';
 import type { DeliveriesTable, DlqJobsTable } from '../store/schema.ts';
 import type { Events } from '../events/events.ts';
 import { movedEvents } from '../events/delivery-events.ts';
@@ -58,6 +66,8 @@ const DEFAULT_LEASE_MS = 60_000;
 
 /** This process no longer holds the job's lease: another runs it. */
 class LostLease extends Error {}
+
+export type { DlqFilter } from './store.ts';
 
 export interface DryRun {
   count: number;
@@ -99,6 +109,26 @@ export class DlqService {
     this.#leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
     this.#poller = new Poller({ tick: () => this.#claimJobs(), intervalMs: POLL_MS, onError: (err) => this.#log.warn({ err }, 'dlq: looking for jobs to resume failed') });
   }
+  /** A page of the workspace's dead-lettered deliveries matching `f`, newest first (`limit` rows at most, before `before`). */
+  list(workspaceId: string, f: DlqFilter, page: { before?: string | undefined; limit: number }): Promise<DeliveriesTable[]> {
+    return listDlq(this.#store.db, workspaceId, f, page);
+  }
+
+  /** Dead-letter counts per time bucket, channel and error class in [from, to). */
+  stats(workspaceId: string, q: { from: number; to: number; bucketMs: number }): Promise<StatsRow[]> {
+    return dlqStats(this.#store.db, workspaceId, q);
+  }
+
+  /** A bulk job of the workspace, or undefined (another workspace's job included). */
+  job(workspaceId: string, id: string): Promise<DlqJobsTable | undefined> {
+    return getJob(this.#store.db, workspaceId, id);
+  }
+
+  /** A dead-lettered delivery of the workspace with its attempts and notification, or undefined. */
+  entry(workspaceId: string, deliveryId: string): Promise<DlqEntry | undefined> {
+    return getDlqEntry(this.#store.db, workspaceId, deliveryId);
+  }
+
 
   /** Enqueues running jobs that have no lease row, then polls for jobs to resume (at once, then every POLL_MS). */
   async start(): Promise<void> {
@@ -289,6 +319,12 @@ function notExhausted(deliveryId: string, verb: string, status?: string): Proble
 }
 
 /** The filter as recorded in audit details and job views: ISO times, API field names. */
+/** A job's scope as shown to people: its filters and the id it stops at. */
+export function jobScope(j: DlqJobsTable): { filters: Record<string, string>; max_id: string | null } {
+  const scope = parseJobScope(j.filters);
+  return { filters: filterDetails(scopeFilter(scope)), max_id: scope.max_id };
+}
+
 export function filterDetails(f: DlqFilter): Record<string, string> {
   return {
     ...(f.channel !== undefined && { channel: f.channel }),

@@ -22,7 +22,7 @@
 // processed < total.
 
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
-import type { Database, DeliveriesTable, DeliveryAttemptsTable, DlqJobsTable, NotificationsTable } from './schema.ts';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable, DlqJobsTable, NotificationsTable } from '../store/schema.ts';
 
 export interface DlqFilter {
   channel?: string | undefined;

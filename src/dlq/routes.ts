@@ -17,13 +17,12 @@ import { actorOf } from '../auth/principal.ts';
 import { CHANNEL_NAMES } from '../channels/channel.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { Problem } from '../errors.ts';
-import { filterDetails } from '../queue/dlq.ts';
-import { dlqStats, getDlqEntry, getJob, listDlq, parseJobScope, scopeFilter, type DlqFilter } from '../store/dlq.ts';
+import { jobScope, type DlqFilter } from './service.ts';
 import type { DlqJobsTable } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems, Timestamp } from './schemas.ts';
-import { deliveryView, DeliveryView } from './views.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { Cursor, iso, Limit, Page, pageOf, pageRequest, problems, Timestamp } from '../http/schemas.ts';
+import { deliveryView, DeliveryView } from '../http/views.ts';
 
 /** The most buckets one stats request may span. */
 export const MAX_STATS_BUCKETS = 1000;
@@ -83,14 +82,14 @@ const BulkDiscardBody = Type.Object(
 );
 
 function jobView(j: DlqJobsTable): Static<typeof DlqJobView> {
-  const scope = parseJobScope(j.filters);
+  const scope = jobScope(j);
   return {
     id: j.id,
     action: j.action,
     status: j.status,
     total: j.total,
     processed: j.processed,
-    filters: filterDetails(scopeFilter(scope)),
+    filters: scope.filters,
     max_id: scope.max_id,
     reason: j.reason,
     actor: j.actor,
@@ -124,7 +123,7 @@ function dlqRoutes(app: Api, s: Services): void {
     async (request) => {
       const q = request.query;
       const { before, limit } = pageRequest(q);
-      const page = pageOf(await listDlq(s.store.db, request.principal.workspaceId, toFilter(q), { before, limit: limit + 1 }), limit);
+      const page = pageOf(await s.dlq.list(request.principal.workspaceId, toFilter(q), { before, limit: limit + 1 }), limit);
       return { data: page.rows.map((d) => deliveryView(d)), next_cursor: page.next_cursor };
     },
   );
@@ -174,7 +173,7 @@ function dlqRoutes(app: Api, s: Services): void {
       if (spanned > MAX_STATS_BUCKETS) {
         throw invalidField('querystring.bucket', `spans ${spanned} buckets between from and to; at most ${MAX_STATS_BUCKETS} are allowed (use a larger bucket or a shorter range)`);
       }
-      const rows = await dlqStats(s.store.db, request.principal.workspaceId, { from, to, bucketMs });
+      const rows = await s.dlq.stats(request.principal.workspaceId, { from, to, bucketMs });
       return {
         bucket_ms: bucketMs,
         from: iso(from)!,
@@ -196,7 +195,7 @@ function dlqRoutes(app: Api, s: Services): void {
       },
     },
     async (request) => {
-      const job = await getJob(s.store.db, request.principal.workspaceId, request.params.id);
+      const job = await s.dlq.job(request.principal.workspaceId, request.params.id);
       if (!job) throw new Problem('not_found', `No DLQ job "${request.params.id}"`);
       return { job: jobView(job) };
     },
@@ -214,7 +213,7 @@ function dlqRoutes(app: Api, s: Services): void {
       },
     },
     async (request) => {
-      const entry = await getDlqEntry(s.store.db, request.principal.workspaceId, request.params.deliveryId);
+      const entry = await s.dlq.entry(request.principal.workspaceId, request.params.deliveryId);
       if (!entry) throw new Problem('not_found', `No dead-lettered delivery "${request.params.deliveryId}"`);
       return { ...deliveryView(entry.delivery, entry.attempts), notification: entry.notification };
     },
