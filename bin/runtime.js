@@ -5,10 +5,12 @@
 //
 // Herald's work is one event loop (HTTP, deliveries) and, on SQLite, one writer thread. V8 and
 // libuv are sized for that instead of for a large multi-threaded host:
-//   --max-semi-space-size=2  each isolate's young generation stays within 2 x 2 MB. Node's default
+//   --max-semi-space-size=8  each isolate's young generation stays within 2 x 8 MB. Node's default
 //                            lets it grow to 2 x 32 MB during start-up, and an idle process keeps
-//                            those pages (about 60 MB of RSS). Short-lived request objects still die
-//                            young: a scavenge of 2 MB is well under a millisecond.
+//                            those pages. At 2 MB the idle RSS was the same as at 8 (142 MB, 2026-12-07)
+//                            but every request cost more scavenges: accepts fell by a quarter to a
+//                            third and bare Fastify under the same flag by as much (docs/benchmarks.md,
+//                            "Throughput and the young generation"). 8 MB kept both.
 //   --v8-pool-size=2         V8's background threads (concurrent marking, parallel scavenges,
 //                            compilation): 2 instead of 4; Herald's heaps are small.
 //   UV_THREADPOOL_SIZE=4     libuv's pool does Herald's DNS lookups of outgoing hosts (and the file
@@ -30,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** V8 flags of a Herald server process. */
-export const NODE_FLAGS = ['--max-semi-space-size=2', '--v8-pool-size=2'];
+export const NODE_FLAGS = ['--max-semi-space-size=8', '--v8-pool-size=2'];
 
 /** Environment defaults of a Herald server process. */
 export const RUNTIME_ENV = {
