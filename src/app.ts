@@ -50,6 +50,7 @@ import { SafeHttp } from './net/safe-http.ts';
 import { Accepter } from './queue/accept.ts';
 import { DlqService } from './dlq/service.ts';
 import { AuditService } from './audit/service.ts';
+import { AuditRetention } from './audit/jobs.ts';
 import { KeyService } from './keys/service.ts';
 import { SettingsService } from './settings/service.ts';
 import { KindService } from './kinds/service.ts';
@@ -212,6 +213,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     : undefined;
   const dlq = new DlqService({ store, log, onReplayed: wake, events, owner: workerId, leaseMs: config.leaseTime });
   const audit = new AuditService(store.db);
+  const auditRetention = config.auditRetention === undefined ? undefined : new AuditRetention({ store, retentionMs: config.auditRetention, owner: workerId, log });
   const apiKeys = new KeyService(store.db, { resolver: keys, audit });
   const settings = new SettingsService(store.db, { policy, audit });
   const kinds = new KindService(store.db, { policy, audit });
@@ -262,6 +264,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       // Any node resumes DLQ bulk jobs a crashed process left running (they are database work).
       await dlq.start();
       stopPurges = startKeyPurges(store, log);
+      await auditRetention?.start();
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
       // Everything start-up compiles is compiled now: write it to the compile cache (when the
@@ -279,6 +282,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await rateLimiter.close();
         await accepter.drain();
         await dlq.stop();
+        await auditRetention?.stop();
         await unlisten?.();
         await receipts?.stop();
         await fanout?.stop();

@@ -53,6 +53,14 @@ function duration(minMs: number, maxMs: number): Parser<number> {
   return parse;
 }
 
+/** A duration, or empty for none (undefined). */
+function optionalDuration(minMs: number, maxMs: number): Parser<number | undefined> {
+  const d = duration(minMs, maxMs);
+  const parse: Parser<number | undefined> = (s) => (s === '' ? undefined : d(s));
+  parse.show = (v) => (v === undefined ? '(unset)' : formatDuration(v));
+  return parse;
+}
+
 const durationList: Parser<number[]> = (s) => {
   const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
   if (parts.length === 0) throw new Error('expected a comma-separated list of durations, e.g. 5s,5m,30m');
@@ -186,6 +194,7 @@ export const settings = {
   shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),
   keyRateLimit: setting('HERALD_KEY_RATE_LIMIT', '', requestRate, 'Requests each API key may make, as <requests>/<window> (e.g. 100/1s): a token bucket refilled continuously, shared through Redis when REDIS_URL is set. Excess: 429 with Retry-After. Empty: unlimited.'),
   idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '1d', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
+  auditRetention: setting('HERALD_AUDIT_RETENTION', '', optionalDuration(3_600_000, 36_500 * 86_400_000), 'How long audit log entries are kept (e.g. 365d); older ones are purged hourly in the background. Empty: kept forever.'),
   logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
 } as const;
 

@@ -1,5 +1,7 @@
-// The audit log (admin scope): who did what to what, when and why.
-//   GET /v1/audit?action=&limit=&cursor=   newest first, keyset cursor
+// The audit log (admin scope): who did what to what, when and why. Read-only: no route changes or
+// deletes entries (old ones go only by the retention purge, audit/jobs.ts).
+//   GET /v1/audit?actor=&action=&target=&from=&to=&limit=&cursor=   newest first, keyset cursor;
+//   every filter is exact (actor "user:<id>" or "key:<id>"); from inclusive, to exclusive
 
 import { Type, type Static } from 'typebox';
 import type { AuditLogTable } from '../store/schema.ts';
@@ -11,7 +13,7 @@ const NullStr = Type.Union([Type.String(), Type.Null()]);
 
 export const AuditEntryView = Type.Object({
   id: Type.String(),
-  actor: Type.String({ description: '"key:<key id>" or "system"' }),
+  actor: Type.String({ description: '"key:<key id>", "user:<user id>", "anonymous" or "system"' }),
   action: Type.String(),
   target: NullStr,
   reason: NullStr,
@@ -41,7 +43,11 @@ function auditRoutes(app: Api, s: Services): void {
         tags: ['audit'],
         querystring: Type.Object(
           {
+            actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Only this actor, e.g. user:usr_… or key:key_…' })),
             action: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only this action, e.g. dlq.replay' })),
+            target: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only entries about this target (an id)' })),
+            from: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'Entries at or after this time' })),
+            to: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'Entries before this time' })),
             limit: Type.Optional(Limit),
             cursor: Type.Optional(Cursor),
           },
@@ -56,7 +62,9 @@ function auditRoutes(app: Api, s: Services): void {
     async (request) => {
       const q = request.query;
       const { before, limit } = pageRequest(q);
-      const page = pageOf(await s.audit.list(request.principal.workspaceId, { action: q.action, before, limit: limit + 1 }), limit);
+      const from = q.from === undefined ? undefined : Date.parse(q.from);
+      const to = q.to === undefined ? undefined : Date.parse(q.to);
+      const page = pageOf(await s.audit.list(request.principal.workspaceId, { actor: q.actor, action: q.action, target: q.target, from, to, before, limit: limit + 1 }), limit);
       return { data: page.rows.map(auditView), next_cursor: page.next_cursor };
     },
   );

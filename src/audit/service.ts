@@ -4,7 +4,7 @@
 
 import type { Kysely } from 'kysely';
 import type { AuditLogTable, Database } from '../store/schema.ts';
-import { listAudit, recordAudit } from './store.ts';
+import { listAudit, recordAudit, type AuditQuery } from './store.ts';
 
 export interface AuditEntry {
   workspaceId: string;
@@ -26,8 +26,8 @@ export class AuditService {
     return recordAudit(this.#db, e);
   }
 
-  /** Newest first, keyset-paged by id. */
-  list(workspaceId: string, q: { before?: string | undefined; limit: number; action?: string | undefined }): Promise<AuditLogTable[]> {
+  /** Newest first, keyset-paged by id; each filter exact, from inclusive and to exclusive (ms). */
+  list(workspaceId: string, q: AuditQuery): Promise<AuditLogTable[]> {
     return listAudit(this.#db, workspaceId, q);
   }
 }

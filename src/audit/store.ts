@@ -22,9 +22,36 @@ export async function recordAudit(
     .execute();
 }
 
-export async function listAudit(db: Kysely<Database>, workspaceId: string, q: { before?: string | undefined; limit: number; action?: string | undefined }): Promise<AuditLogTable[]> {
+export interface AuditQuery {
+  before?: string | undefined;
+  limit: number;
+  actor?: string | undefined;
+  action?: string | undefined;
+  target?: string | undefined;
+  /** ms, inclusive. */
+  from?: number | undefined;
+  /** ms, exclusive. */
+  to?: number | undefined;
+}
+
+export async function listAudit(db: Kysely<Database>, workspaceId: string, q: AuditQuery): Promise<AuditLogTable[]> {
   let query = db.selectFrom('audit_log').selectAll().where('workspace_id', '=', workspaceId);
   if (q.before) query = query.where('id', '<', q.before);
+  if (q.actor) query = query.where('actor', '=', q.actor);
   if (q.action) query = query.where('action', '=', q.action);
+  if (q.target) query = query.where('target', '=', q.target);
+  if (q.from !== undefined) query = query.where('created_at', '>=', q.from);
+  if (q.to !== undefined) query = query.where('created_at', '<', q.to);
   return query.orderBy('id', 'desc').limit(q.limit).execute();
+}
+
+/**
+ * Retention: deletes up to `limit` entries (any organization) created before `before`; how many.
+ * Only the retention job calls this (no route deletes entries).
+ */
+export async function purgeAuditBefore(db: Kysely<Database>, before: number, limit: number): Promise<number> {
+  const ids = await db.selectFrom('audit_log').select('id').where('created_at', '<', before).limit(limit).execute();
+  if (ids.length === 0) return 0;
+  const r = await db.deleteFrom('audit_log').where('id', 'in', ids.map((i) => i.id)).executeTakeFirst();
+  return Number(r.numDeletedRows);
 }

@@ -270,6 +270,10 @@ async function newUser(db: Kysely<Database>, input: { email: string; password: s
     password_hash: await hashPassword(input.password),
     created_at: now,
     updated_at: now,
+    email_verified_at: null,
+    totp_secret: null,
+    totp_enabled_at: null,
+    totp_last_step: null,
   };
   if (!(await insertUser(db, user))) throw new Problem('email_taken', `A user with the email address ${input.email} exists`);
   return user;

@@ -1,5 +1,7 @@
 // API keys: random, shown once, stored as a sha256 hash. A key belongs to one workspace and has
-// scopes (auth/scopes.ts); a valid key is a `key` principal (auth/principal.ts).
+// scopes (auth/scopes.ts); a valid key is a `key` principal (auth/principal.ts). A key may carry an
+// expiry: from then on it is refused like an unknown key (401), on every node at once (a cached
+// key is cached no longer than its life).
 
 import { hash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -23,7 +25,7 @@ export function generateKey(): string {
 
 export async function createApiKey(
   db: Kysely<Database>,
-  opts: { name: string; scopes: Scope[]; workspaceId?: string; key?: string },
+  opts: { name: string; scopes: Scope[]; workspaceId?: string; key?: string; createdBy?: string | null; expiresAt?: number | null },
 ): Promise<{ id: string; key: string; prefix: string }> {
   const key = opts.key ?? generateKey();
   const id = newId('key');
@@ -38,6 +40,8 @@ export async function createApiKey(
     created_at: Date.now(),
     last_used_at: null,
     revoked_at: null,
+    created_by: opts.createdBy ?? null,
+    expires_at: opts.expiresAt ?? null,
   });
   return { id, key, prefix };
 }
@@ -90,14 +94,16 @@ export class KeyResolver implements KeyLookup {
     const hash = hashKey(key);
     const generation = this.#generation;
     const row = await findApiKeyByHash(this.#db, hash);
-    if (!row) {
+    // An expired key is refused like an unknown one (401).
+    if (!row || (row.expires_at !== null && row.expires_at <= now)) {
       this.#cache.delete(key);
       return undefined;
     }
     const principal: KeyPrincipal = { kind: 'key', keyId: row.id, workspaceId: row.workspace_id, scopes: row.scopes.split(' ') as Scope[] };
     if (generation === this.#generation) {
       if (this.#cache.size > 10_000) this.#cache.clear();
-      this.#cache.set(key, { principal, until: now + this.#ttlMs });
+      // A key that expires is cached no longer than its life.
+      this.#cache.set(key, { principal, until: Math.min(now + this.#ttlMs, row.expires_at ?? Infinity) });
     }
     if ((this.#touched.get(row.id) ?? 0) < now - 60_000) {
       this.#touched.set(row.id, now);

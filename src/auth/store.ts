@@ -6,6 +6,8 @@ import type { Kysely } from 'kysely';
 import type { Database, MembershipsTable, SessionsTable, SigningKeysTable, UsersTable } from '../store/schema.ts';
 
 export type UserRow = UsersTable;
+/** A new user: the account-security columns start empty (null). */
+export type NewUserRow = Omit<UsersTable, 'email_verified_at' | 'totp_secret' | 'totp_enabled_at' | 'totp_last_step'>;
 export type SessionRow = SessionsTable;
 
 /** Lowercased address: what makes two addresses the same user. */
@@ -22,7 +24,7 @@ export async function findUser(db: Kysely<Database>, id: string): Promise<UserRo
 }
 
 /** Inserts a user; false when the address is taken (the unique email_key decides, also across nodes). */
-export async function insertUser(db: Kysely<Database>, u: UserRow): Promise<boolean> {
+export async function insertUser(db: Kysely<Database>, u: NewUserRow): Promise<boolean> {
   const r = await db.insertInto('users').values(u).onConflict((oc) => oc.column('email_key').doNothing()).executeTakeFirst();
   return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1;
 }

@@ -20,9 +20,10 @@ export class KeyService {
     this.#audit = deps.audit;
   }
 
-  async create(workspaceId: string, actor: string, input: { name: string; scopes: Scope[] }): Promise<{ id: string; key: string; prefix: string }> {
-    const created = await createApiKey(this.#db, { name: input.name, scopes: input.scopes, workspaceId });
-    await this.#audit.record({ workspaceId, actor, action: 'key.create', target: created.id, details: { name: input.name, scopes: input.scopes } });
+  /** A new key recording `actor` as its creator; `expiresAt` (ms) null: never expires. */
+  async create(workspaceId: string, actor: string, input: { name: string; scopes: Scope[]; expiresAt?: number | null }): Promise<{ id: string; key: string; prefix: string }> {
+    const created = await createApiKey(this.#db, { name: input.name, scopes: input.scopes, workspaceId, createdBy: actor, expiresAt: input.expiresAt ?? null });
+    await this.#audit.record({ workspaceId, actor, action: 'key.create', target: created.id, details: { name: input.name, scopes: input.scopes, expires_at: input.expiresAt ?? null } });
     return created;
   }
 

@@ -18,6 +18,8 @@ export const LEASE_KINDS = {
   receipt: 'receipt',
   /** A DLQ bulk job; key: the job id (table dlq_jobs). */
   dlqJob: 'dlq_job',
+  /** The audit log's retention purge; one row, key "all" (audit/jobs.ts). */
+  auditPurge: 'audit_purge',
 } as const;
 
 /** The columns of a lease_queue row, in the order the adapters' accept writes list them. */

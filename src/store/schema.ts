@@ -1,12 +1,15 @@
 // Table types for Kysely. Times are integer milliseconds since the epoch in both dialects
 // (BIGINT on PostgreSQL, parsed to number by the adapter). JSON is stored as text.
 
+import type { Generated } from 'kysely';
 import type { DeliveryStatus, NotificationStatus } from '../domain/delivery-status.ts';
 
 export interface WorkspacesTable {
   id: string;
   name: string;
   created_at: number;
+  /** 1: members must have TOTP enabled to act in it (migration 0017). */
+  require_totp: Generated<number>;
 }
 
 export interface ApiKeysTable {
@@ -22,6 +25,10 @@ export interface ApiKeysTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** "user:<id>" or "key:<id>" that created it; null: configuration or the CLI (migration 0017). */
+  created_by: string | null;
+  /** After this the key is refused; null: never. */
+  expires_at: number | null;
 }
 
 export interface RecipientsTable {
@@ -385,6 +392,43 @@ export interface Database {
   sessions: SessionsTable;
   session_rotated_tokens: SessionRotatedTokensTable;
   signing_keys: SigningKeysTable;
+  invitations: InvitationsTable;
+  user_tokens: UserTokensTable;
+  recovery_codes: RecoveryCodesTable;
+}
+
+/** An invitation to an organization (migration 0017); the token only as its sha256. */
+export interface InvitationsTable {
+  id: string;
+  workspace_id: string;
+  email: string;
+  email_key: string;
+  role: string;
+  hash: string;
+  invited_by: string;
+  created_at: number;
+  expires_at: number;
+  accepted_at: number | null;
+  accepted_by: string | null;
+  revoked_at: number | null;
+}
+
+/** A single-use emailed link of a user (verify_email | reset_password), as sha256 (migration 0017). */
+export interface UserTokensTable {
+  hash: string;
+  user_id: string;
+  kind: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** A single-use TOTP recovery code, as sha256 (migration 0017). */
+export interface RecoveryCodesTable {
+  user_id: string;
+  hash: string;
+  created_at: number;
+  used_at: number | null;
 }
 
 /** A person who signs in (migration 0014). */
@@ -398,6 +442,14 @@ export interface UsersTable {
   password_hash: string | null;
   created_at: number;
   updated_at: number;
+  /** Migration 0017: when a verification link proved the address. */
+  email_verified_at: number | null;
+  /** The TOTP secret sealed with the secret key; null: never enrolled. */
+  totp_secret: string | null;
+  /** When a code confirmed the enrolment; null: TOTP not enabled. */
+  totp_enabled_at: number | null;
+  /** The time step of the last accepted code (each code is accepted once). */
+  totp_last_step: number | null;
 }
 
 /** A user's role in an organization (a `workspaces` row). */

@@ -289,6 +289,10 @@ const cases: Case[] = [
   { name: 'create an org: name missing', method: 'POST', path: '/v1/orgs', body: {}, status: 422, code: 'validation_failed', paths: ['body.name'] },
   { name: 'member role not a role', method: 'PUT', path: '/v1/orgs/ws_default/members/usr_x', body: { role: 'god' }, status: 422, code: 'validation_failed', paths: ['body.role'] },
   { name: 'orgs without a credential', method: 'GET', path: '/v1/orgs/ws_default/members', who: 'none', status: 401, code: 'unauthorized' },
+  { name: 'key expiry not a time', method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['read'], expires_at: 'next week' }, status: 422, code: 'validation_failed', paths: ['body.expires_at'] },
+  { name: 'key expiry in the past', method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['read'], expires_at: '2001-01-01T00:00:00Z' }, status: 422, code: 'validation_failed', paths: ['body.expires_at'] },
+  { name: 'audit filter from not a time', method: 'GET', path: '/v1/audit?from=yesterday', status: 422, code: 'validation_failed', paths: ['querystring.from'] },
+  { name: 'audit filter with an unknown parameter', method: 'GET', path: '/v1/audit?who=me', status: 422, code: 'validation_failed' },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
 ];
 

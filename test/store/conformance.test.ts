@@ -158,7 +158,7 @@ for (const variant of ['sqlite', 'sqlite (no writer thread)', 'postgres'] as con
         }),
         /abort/,
       );
-      const rows = await store.db.selectFrom('workspaces').selectAll().where('id', 'in', [a, b]).execute();
+      const rows = await store.db.selectFrom('workspaces').select(['id', 'name', 'created_at']).where('id', 'in', [a, b]).execute();
       assert.deepEqual(rows, [{ id: a, name: 'A', created_at: 1 }]);
     });
 

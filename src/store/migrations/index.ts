@@ -17,6 +17,7 @@ import * as m0012 from './0012_success_on_delivery.ts';
 import * as m0013 from './0013_delivery_keys.ts';
 import * as m0014 from './0014_accounts.ts';
 import * as m0015 from './0015_lease_queue.ts';
+import * as m0017 from './0017_account_security.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '0013_delivery_keys': m0013,
   '0014_accounts': m0014,
   '0015_lease_queue': m0015,
+  '0017_account_security': m0017,
 };
 
 export const migrationProvider: MigrationProvider = {
