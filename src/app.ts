@@ -59,6 +59,8 @@ import { AccountService } from './auth/accounts.ts';
 import { TokenService } from './auth/tokens.ts';
 import { authPublicModule, authSessionModule } from './auth/routes.ts';
 import { orgsModule } from './orgs/routes.ts';
+import { githubLinkModule, oauthModule } from './auth/oauth/routes.ts';
+import { OAuthService } from './auth/oauth/service.ts';
 import { OrgService } from './orgs/service.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
@@ -82,7 +84,9 @@ const ROUTES: readonly RouteModule[] = [
   metricsModule,
   authPublicModule,
   authSessionModule,
+  oauthModule,
   orgsModule,
+  githubLinkModule,
   recipientsModule,
   notificationsModule,
   dlqModule,
@@ -223,6 +227,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const notifications = new NotificationService(store, { accepter, events });
   const orgs = new OrgService(store.db, { audit });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
+  const oauth = new OAuthService(store.db, { config, secrets, accounts, audit, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
   const providerTests = new ProviderTester({
     channels,
@@ -235,7 +240,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const topics = new TopicService(store);
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, orgs, providerTests, topics, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

@@ -7,6 +7,7 @@ import { formatDuration, parseDuration } from './domain/duration.ts';
 import { parseCidrList, type Cidr } from './net/address-policy.ts';
 import { parseSigningKey } from './auth/signing-key.ts';
 import { passwordVerdict } from './auth/passwords.ts';
+import { parseOidcProviders, type OidcProviderConfig } from './auth/oauth/config.ts';
 
 export class ConfigError extends Error {
   readonly variable: string;
@@ -195,6 +196,14 @@ export const settings = {
   keyRateLimit: setting('HERALD_KEY_RATE_LIMIT', '', requestRate, 'Requests each API key may make, as <requests>/<window> (e.g. 100/1s): a token bucket refilled continuously, shared through Redis when REDIS_URL is set. Excess: 429 with Retry-After. Empty: unlimited.'),
   idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '1d', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),
   auditRetention: setting('HERALD_AUDIT_RETENTION', '', optionalDuration(3_600_000, 36_500 * 86_400_000), 'How long audit log entries are kept (e.g. 365d); older ones are purged hourly in the background. Empty: kept forever.'),
+  oauthGithubClientId: setting('HERALD_OAUTH_GITHUB_CLIENT_ID', '', optionalStr, 'Client ID of the GitHub OAuth app for "Sign in with GitHub" (with HERALD_OAUTH_GITHUB_CLIENT_SECRET and HERALD_PUBLIC_URL). Empty: GitHub sign-in off.'),
+  oauthGithubClientSecret: setting('HERALD_OAUTH_GITHUB_CLIENT_SECRET', '', optionalStr, 'Client secret of the GitHub OAuth app.', true),
+  oauthGithubUrl: setting('HERALD_OAUTH_GITHUB_URL', 'https://github.com', url(['http:', 'https:']), 'Base URL of GitHub\'s web sign-in (authorize and token endpoints): GitHub Enterprise Server, or a local server in tests.'),
+  oauthGithubApiUrl: setting('HERALD_OAUTH_GITHUB_API_URL', 'https://api.github.com', url(['http:', 'https:']), 'Base URL of the GitHub REST API (/user, /user/emails, /user/orgs).'),
+  oauthGoogleClientId: setting('HERALD_OAUTH_GOOGLE_CLIENT_ID', '', optionalStr, 'OAuth client ID for "Sign in with Google" (with HERALD_OAUTH_GOOGLE_CLIENT_SECRET and HERALD_PUBLIC_URL). Empty: Google sign-in off.'),
+  oauthGoogleClientSecret: setting('HERALD_OAUTH_GOOGLE_CLIENT_SECRET', '', optionalStr, 'OAuth client secret for Google sign-in.', true),
+  oauthGoogleIssuer: setting('HERALD_OAUTH_GOOGLE_ISSUER', 'https://accounts.google.com', url(['http:', 'https:']), 'OpenID Connect issuer of Google sign-in (discovery at {issuer}/.well-known/openid-configuration).'),
+  oidcProviders: setting<OidcProviderConfig[]>('HERALD_OIDC_PROVIDERS', '', parseOidcProviders, 'Generic OpenID Connect sign-in providers (Keycloak, Authentik, Okta, Auth0): a JSON list of {id, name, issuer, client_id, client_secret, scopes?}; `id` is the {provider} in /v1/auth/oauth/{provider}.', true),
   logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
 } as const;
 
@@ -235,6 +244,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (out.adminPassword !== undefined) {
     const verdict = passwordVerdict(out.adminPassword as string);
     if (!verdict.ok) throw new ConfigError('HERALD_ADMIN_PASSWORD', verdict.message);
+  }
+  for (const p of ['GITHUB', 'GOOGLE'] as const) {
+    const id = out[`oauth${p[0]}${p.slice(1).toLowerCase()}ClientId`];
+    const secret = out[`oauth${p[0]}${p.slice(1).toLowerCase()}ClientSecret`];
+    if ((id === undefined) !== (secret === undefined)) {
+      throw new ConfigError(id === undefined ? `HERALD_OAUTH_${p}_CLIENT_ID` : `HERALD_OAUTH_${p}_CLIENT_SECRET`, `HERALD_OAUTH_${p}_CLIENT_ID and HERALD_OAUTH_${p}_CLIENT_SECRET are set together`);
+    }
+  }
+  // Sign-in redirect URIs are {HERALD_PUBLIC_URL}/v1/auth/oauth/{provider}/callback.
+  if ((out.oauthGithubClientId !== undefined || out.oauthGoogleClientId !== undefined || (out.oidcProviders as unknown[]).length > 0) && out.publicUrl === undefined) {
+    throw new ConfigError('HERALD_PUBLIC_URL', 'must be set when a sign-in provider is configured (HERALD_OAUTH_GITHUB_*, HERALD_OAUTH_GOOGLE_*, HERALD_OIDC_PROVIDERS): redirect URIs are {HERALD_PUBLIC_URL}/v1/auth/oauth/{provider}/callback');
   }
   const dataDir = out.dataDir as string;
   out.dataPath = isAbsolute(dataDir) ? dataDir : resolve(process.cwd(), dataDir);

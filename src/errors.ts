@@ -5,14 +5,17 @@
 export const PROBLEMS = {
   malformed_json: { status: 400, title: 'The request body is not valid JSON' },
   invalid_cursor: { status: 400, title: 'The cursor is not valid' },
+  invalid_oauth_state: { status: 400, title: 'The sign-in state is unknown, used, expired or not from this browser; start signing in again' },
   malformed_request: { status: 400, title: 'The request is not valid HTTP' },
   unauthorized: { status: 401, title: 'A valid API key or access token is required' },
   invalid_credentials: { status: 401, title: 'The email address or password is not correct' },
   invalid_refresh_token: { status: 401, title: 'The refresh token is not valid' },
+  oauth_failed: { status: 401, title: 'Signing in with the identity provider failed' },
   forbidden: { status: 403, title: 'The API key or role lacks the permission this needs' },
   csrf_failed: { status: 403, title: 'A cookie-authenticated request failed the CSRF check' },
   invitation_required: { status: 403, title: 'Signing up needs an invitation' },
   signup_closed: { status: 403, title: 'Signing up is closed on this server' },
+  email_unverified: { status: 403, title: 'The identity provider does not vouch for this email address' },
   invalid_signature: { status: 403, title: 'The callback is not signed by the vendor, or its token is not valid' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
@@ -34,6 +37,7 @@ export const PROBLEMS = {
   empty_content: { status: 422, title: 'A notification needs a title or a body' },
   missing_variables: { status: 422, title: 'The template uses variables the data does not have' },
   internal: { status: 500, title: 'Internal server error' },
+  provider_unavailable: { status: 502, title: 'The identity provider could not be reached or answered in an unexpected way' },
   unavailable: { status: 503, title: 'Service temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -29,6 +29,7 @@ import type { PreferenceService } from './preferences/service.ts';
 import type { DeliveryService } from './deliveries/service.ts';
 import type { NotificationService } from './notifications/service.ts';
 import type { AccountService } from './auth/accounts.ts';
+import type { OAuthService } from './auth/oauth/service.ts';
 import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
 import type { TopicService } from './topics/service.ts';
@@ -80,6 +81,8 @@ export interface Services {
   readonly notifications: NotificationService;
   /** Users, sign-in and sessions; resolves access tokens. */
   readonly accounts: AccountService;
+  /** Sign-in with GitHub, Google and OpenID Connect providers; GitHub organization links and checks. */
+  readonly oauth: OAuthService;
   readonly providerTests: ProviderTester;
   /** Organizations and their members. */
   readonly orgs: OrgService;

@@ -161,6 +161,18 @@ export class AccountService implements UserLookup {
     return tokens;
   }
 
+  /**
+   * Opens a session for a user who signed in with an external provider (auth/oauth), acting in
+   * their oldest organization, as a password sign-in does; audited auth.login with `via`.
+   */
+  async signInExternal(userId: string, via: string, client: ClientInfo): Promise<IssuedTokens> {
+    const org = (await listMemberships(this.#db, userId)).find((m) => isRole(m.role));
+    if (!org) throw new Problem('forbidden', 'You are not a member of any organization; ask an administrator to add you');
+    const tokens = await this.#openSession(userId, org.workspace_id, client);
+    await this.#audit.record({ workspaceId: org.workspace_id, actor: `user:${userId}`, action: 'auth.login', target: tokens.sessionId, details: { via, ip: client.ip, user_agent: client.userAgent ?? null } });
+    return tokens;
+  }
+
   /** Counts a failure in a throttle bucket; the delay it earns. */
   async #fail(key: string, rule: ThrottleRule): Promise<number> {
     const d = await this.#limiter.consume(key, rule.limit, rule.periodMs);

@@ -24,7 +24,7 @@ import type { UserPrincipal } from './principal.ts';
 const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
 const Password = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH * 4, description: 'At least 10 characters; not a commonly used password' });
 
-const TokensView = Type.Object({
+export const TokensView = Type.Object({
   access_token: Type.String(),
   refresh_token: Type.String(),
   expires_in: Type.Integer({ description: 'Seconds the access token is valid' }),
@@ -39,7 +39,7 @@ function client(request: FastifyRequest): ClientInfo {
   return { ip: request.ip, userAgent: request.headers['user-agent'] };
 }
 
-function sendTokens(s: Services, request: FastifyRequest, reply: FastifyReply, t: IssuedTokens) {
+export function sendTokens(s: Services, request: FastifyRequest, reply: FastifyReply, t: IssuedTokens) {
   reply.header('set-cookie', sessionCookies({ accessToken: t.accessToken, accessTtlS: t.expiresIn, refreshToken: t.refreshToken, refreshTtlS: t.refreshExpiresIn }, secureCookies(request.protocol, s.config.publicUrl)));
   reply.header('cache-control', 'no-store');
   return { access_token: t.accessToken, refresh_token: t.refreshToken, expires_in: t.expiresIn, token_type: 'Bearer' as const, organization: t.workspaceId };

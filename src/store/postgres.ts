@@ -508,7 +508,7 @@ export class PostgresAdapter implements StoreAdapter {
     pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new SchemaPostgresDialect({ pool }, schema) });
     try {
-      const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema }).migrateToLatest();
+      const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema , allowUnorderedMigrations: true }).migrateToLatest();
       if (error) throw error;
     } finally {
       await db.destroy();

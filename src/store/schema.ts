@@ -395,6 +395,9 @@ export interface Database {
   invitations: InvitationsTable;
   user_tokens: UserTokensTable;
   recovery_codes: RecoveryCodesTable;
+  oauth_states: OauthStatesTable;
+  identities: IdentitiesTable;
+  github_org_links: GithubOrgLinksTable;
 }
 
 /** An invitation to an organization (migration 0017); the token only as its sha256. */
@@ -490,4 +493,42 @@ export interface SigningKeysTable {
   private_jwk: string;
   created_at: number;
   retired_at: number | null;
+}
+
+/** A sign-in with an external provider in progress (migration 0016); single use. */
+export interface OauthStatesTable {
+  /** sha256 (hex) of the `state` sent to the provider. */
+  state_hash: string;
+  provider: string;
+  /** sha256 (hex) of the browser's herald_oauth cookie. */
+  binding_hash: string;
+  /** PKCE code verifier, sealed with the secret key. */
+  code_verifier: string;
+  /** OpenID Connect nonce; null for GitHub. */
+  nonce: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+/** An external account linked to a user. */
+export interface IdentitiesTable {
+  provider: string;
+  subject: string;
+  user_id: string;
+  email: string | null;
+  /** The provider's user name (GitHub login). */
+  login: string | null;
+  /** The provider's access token sealed with the secret key (GitHub), else null. */
+  token: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An organization linked to a GitHub organization (its login, lowercased). */
+export interface GithubOrgLinksTable {
+  workspace_id: string;
+  github_org: string;
+  default_role: string;
+  created_at: number;
+  updated_at: number;
 }

@@ -81,7 +81,7 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   async migrate(): Promise<void> {
-    const { error } = await new Migrator({ db: this.db, provider: migrationProvider }).migrateToLatest();
+    const { error } = await new Migrator({ db: this.db, provider: migrationProvider , allowUnorderedMigrations: true }).migrateToLatest();
     if (error) throw error;
     this.#s = this.prepare();
     this.#queue = prepareQueue(this.#raw);

@@ -267,6 +267,13 @@ const cases: Case[] = [
   { name: 'switch: org of the wrong type', method: 'POST', path: '/v1/auth/switch', body: { org: 7 }, status: 422, code: 'validation_failed', paths: ['body.org'] },
   { name: 'logout with an API key', method: 'POST', path: '/v1/auth/logout', status: 403, code: 'forbidden' },
   { name: 'logout-all without a credential', method: 'POST', path: '/v1/auth/logout-all', who: 'none', status: 401, code: 'unauthorized' },
+  // --- sign-in with external providers (/v1/auth/oauth) and GitHub organization links
+  { name: 'oauth: sign-in with a provider that is not configured', method: 'GET', path: '/v1/auth/oauth/facebook', who: 'none', status: 404, code: 'not_found' },
+  { name: 'oauth: callback of a provider that is not configured', method: 'GET', path: '/v1/auth/oauth/facebook/callback?code=x&state=y', who: 'none', status: 404, code: 'not_found' },
+  { name: 'oauth: callback with an over-long state', method: 'GET', path: `/v1/auth/oauth/github/callback?code=x&state=${'s'.repeat(600)}`, who: 'none', status: 422, code: 'validation_failed', paths: ['querystring.state'] },
+  { name: 'github link: owner as the default role', method: 'PUT', path: '/v1/orgs/ws_default/github', body: { org: 'acme', default_role: 'owner' }, status: 422, code: 'validation_failed', paths: ['body.default_role'] },
+  { name: 'github link: not a GitHub organization name', method: 'PUT', path: '/v1/orgs/ws_default/github', body: { org: 'acme corp/x', default_role: 'member' }, status: 422, code: 'validation_failed', paths: ['body.org'] },
+  { name: 'github link with an API key', method: 'PUT', path: '/v1/orgs/ws_default/github', body: { org: 'acme', default_role: 'member' }, status: 403, code: 'forbidden' },
   {
     name: 'a forged access token (JWT shape, no valid signature)',
     method: 'GET',

@@ -1,5 +1,8 @@
 // Numbered migrations, applied in order by Kysely's Migrator (which takes a lock, so concurrent
 // start-ups migrate once). Add a file NNNN_name.ts and list it here; never edit an applied one.
+// Numbers are handed to work done in parallel, so a lower number may land after a higher one was
+// applied somewhere: the Migrator runs with allowUnorderedMigrations (store/sqlite.ts, postgres.ts),
+// and a migration must not depend on one with a higher number (each adds its own tables).
 
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.ts';
@@ -17,6 +20,7 @@ import * as m0012 from './0012_success_on_delivery.ts';
 import * as m0013 from './0013_delivery_keys.ts';
 import * as m0014 from './0014_accounts.ts';
 import * as m0015 from './0015_lease_queue.ts';
+import * as m0016 from './0016_identities.ts';
 import * as m0017 from './0017_account_security.ts';
 
 const migrations: Record<string, Migration> = {
@@ -35,6 +39,7 @@ const migrations: Record<string, Migration> = {
   '0013_delivery_keys': m0013,
   '0014_accounts': m0014,
   '0015_lease_queue': m0015,
+  '0016_identities': m0016,
   '0017_account_security': m0017,
 };
 
