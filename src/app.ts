@@ -75,6 +75,10 @@ import { startKeyPurges } from './notifications/jobs.ts';
 import { RecipientService } from './recipients/service.ts';
 import { DeviceService } from './devices/service.ts';
 import { PreferenceService } from './preferences/service.ts';
+import { realtimeGatewayModule, realtimeModule } from './realtime/routes.ts';
+import { RealtimeService } from './realtime/service.ts';
+import { RealtimeGateway } from './realtime/gateway.ts';
+import { InProcessStreams, RedisStreams } from './realtime/streams.ts';
 
 
 /** The HTTP API's route modules, mounted in this order. */
@@ -100,6 +104,8 @@ const ROUTES: readonly RouteModule[] = [
   topicsModule,
   settingsModule,
   callbacksModule,
+  realtimeModule,
+  realtimeGatewayModule,
 ];
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -239,8 +245,20 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     timeoutMs: Math.max(config.webhookTimeout, config.smtpTimeout) * 2,
   });
   const topics = new TopicService(store);
+  const historyLimits = { size: config.realtimeHistorySize, ageMs: config.realtimeHistoryAge };
+  const realtime = new RealtimeService({
+    db: store.db,
+    secrets,
+    audit,
+    http: new SafeHttp({ allow: config.allowNetworks, timeoutMs: 5_000, excerptBytes: 65_536 }),
+    log,
+    bus,
+    users: accounts,
+    streams: config.redisUrl ? new RedisStreams(config.redisUrl.href, { prefix: config.redisPrefix, limits: historyLimits, bus, log }) : new InProcessStreams(historyLimits),
+  });
   const state = { started: false, stopping: false };
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, state };
+  const gateway = new RealtimeGateway({ service: realtime, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, realtime, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 
@@ -270,6 +288,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       await dlq.start();
       stopPurges = startKeyPurges(store, log);
       await auditRetention?.start();
+      if (roles.includes('api')) gateway.attach(server.server);
       const url = await server.listen({ host: config.host, port: config.port });
       state.started = true;
       // Everything start-up compiles is compiled now: write it to the compile cache (when the
@@ -283,6 +302,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       stopping ??= (async () => {
         state.stopping = true;
         stopPurges?.();
+        await gateway.close();
         await server.close();
         await rateLimiter.close();
         await accepter.drain();
@@ -300,6 +320,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         policy.close();
         recipientCache.close();
         events.close();
+        realtime.close();
+        await realtime.streams.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

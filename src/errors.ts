@@ -23,6 +23,7 @@ export const PROBLEMS = {
   idempotency_in_flight: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },
   conflict: { status: 409, title: 'The resource is not in a state that allows this' },
   email_taken: { status: 409, title: 'A user with this email address exists' },
+  upgrade_required: { status: 426, title: 'This endpoint speaks WebSocket: send an Upgrade request' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   uri_too_long: { status: 414, title: 'The request URL is too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },

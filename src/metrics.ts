@@ -56,6 +56,12 @@ export function createMetrics(opts: { version: string; role: string; workerId: s
     pushoverAppReset: new Gauge({ name: 'herald_pushover_app_reset_timestamp_seconds', help: 'When the Pushover quota resets, unix seconds (X-Limit-App-Reset)', labelNames: ['workspace'], registers: [registry] }),
     storeUp: new Gauge({ name: 'herald_store_up', help: 'Whether the database answered at the last scrape (1) or not (0)', registers: [registry] }),
     queueDepth: new Gauge({ name: 'herald_queue_depth', help: 'Deliveries by channel and status (sampled at scrape)', labelNames: ['channel', 'status'], registers: [registry] }),
+    realtimeConnections: new Gauge({ name: 'herald_realtime_connections', help: 'Open real-time connections on this node (authenticated or not)', registers: [registry] }),
+    realtimeSubscriptions: new Gauge({ name: 'herald_realtime_subscriptions', help: 'Channel subscriptions of this node\'s connections', registers: [registry] }),
+    realtimePublications: new Counter({ name: 'herald_realtime_publications_total', help: 'Publications delivered to subscribers on this node (one per publication and subscriber)', registers: [registry] }),
+    realtimeRecoveries: new Counter({ name: 'herald_realtime_recoveries_total', help: 'Subscriptions with a `since` position, by outcome (recovered or not)', labelNames: ['outcome'], registers: [registry] }),
+    realtimeSlowConsumers: new Counter({ name: 'herald_realtime_slow_consumers_total', help: 'Connections closed because their send buffer was full', registers: [registry] }),
+    realtimeRefused: new Counter({ name: 'herald_realtime_refused_total', help: 'Connections closed for their token, by close code', labelNames: ['code'], registers: [registry] }),
   };
   m.info.set({ version: opts.version, role: opts.role, worker_id: opts.workerId }, 1);
   return m;

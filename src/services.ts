@@ -33,6 +33,7 @@ import type { OAuthService } from './auth/oauth/service.ts';
 import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
 import type { TopicService } from './topics/service.ts';
+import type { RealtimeService } from './realtime/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -87,5 +88,7 @@ export interface Services {
   /** Organizations and their members. */
   readonly orgs: OrgService;
   readonly topics: TopicService;
+  /** Real-time keys, connection tokens and channel publishing. */
+  readonly realtime: RealtimeService;
   readonly state: { started: boolean; stopping: boolean };
 }

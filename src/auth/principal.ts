@@ -4,9 +4,11 @@
 //   key        an API key of one workspace (organization) with scopes (auth/api-keys.ts)
 //   user       a signed-in person acting in one organization with a role, through a session
 //              (auth/accounts.ts; the access token is a JWT, auth/tokens.ts)
-// Recipient connection tokens join this union as a further kind; every consumer goes through
-// `authenticate` and `authorize` (auth/service.ts), so a new kind is a new case here and there, not a
-// new code path in each route.
+//   recipient  an end user of a customer's app, holding a connection token of one organization
+//              (src/realtime verifies it); may use only `/v1/me/*` and the real-time gateway: it
+//              has no action (auth/service.ts `may` is false for every one)
+// Every consumer goes through `authenticate` and `authorize` (auth/service.ts), so a new kind is a
+// new case here and there, not a new code path in each route.
 //
 // Credential carriers: the HTTP `Authorization: Bearer <API key | access token>` header, or the
 // access-token cookie a browser got at sign-in (auth/cookies.ts). A request carrying both is
@@ -45,7 +47,17 @@ export interface UserPrincipal {
   readonly sessionId: string;
 }
 
-export type Principal = KeyPrincipal | UserPrincipal;
+export interface RecipientPrincipal {
+  readonly kind: 'recipient';
+  readonly workspaceId: string;
+  readonly recipientId: string;
+  /** Room names (without `room:`) the token grants. */
+  readonly rooms: readonly string[];
+  /** When the token expires (ms since the epoch). */
+  readonly expiresAt: number;
+}
+
+export type Principal = KeyPrincipal | UserPrincipal | RecipientPrincipal;
 
 /** Where a credential came from and what it says. */
 export type Credential =
@@ -116,9 +128,9 @@ function accessToken(token: string, users: UserLookup | undefined): Problem | Pr
   return users.resolveAccessToken(token).then((p) => p ?? invalidToken());
 }
 
-/** The principal's stable name in audit records and rate-limit buckets (`key:<key id>`, `user:<user id>`). */
+/** The principal's stable name in audit records and rate-limit buckets (`key:<key id>`, `user:<user id>`, `recipient:<id>`). */
 export function actorOf(p: Principal): string {
-  return p.kind === 'key' ? `key:${p.keyId}` : `user:${p.userId}`;
+  return p.kind === 'key' ? `key:${p.keyId}` : p.kind === 'user' ? `user:${p.userId}` : `recipient:${p.recipientId}`;
 }
 
 function invalidToken(): Problem {

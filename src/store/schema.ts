@@ -334,6 +334,56 @@ export interface LeaseQueueTable {
   updated_at: number;
 }
 
+/** Keys that verify recipient connection tokens (migration 0019, src/realtime). */
+export interface RealtimeKeysTable {
+  kid: string;
+  workspace_id: string;
+  alg: 'HS256' | 'ES256' | 'RS256';
+  /** HS256: the secret, sealed. */
+  secret: string | null;
+  /** ES256/RS256: SPKI PEM. */
+  public_key: string | null;
+  created_at: number;
+  /** Null while current; a rotated secret verifies until then. */
+  expires_at: number | null;
+}
+
+export interface RealtimeSettingsTable {
+  workspace_id: string;
+  jwks_url: string | null;
+  /** 1: recipients may message each other. */
+  direct_messages: number;
+  updated_at: number;
+}
+
+export interface InboxItemsTable {
+  id: string;
+  workspace_id: string;
+  recipient_id: string;
+  notification_id: string | null;
+  delivery_id: string | null;
+  kind: string | null;
+  title: string | null;
+  body: string | null;
+  /** JSON text. */
+  data: string | null;
+  action_url: string | null;
+  created_at: number;
+  seen_at: number | null;
+  read_at: number | null;
+  archived_at: number | null;
+}
+
+export interface RealtimeMessagesTable {
+  id: string;
+  workspace_id: string;
+  sender_id: string;
+  target_id: string;
+  client_id: string;
+  body: string;
+  created_at: number;
+}
+
 export interface DigestsTable {
   id: string;
   workspace_id: string;
@@ -379,6 +429,10 @@ export interface Database {
   dedupe_keys: DedupeKeysTable;
   fanouts: FanoutsTable;
   lease_queue: LeaseQueueTable;
+  realtime_keys: RealtimeKeysTable;
+  realtime_settings: RealtimeSettingsTable;
+  inbox_items: InboxItemsTable;
+  realtime_messages: RealtimeMessagesTable;
   digests: DigestsTable;
   digest_items: DigestItemsTable;
   kinds: KindsTable;

@@ -22,7 +22,7 @@ const RECORDER = fileURLToPath(new URL('../helpers/module-recorder.ts', import.m
 const KEY = 'hk_footprint_test_0123456789abcdef';
 
 /** Packages a default configuration does not use until something asks for them. */
-const UNUSED = ['pg', 'ioredis', 'nodemailer', 'web-push', 'jose', 'undici'];
+const UNUSED = ['pg', 'ioredis', 'nodemailer', 'web-push', 'jose', 'undici', 'ws'];
 
 const packageOf = (url: string) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
 

@@ -1,0 +1,359 @@
+// The WebSocket gateway, `GET /v1/realtime` (docs/realtime.md has the protocol).
+//
+// A connection's states: authenticating -> open -> closed.
+//   authenticating  the token came as `?token=` or must come as the first frame `{type: "auth"}`
+//                   within AUTH_TIMEOUT_MS (else close 4000). Any other frame first: close 4000.
+//   open            `welcome {session, recipient}` sent; client frames are handled in order of
+//                   arrival; the token's expiry closes the connection (4002) unless a `refresh`
+//                   frame brought a valid token of the same principal first (another principal's
+//                   token: 4003).
+//   closed          subscriptions dropped.
+// Limits, each closing the connection: a frame over 64 KB (1009, by `ws` maxPayload); more client
+// frames than HERALD_REALTIME_FRAME_RATE allows (1008); more than HERALD_REALTIME_SEND_BUFFER bytes
+// queued for sending, a slow consumer (4004, then the socket is destroyed: a full buffer cannot
+// carry the close frame); no pong to the previous ping when the next heartbeat is due (socket
+// destroyed). Malformed or unknown frames get an `error` frame and the connection stays open.
+//
+// Subscriptions: `subscribe {channel, since?}` answers `subscribed {channel, offset, epoch,
+// recovered}`, then the missed publications, then live ones. Publications that arrive while the
+// position is being read are held and sent after it, skipping offsets already sent, so a client
+// sees each offset once and in order.
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.ts';
+import { createRequire } from 'node:module';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { TokenBucket } from '../domain/token-bucket.ts';
+import { parseClientFrame, type ClientFrame } from '../domain/realtime-protocol.ts';
+import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal } from './service.ts';
+import type { Publication } from './streams.ts';
+
+export const MAX_FRAME_BYTES = 64 * 1024;
+const AUTH_TIMEOUT_MS = 10_000;
+/** Longest timer Node accepts. */
+const MAX_TIMER_MS = 2_147_483_647;
+const PATH = '/v1/realtime';
+
+export interface GatewayOptions {
+  readonly service: RealtimeService;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly heartbeatMs: number;
+  readonly sendBufferBytes: number;
+  readonly frameRate: { limit: number; periodMs: number } | undefined;
+  /** The process's state: while stopping, upgrades are refused (503). */
+  readonly state: { readonly stopping: boolean };
+}
+
+interface Subscription {
+  /** Highest offset sent; publications at or below it are not sent again. */
+  sent: number;
+  epoch: string;
+  /** Publications that arrived while the position was being read; undefined once live. */
+  held: Publication[] | undefined;
+}
+
+class Connection {
+  readonly session = randomBytes(9).toString('base64url');
+  readonly ws: WebSocket;
+  principal: ConnectionPrincipal | undefined;
+  readonly subs = new Map<string, Subscription>();
+  bucket: TokenBucket | undefined;
+  alive = true;
+  expiry: NodeJS.Timeout | undefined;
+  authTimer: NodeJS.Timeout | undefined;
+  /** Frames are handled one at a time, in order. */
+  queue: Promise<void> = Promise.resolve();
+  closed = false;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+  }
+}
+
+export class RealtimeGateway {
+  readonly #opts: GatewayOptions;
+  /** Made on the first upgrade: a process nobody connects to never loads `ws`. */
+  #wss: WebSocketServer | undefined;
+  readonly #connections = new Set<Connection>();
+  /** Stream key -> the connections subscribed to it on this node. */
+  readonly #subscribers = new Map<string, Set<Connection>>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #server: Server | undefined;
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head);
+
+  constructor(opts: GatewayOptions) {
+    this.#opts = opts;
+    opts.service.streams.onPublication((key, p) => this.#publication(key, p));
+  }
+
+  /** Serves WebSocket upgrades of `server` (call before it listens). */
+  attach(server: Server): void {
+    this.#server = server;
+    server.on('upgrade', this.#onUpgrade);
+    this.#heartbeat = setInterval(() => this.#beat(), this.#opts.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /** Connections open on this node. */
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** Closes every connection with 1001 (going away) and stops serving upgrades. */
+  async close(): Promise<void> {
+    this.#server?.off('upgrade', this.#onUpgrade);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    for (const c of this.#connections) this.#close(c, 1001, 'server shutting down');
+    const wss = this.#wss;
+    if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname.replace(/\/$/, '');
+    if (path !== PATH) {
+      // Another endpoint's upgrade (a listener of its own answers it), or nobody's.
+      if (this.#server && this.#server.listenerCount('upgrade') > 1) return;
+      return refuseUpgrade(socket, 404, 'not_found', `No WebSocket endpoint at ${path}`);
+    }
+    if (this.#opts.state.stopping) return refuseUpgrade(socket, 503, 'unavailable', 'The server is shutting down; retry on another instance or later');
+    const tokens = url.searchParams.getAll('token');
+    if (tokens.length > 1) return refuseUpgrade(socket, 400, 'validation_failed', 'Give at most one token');
+    if (!this.#wss) {
+      const { WebSocketServer: Server } = createRequire(import.meta.url)('ws') as typeof import('ws');
+      this.#wss = new Server({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, tokens[0]));
+  }
+
+  #open(ws: WebSocket, token: string | undefined): void {
+    const c = new Connection(ws);
+    this.#connections.add(c);
+    this.#opts.metrics.realtimeConnections.inc();
+    const rate = this.#opts.frameRate;
+    if (rate) c.bucket = new TokenBucket((rate.limit * 1000) / rate.periodMs, rate.limit, Date.now());
+    ws.on('pong', () => (c.alive = true));
+    ws.on('message', (data, isBinary) => this.#frame(c, data as Buffer, isBinary));
+    ws.on('close', () => this.#closed(c));
+    ws.on('error', (err) => {
+      this.#opts.log.debug({ err: err.message, session: c.session }, 'realtime connection error');
+      this.#closed(c);
+    });
+    if (token !== undefined) c.queue = c.queue.then(() => this.#auth(c, token, 'auth'));
+    else c.authTimer = setTimeout(() => this.#close(c, 4000, 'auth_timeout'), AUTH_TIMEOUT_MS);
+  }
+
+  #frame(c: Connection, data: Buffer, isBinary: boolean): void {
+    if (c.closed) return;
+    if (c.bucket && c.bucket.take(Date.now(), 1) === 0) return this.#close(c, 1008, 'too_many_frames');
+    if (isBinary) return this.#send(c, errorFrame('malformed_frame', 'Frames must be text (JSON)'));
+    const frame = parseClientFrame(data.toString('utf8'));
+    c.queue = c.queue.then(() => this.#handle(c, frame)).catch((err: unknown) => {
+      this.#opts.log.error({ err, session: c.session }, 'realtime frame failed');
+      this.#send(c, errorFrame('internal', 'The frame could not be handled; try again'));
+    });
+  }
+
+  async #handle(c: Connection, frame: ClientFrame | { error: { code: string; message: string } }): Promise<void> {
+    if (c.closed) return;
+    if ('error' in frame) {
+      if (!c.principal) return this.#close(c, 4000, 'auth_required');
+      return this.#send(c, errorFrame(frame.error.code, frame.error.message));
+    }
+    if (!c.principal) {
+      if (frame.type !== 'auth') return this.#close(c, 4000, 'auth_required');
+      return this.#auth(c, frame.token, 'auth');
+    }
+    switch (frame.type) {
+      case 'auth':
+        return this.#send(c, errorFrame('invalid_frame', 'Already authenticated; send "refresh" with a new token'));
+      case 'refresh':
+        return this.#auth(c, frame.token, 'refresh');
+      case 'ping':
+        return this.#send(c, '{"type":"pong"}');
+      case 'subscribe':
+        return this.#subscribe(c, frame.channel, frame.since);
+      case 'unsubscribe':
+        return this.#unsubscribe(c, frame.channel);
+      default:
+        return this.#send(c, errorFrame('not_supported', `"${frame.type}" frames are not served yet by this server`));
+    }
+  }
+
+  async #auth(c: Connection, token: string, how: 'auth' | 'refresh'): Promise<void> {
+    if (c.authTimer) clearTimeout(c.authTimer);
+    const v = await this.#opts.service.verify(token);
+    if (c.closed) return;
+    if ('code' in v) return this.#refuse(c, v);
+    const p = v.principal;
+    if (how === 'refresh') {
+      const same = c.principal && p.kind === c.principal.kind && p.workspaceId === c.principal.workspaceId && who(p) === who(c.principal);
+      if (!same) return this.#refuse(c, { code: 4003, reason: 'other_principal: a refresh must carry a token of the same organization and recipient or user' });
+    }
+    c.principal = p;
+    if (c.expiry) clearTimeout(c.expiry);
+    const left = v.expiresAt - Date.now();
+    if (left <= 0) return this.#refuse(c, { code: 4002, reason: 'token_expired: the token has expired' });
+    c.expiry = setTimeout(() => this.#refuse(c, { code: 4002, reason: 'token_expired: send a refresh frame with a new token before it expires' }), Math.min(left, MAX_TIMER_MS));
+    if (how === 'auth') {
+      this.#send(c, JSON.stringify({ type: 'welcome', session: c.session, recipient: p.kind === 'recipient' ? p.recipientId : null, ...(p.kind === 'user' && { user: p.userId }), organization: p.workspaceId, expires_at: new Date(v.expiresAt).toISOString() }));
+    } else {
+      this.#send(c, JSON.stringify({ type: 'refreshed', expires_at: new Date(v.expiresAt).toISOString() }));
+    }
+  }
+
+  /** Sends the reason as an error frame (close reasons are short), then closes. */
+  #refuse(c: Connection, r: Refusal): void {
+    const short = r.reason.split(':')[0]!;
+    this.#opts.metrics.realtimeRefused.inc({ code: String(r.code) });
+    this.#send(c, errorFrame(short, r.reason));
+    this.#close(c, r.code, short);
+  }
+
+  /** The stream key of `channel` for this connection's principal, or an error frame's text. */
+  #channelKey(c: Connection, channel: string): string | { code: string; message: string } {
+    const p = c.principal!;
+    if (channel === 'inbox') {
+      if (p.kind !== 'recipient') return { code: 'forbidden', message: 'Only a recipient has an inbox' };
+      return streamKey(p.workspaceId, `inbox:${p.recipientId}`);
+    }
+    const room = channel.slice(5);
+    if (p.kind === 'recipient' && !p.rooms.includes(room)) return { code: 'forbidden', message: `The token does not grant room "${room}"` };
+    return streamKey(p.workspaceId, channel);
+  }
+
+  async #subscribe(c: Connection, channel: string, since: { offset: number; epoch: string } | undefined): Promise<void> {
+    const key = this.#channelKey(c, channel);
+    if (typeof key !== 'string') return this.#send(c, errorFrame(key.code, key.message));
+    if (c.subs.has(key)) this.#unsubscribe(c, channel, false);
+    const sub: Subscription = { sent: 0, epoch: '', held: [] };
+    c.subs.set(key, sub);
+    let set = this.#subscribers.get(key);
+    if (!set) this.#subscribers.set(key, (set = new Set()));
+    set.add(c);
+    this.#opts.metrics.realtimeSubscriptions.inc();
+    let pos;
+    try {
+      pos = await this.#opts.service.streams.position(key, since);
+    } catch (err) {
+      this.#opts.log.warn({ err: (err as Error).message }, 'realtime position failed');
+      this.#unsubscribe(c, channel, false);
+      return this.#send(c, errorFrame('unavailable', 'The channel could not be subscribed; try again'));
+    }
+    if (c.closed || c.subs.get(key) !== sub) return;
+    sub.epoch = pos.epoch;
+    sub.sent = pos.offset;
+    if (since) this.#opts.metrics.realtimeRecoveries.inc({ outcome: pos.recovered ? 'recovered' : 'not_recovered' });
+    this.#send(c, JSON.stringify({ type: 'subscribed', channel, offset: pos.offset, epoch: pos.epoch, recovered: pos.recovered }));
+    for (const p of pos.missed) this.#send(c, publicationFrame(channel, p));
+    const held = sub.held!;
+    sub.held = undefined;
+    for (const p of held) this.#deliver(c, channel, sub, p);
+  }
+
+  #unsubscribe(c: Connection, channel: string, answer = true): void {
+    const key = this.#channelKey(c, channel);
+    if (typeof key !== 'string') return this.#send(c, errorFrame(key.code, key.message));
+    if (c.subs.delete(key)) this.#opts.metrics.realtimeSubscriptions.dec();
+    const set = this.#subscribers.get(key);
+    set?.delete(c);
+    if (set?.size === 0) this.#subscribers.delete(key);
+    if (answer) this.#send(c, JSON.stringify({ type: 'unsubscribed', channel }));
+  }
+
+  #publication(key: string, p: Publication): void {
+    const set = this.#subscribers.get(key);
+    if (!set) return;
+    const channel = channelOf(key);
+    for (const c of set) {
+      const sub = c.subs.get(key);
+      if (!sub) continue;
+      if (sub.held) sub.held.push(p);
+      else this.#deliver(c, channel, sub, p);
+    }
+  }
+
+  #deliver(c: Connection, channel: string, sub: Subscription, p: Publication): void {
+    if (p.epoch === sub.epoch && p.offset <= sub.sent) return;
+    sub.epoch = p.epoch;
+    sub.sent = p.offset;
+    this.#opts.metrics.realtimePublications.inc();
+    this.#send(c, publicationFrame(channel, p));
+  }
+
+  #send(c: Connection, text: string): void {
+    if (c.closed) return;
+    if (c.ws.bufferedAmount + text.length > this.#opts.sendBufferBytes) {
+      this.#opts.metrics.realtimeSlowConsumers.inc();
+      this.#close(c, 4004, 'slow_consumer');
+      // The close frame waits behind the full buffer; the peer is not reading it.
+      c.ws.terminate();
+      return;
+    }
+    c.ws.send(text);
+  }
+
+  #close(c: Connection, code: number, reason: string): void {
+    if (c.closed) return;
+    try {
+      c.ws.close(code, reason);
+    } catch {
+      c.ws.terminate();
+    }
+    this.#closed(c);
+  }
+
+  #closed(c: Connection): void {
+    if (c.closed && !this.#connections.has(c)) return;
+    c.closed = true;
+    if (this.#connections.delete(c)) this.#opts.metrics.realtimeConnections.dec();
+    this.#opts.metrics.realtimeSubscriptions.dec(c.subs.size);
+    if (c.expiry) clearTimeout(c.expiry);
+    if (c.authTimer) clearTimeout(c.authTimer);
+    for (const key of c.subs.keys()) {
+      const set = this.#subscribers.get(key);
+      set?.delete(c);
+      if (set?.size === 0) this.#subscribers.delete(key);
+    }
+    c.subs.clear();
+  }
+
+  #beat(): void {
+    for (const c of this.#connections) {
+      if (!c.alive) {
+        c.ws.terminate();
+        this.#closed(c);
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+}
+
+function who(p: ConnectionPrincipal): string {
+  return p.kind === 'recipient' ? `r:${p.recipientId}` : `u:${p.userId}`;
+}
+
+/** The channel name a client knows for a stream key (a recipient's inbox stream is its `inbox`). */
+function channelOf(key: string): string {
+  const channel = key.slice(key.indexOf('/') + 1);
+  return channel.startsWith('inbox:') ? 'inbox' : channel;
+}
+
+function publicationFrame(channel: string, p: Publication): string {
+  return `{"type":"publication","channel":${JSON.stringify(channel)},"offset":${p.offset},"epoch":${JSON.stringify(p.epoch)},"data":${p.data}}`;
+}
+
+function errorFrame(code: string, message: string): string {
+  return JSON.stringify({ type: 'error', code, message });
+}
+
+function refuseUpgrade(socket: Duplex, status: number, code: string, detail: string): void {
+  const body = JSON.stringify({ type: `urn:herald:problem:${code}`, status, code, detail });
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}

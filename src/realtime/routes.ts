@@ -1,0 +1,211 @@
+// Real-time API (docs/realtime.md).
+//   GET  /v1/realtime/settings   (admin) the organization's token keys and settings; generates the
+//                                first HS256 secret; secrets are shown whole (the backend signs with them)
+//   PUT  /v1/realtime/settings   (admin) {rotate_secret?, overlap?, public_keys?, jwks_url?, direct_messages?}
+//   POST /v1/realtime/tokens     (send) {recipient, ttl?, rooms?} -> 201 {token, expires_at}
+//   POST /v1/realtime/publish    (send) {channel: "room:<name>", data} -> {channel, offset, epoch}
+//   GET  /v1/realtime            the WebSocket (realtime/gateway.ts); without an Upgrade: 426
+
+import { Type } from 'typebox';
+import { Problem, type FieldError } from '../errors.ts';
+import { actorOf } from '../auth/principal.ts';
+import { parseDuration } from '../domain/duration.ts';
+import { ROOM_NAME } from '../domain/realtime-protocol.ts';
+import type { Services } from '../services.ts';
+import type { Api, RouteModule } from '../http/api.ts';
+import { iso, problems, RecipientId } from '../http/schemas.ts';
+import { InvalidKeyError, type RealtimeSettingsView } from './service.ts';
+
+const ROOM_PATTERN = ROOM_NAME.source;
+const MAX_TTL_SEC = 30 * 86_400;
+
+const SettingsView = Type.Object({
+  secrets: Type.Array(
+    Type.Object({
+      kid: Type.String({ description: 'Put it in the JWT header as "kid"' }),
+      secret: Type.String({ description: 'HS256 secret (its UTF-8 bytes are the key)' }),
+      created_at: Type.String(),
+      expires_at: Type.Union([Type.String(), Type.Null()], { description: 'null: current; else it verifies until then (rotation overlap)' }),
+    }),
+  ),
+  public_keys: Type.Array(Type.Object({ kid: Type.String(), alg: Type.String(), created_at: Type.String() })),
+  jwks_url: Type.Union([Type.String(), Type.Null()]),
+  direct_messages: Type.Boolean(),
+  updated_at: Type.Union([Type.String(), Type.Null()]),
+});
+
+const SettingsInput = Type.Object(
+  {
+    rotate_secret: Type.Optional(Type.Boolean({ description: 'true: generate a new current HS256 secret' })),
+    overlap: Type.Optional(Type.String({ maxLength: 16, description: 'With rotate_secret: how long the previous secrets keep verifying, e.g. 1h (default 1h, 0s: at once)' })),
+    public_keys: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            kid: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+            alg: Type.Union([Type.Literal('ES256'), Type.Literal('RS256')]),
+            pem: Type.String({ maxLength: 4096, description: 'SPKI PEM public key' }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 20, description: 'Replaces the registered public keys' },
+      ),
+    ),
+    jwks_url: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()], { description: 'https URL of a JWKS whose keys verify ES256/RS256 tokens; null: none' })),
+    direct_messages: Type.Optional(Type.Boolean({ description: 'Whether recipients may message each other' })),
+  },
+  { additionalProperties: false },
+);
+
+const Rooms = Type.Array(Type.String({ pattern: ROOM_PATTERN }), { maxItems: 100, description: 'Room names (without "room:") the token grants' });
+
+const TokenInput = Type.Object(
+  {
+    recipient: RecipientId,
+    ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TTL_SEC, default: 3600, description: 'Seconds until it expires' })),
+    rooms: Type.Optional(Rooms),
+  },
+  { additionalProperties: false },
+);
+
+const PublishInput = Type.Object(
+  {
+    channel: Type.String({ pattern: `^room:${ROOM_PATTERN.slice(1)}`, description: 'room:<name>' }),
+    data: Type.Unknown({ description: 'Any JSON value' }),
+  },
+  { additionalProperties: false, required: ['channel', 'data'] },
+);
+
+const view = (v: RealtimeSettingsView) => ({
+  secrets: v.secrets.map((s) => ({ kid: s.kid, secret: s.secret, created_at: iso(s.created_at)!, expires_at: iso(s.expires_at) })),
+  public_keys: v.public_keys.map((k) => ({ kid: k.kid, alg: k.alg, created_at: iso(k.created_at)! })),
+  jwks_url: v.jwks_url,
+  direct_messages: v.direct_messages,
+  updated_at: iso(v.updated_at),
+});
+
+function realtimeRoutes(app: Api, s: Services): void {
+  app.get(
+    '/realtime/settings',
+    { config: { scope: 'admin' }, schema: { summary: 'Read the real-time settings and token keys', tags: ['realtime'], response: { 200: SettingsView, ...problems(401, 403) } } },
+    async (request) => view(await s.realtime.settings(request.principal.workspaceId)),
+  );
+
+  app.put(
+    '/realtime/settings',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Rotate the HS256 secret, register public keys or a JWKS URL', tags: ['realtime'], body: SettingsInput, response: { 200: SettingsView, ...problems(401, 403, 422) } },
+    },
+    async (request) => {
+      const b = request.body;
+      const errors: FieldError[] = [];
+      let overlapMs = 3_600_000;
+      if (b.overlap !== undefined) {
+        try {
+          overlapMs = parseDuration(b.overlap);
+          if (overlapMs > 30 * 86_400_000) errors.push({ path: 'body.overlap', message: 'must be at most 30d' });
+        } catch {
+          errors.push({ path: 'body.overlap', message: 'must be a duration such as 1h or 30m' });
+        }
+        if (!b.rotate_secret) errors.push({ path: 'body.overlap', message: 'is only meaningful with rotate_secret: true' });
+      }
+      if (b.jwks_url) {
+        let u: URL | undefined;
+        try {
+          u = new URL(b.jwks_url);
+        } catch {
+          errors.push({ path: 'body.jwks_url', message: 'is not a URL' });
+        }
+        if (u && u.protocol !== 'https:' && u.protocol !== 'http:') errors.push({ path: 'body.jwks_url', message: 'must be an http or https URL' });
+        if (u && (u.username || u.password)) errors.push({ path: 'body.jwks_url', message: 'must not contain credentials' });
+      }
+      const kids = new Set<string>();
+      for (const [i, k] of (b.public_keys ?? []).entries()) {
+        if (kids.has(k.kid)) errors.push({ path: `body.public_keys.${i}.kid`, message: 'is used twice' });
+        kids.add(k.kid);
+      }
+      if (errors.length) throw new Problem('validation_failed', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
+      try {
+        const saved = await s.realtime.put(
+          request.principal.workspaceId,
+          actorOf(request.principal),
+          {
+            ...(b.rotate_secret && { rotate: { overlapMs } }),
+            ...(b.public_keys && { publicKeys: b.public_keys }),
+            ...(b.jwks_url !== undefined && { jwksUrl: b.jwks_url === '' ? null : b.jwks_url }),
+            ...(b.direct_messages !== undefined && { directMessages: b.direct_messages }),
+          },
+          b,
+        );
+        return view(saved);
+      } catch (err) {
+        if (err instanceof InvalidKeyError) throw new Problem('validation_failed', err.message, { errors: [{ path: 'body.public_keys', message: err.message }] });
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/realtime/tokens',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: "Mint a recipient's connection token",
+        tags: ['realtime'],
+        body: TokenInput,
+        response: { 201: Type.Object({ token: Type.String(), expires_at: Type.String() }), ...problems(401, 403, 422) },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const t = await s.realtime.mintToken(request.principal.workspaceId, b.recipient, b.ttl ?? 3600, b.rooms);
+      return reply.code(201).send({ token: t.token, expires_at: new Date(t.expiresAt).toISOString() });
+    },
+  );
+
+  app.post(
+    '/realtime/publish',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Publish to a room',
+        tags: ['realtime'],
+        body: PublishInput,
+        response: { 200: Type.Object({ channel: Type.String(), offset: Type.Integer(), epoch: Type.String() }), ...problems(401, 403, 422, 503) },
+      },
+    },
+    async (request) => {
+      const b = request.body as { channel: string; data: unknown };
+      if (b.data === undefined) throw new Problem('validation_failed', 'body.data is required', { errors: [{ path: 'body.data', message: 'is required' }] });
+      let r;
+      try {
+        r = await s.realtime.publish(request.principal.workspaceId, b.channel, b.data);
+      } catch (err) {
+        request.log.warn({ err: (err as Error).message }, 'realtime publish failed');
+        throw new Problem('unavailable', 'The publication could not be stored; retry later', { headers: { 'retry-after': '1' } });
+      }
+      return { channel: b.channel, offset: r.offset, epoch: r.epoch };
+    },
+  );
+}
+
+function gatewayRoutes(app: Api): void {
+  app.get(
+    '/realtime',
+    {
+      schema: {
+        summary: 'The real-time WebSocket (send an Upgrade request; docs/realtime.md)',
+        tags: ['realtime'],
+        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192, description: 'A connection token or access token; or send it in the first frame' })) }),
+        response: { ...problems(400, 422, 426) },
+      },
+    },
+    async () => {
+      throw new Problem('upgrade_required', 'GET /v1/realtime is a WebSocket endpoint: connect with a WebSocket client', { headers: { upgrade: 'websocket', connection: 'Upgrade' } });
+    },
+  );
+}
+
+export const realtimeModule: RouteModule = { name: 'realtime', prefix: '/v1', auth: 'principal', apiRole: true, routes: realtimeRoutes };
+export const realtimeGatewayModule: RouteModule = { name: 'realtime-gateway', prefix: '/v1', auth: 'none', apiRole: true, routes: gatewayRoutes };
