@@ -104,7 +104,9 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
       HERALD_OAUTH_GOOGLE_CLIENT_ID: 'google-client.apps.example',
       HERALD_OAUTH_GOOGLE_CLIENT_SECRET: 'google-secret',
       HERALD_OAUTH_GOOGLE_ISSUER: google.issuer,
-      HERALD_OIDC_PROVIDERS: JSON.stringify([{ id: 'keycloak', name: 'Company SSO', issuer: keycloak.issuer, client_id: 'herald', client_secret: 'kc-secret', scopes: ['email', 'profile'] }]),
+      HERALD_OIDC_PROVIDERS: JSON.stringify([{ id: 'keycloak', name: 'Company SSO', issuer: keycloak.issuer, client_id: 'herald', client_secret: 'kc-secret', scopes: ['email', 'profile'] },
+        // Nothing listens on the discard port: a provider that cannot be reached.
+        { id: 'down', name: 'Down', issuer: 'http://127.0.0.1:9/realms/down', client_id: 'herald', client_secret: 'x' }]),
     });
     const login = await request(h.url, undefined, 'POST', '/v1/auth/login', ADMIN);
     assert.equal(login.status, 200, login.text);
@@ -128,9 +130,15 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
       { id: 'github', name: 'GitHub', type: 'github', url: '/v1/auth/oauth/github' },
       { id: 'google', name: 'Google', type: 'oidc', url: '/v1/auth/oauth/google' },
       { id: 'keycloak', name: 'Company SSO', type: 'oidc', url: '/v1/auth/oauth/keycloak' },
+      { id: 'down', name: 'Down', type: 'oidc', url: '/v1/auth/oauth/down' },
     ]);
     const unknown = await request(h.url, undefined, 'GET', '/v1/auth/oauth/facebook');
     assert.equal(unknown.status, 404);
+    // A provider that cannot be reached is a 502 naming it, not a 500.
+    const down = await request(h.url, undefined, 'GET', '/v1/auth/oauth/down');
+    assert.equal(down.status, 502, down.text);
+    assert.equal(down.body.code, 'provider_unavailable');
+    assert.match(down.body.detail, /^down: /);
   });
 
   it('Google: redirects with state, PKCE S256 and a nonce; the callback signs a new user in with tokens and cookies', async () => {
@@ -351,6 +359,10 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
     assert.equal(await oauth.canReadGithubRepo(sm.body.user.id, 'acme-corp', 'widgets'), false);
     assert.equal(await oauth.canReadGithubRepo((await me(h, ownerToken)).body.user.id, 'acme-corp', 'widgets'), false, 'no GitHub identity: false');
     assert.equal(await oauth.isGithubOrgMember(uid, 'acme-corp'), true);
+    // A revoked token reads nothing (a repository not asked before, so not cached).
+    github.users.get(601)!.repos.push('acme-corp/gadgets');
+    github.revokeTokens(601);
+    assert.equal(await oauth.canReadGithubRepo(uid, 'acme-corp', 'gadgets'), false);
 
     const del = await request(h.url, ownerToken, 'DELETE', '/v1/orgs/ws_default/github');
     assert.equal(del.status, 204);
