@@ -79,6 +79,9 @@ import { realtimeGatewayModule, realtimeModule } from './realtime/routes.ts';
 import { RealtimeService } from './realtime/service.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { InProcessStreams, RedisStreams } from './realtime/streams.ts';
+import { brokerModule, hooksModule } from './inbound/routes.ts';
+import { InboundService } from './inbound/service.ts';
+import { RetentionPurger } from './inbound/jobs.ts';
 
 
 /** The HTTP API's route modules, mounted in this order. */
@@ -106,6 +109,8 @@ const ROUTES: readonly RouteModule[] = [
   callbacksModule,
   realtimeModule,
   realtimeGatewayModule,
+  brokerModule,
+  hooksModule,
 ];
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -256,9 +261,11 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     users: accounts,
     streams: config.redisUrl ? new RedisStreams(config.redisUrl.href, { prefix: config.redisPrefix, limits: historyLimits, bus, log }) : new InProcessStreams(historyLimits),
   });
+  const inbound = new InboundService({ store, secrets, events, metrics, config, orgs, log, owner: workerId });
+  const retention = roles.includes('worker') ? new RetentionPurger({ store, inbound, owner: workerId, log }) : undefined;
   const state = { started: false, stopping: false };
   const gateway = new RealtimeGateway({ service: realtime, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, realtime, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, inbound, realtime, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 
@@ -286,6 +293,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       }
       // Any node resumes DLQ bulk jobs a crashed process left running (they are database work).
       await dlq.start();
+      inbound.start();
+      await retention?.start();
       stopPurges = startKeyPurges(store, log);
       await auditRetention?.start();
       if (roles.includes('api')) gateway.attach(server.server);
@@ -303,9 +312,12 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         state.stopping = true;
         stopPurges?.();
         await gateway.close();
+        inbound.endLongPolls();
         await server.close();
         await rateLimiter.close();
         await accepter.drain();
+        await inbound.stop();
+        await retention?.stop();
         await dlq.stop();
         await auditRetention?.stop();
         await unlisten?.();

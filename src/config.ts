@@ -209,6 +209,8 @@ export const settings = {
   realtimeHeartbeat: setting('HERALD_REALTIME_HEARTBEAT', '25s', duration(100, 600_000), 'Interval of WebSocket pings; a connection that did not answer the previous ping is dropped.'),
   realtimeSendBuffer: setting('HERALD_REALTIME_SEND_BUFFER', '1048576', int(1024, 256 * 1024 * 1024), 'Bytes a real-time connection may have queued for sending; beyond that the client is a slow consumer and is disconnected (close 4004).'),
   realtimeFrameRate: setting('HERALD_REALTIME_FRAME_RATE', '100/10s', requestRate, 'Client frames one real-time connection may send, as <frames>/<window>; beyond that it is closed (1008). Empty: unlimited.'),
+  hookBodyLimit: setting('HERALD_HOOK_BODY_LIMIT', '1048576', int(1024, 64 * 1024 * 1024), 'Largest accepted inbound webhook body (POST /hooks/...) in bytes (larger: 413).'),
+  eventRetention: setting('HERALD_EVENT_RETENTION', '30d', duration(60_000, 3650 * 86_400_000), 'How long received webhook events are kept when their source sets no retention of its own; older ones are purged in the background.'),
   logLevel: setting('HERALD_LOG_LEVEL', 'info', logLevel, 'Log level: fatal, error, warn, info, debug, trace or silent.'),
 } as const;
 

@@ -11,6 +11,7 @@ export const PROBLEMS = {
   invalid_credentials: { status: 401, title: 'The email address or password is not correct' },
   invalid_refresh_token: { status: 401, title: 'The refresh token is not valid' },
   oauth_failed: { status: 401, title: 'Signing in with the identity provider failed' },
+  signature_failed: { status: 401, title: 'The webhook signature is missing, malformed, stale or does not match' },
   forbidden: { status: 403, title: 'The API key or role lacks the permission this needs' },
   csrf_failed: { status: 403, title: 'A cookie-authenticated request failed the CSRF check' },
   invitation_required: { status: 403, title: 'Signing up needs an invitation' },

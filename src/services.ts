@@ -34,6 +34,7 @@ import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
+import type { InboundService } from './inbound/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -90,5 +91,7 @@ export interface Services {
   readonly topics: TopicService;
   /** Real-time keys, connection tokens and channel publishing. */
   readonly realtime: RealtimeService;
+  /** The webhook broker: sources, ingest, events, consumers. */
+  readonly inbound: InboundService;
   readonly state: { started: boolean; stopping: boolean };
 }

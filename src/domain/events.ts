@@ -2,7 +2,7 @@
 // payloads. Times are ms since the epoch.
 //
 // Adding an event: add its payload to EventPayloads under its name. Names reserved by the design
-// for what comes next: inbound.received, inbox.item, inbox.read, presence.changed.
+// for what comes next: inbox.item, inbox.read, presence.changed.
 
 import type { DeliveryStatus } from './delivery-status.ts';
 
@@ -51,6 +51,11 @@ export interface EventPayloads {
   'circuit.closed': { provider: string; channel: string; node: string };
   /** The vendor refused a workspace's credentials for `provider` (401/403 class answers). */
   'provider.failing': DeliveryRef & { provider: string; error_class: string; error: string };
+  /**
+   * A webhook was received and committed (inbound/service.ts). The event itself (payload, headers,
+   * body) is read with InboundService.getEvent(workspace_id, event_id).
+   */
+  'inbound.received': { workspace_id: string; event_id: string; source_id: string; path: string; provider: string; event_type: string | null; received_at: number };
 }
 
 export type EventType = keyof EventPayloads;

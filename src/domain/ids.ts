@@ -64,7 +64,12 @@ export function ulid(now = Date.now()): string {
   return encode(now, lastRandom);
 }
 
-export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig' | 'usr' | 'ses';
+/** The smallest id of `prefix` made at `time` or later: a bound for id ranges by time. */
+export function idFloor(prefix: IdPrefix, time: number): string {
+  return `${prefix}_${encode(Math.max(0, Math.floor(time)), new Uint8Array(10))}`;
+}
+
+export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig' | 'usr' | 'ses' | 'evt';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;

@@ -1,4 +1,4 @@
-// GET /metrics: Prometheus text format. Queue depth is sampled from the store at scrape time;
+// GET /metrics: Prometheus text format. Queue depth (and the broker's stored events and consumer lag) is sampled from the store at scrape time;
 // when the store cannot answer, the scrape still succeeds without it (herald_store_up 0), so
 // process metrics stay visible during a database outage.
 
@@ -10,6 +10,7 @@ function metricsRoutes(app: Api, s: Services): void {
     s.metrics.queueDepth.reset();
     try {
       for (const r of await s.deliveries.queueDepth()) s.metrics.queueDepth.set({ channel: r.channel, status: r.status }, r.n);
+      await s.inbound.sampleMetrics();
       s.metrics.storeUp.set(1);
     } catch (err) {
       if (!s.store.isUnavailable(err)) throw err;

@@ -42,6 +42,17 @@ export class OrgService {
     return role;
   }
 
+  /** `userId`'s role in `org`, or undefined when they are not a member (for other subsystems' rules). */
+  async roleOf(userId: string, org: string): Promise<UserRole | undefined> {
+    const role = await findMembership(this.#db, userId, org);
+    return role && isRole(role) ? role : undefined;
+  }
+
+  /** The ids of the organizations `userId` is a member of. */
+  async organizationsOf(userId: string): Promise<string[]> {
+    return (await listMemberships(this.#db, userId)).map((m) => m.workspace_id);
+  }
+
   async create(p: UserPrincipal, name: string): Promise<OrgView> {
     const now = Date.now();
     const id = newId('ws');

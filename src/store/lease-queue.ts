@@ -20,6 +20,8 @@ export const LEASE_KINDS = {
   dlqJob: 'dlq_job',
   /** The audit log's retention purge; one row, key "all" (audit/jobs.ts). */
   auditPurge: 'audit_purge',
+  /** The broker's retention purge (inbound/jobs.ts); one row, key "all". */
+  inboundRetention: 'inbound_retention',
 } as const;
 
 /** The columns of a lease_queue row, in the order the adapters' accept writes list them. */

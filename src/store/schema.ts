@@ -452,6 +452,10 @@ export interface Database {
   oauth_states: OauthStatesTable;
   identities: IdentitiesTable;
   github_org_links: GithubOrgLinksTable;
+  inbound_sources: InboundSourcesTable;
+  inbound_events: InboundEventsTable;
+  inbound_consumers: InboundConsumersTable;
+  inbound_consumer_events: InboundConsumerEventsTable;
 }
 
 /** An invitation to an organization (migration 0017); the token only as its sha256. */
@@ -584,5 +588,71 @@ export interface GithubOrgLinksTable {
   github_org: string;
   default_role: string;
   created_at: number;
+  updated_at: number;
+}
+
+/** A webhook source (migration 0018): where a provider's webhooks are received. */
+export interface InboundSourcesTable {
+  workspace_id: string;
+  id: string;
+  path: string;
+  provider: string;
+  /** Sealed JSON list of secrets (auth/secret-box.ts); null for provider none. */
+  secrets: string | null;
+  /** The provider's options as JSON (generic hmac: header, algorithm, encoding, prefix). */
+  options: string | null;
+  visibility: string;
+  owner_id: string | null;
+  /** Null: HERALD_EVENT_RETENTION. */
+  retention_ms: number | null;
+  event_type_path: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A received webhook delivery (migration 0018). */
+export interface InboundEventsTable {
+  id: string;
+  workspace_id: string;
+  source_id: string;
+  path: string;
+  provider: string;
+  event_type: string | null;
+  delivery_id: string | null;
+  owner_id: string | null;
+  visibility: string;
+  content_type: string | null;
+  /** JSON object of the headers, credentials removed. */
+  headers: string;
+  body: string;
+  body_encoding: 'utf8' | 'base64';
+  /** JSON of the parsed body (JSON or form), else null. */
+  payload: string | null;
+  size: number;
+  received_at: number;
+}
+
+/** A named pull consumer (migration 0018). */
+export interface InboundConsumersTable {
+  workspace_id: string;
+  name: string;
+  filter: string;
+  ack_timeout_ms: number;
+  max_deliveries: number;
+  owner_id: string | null;
+  scanned_to: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A consumer's state for one event (migration 0018). */
+export interface InboundConsumerEventsTable {
+  workspace_id: string;
+  consumer: string;
+  event_id: string;
+  state: 'pending' | 'leased' | 'acked' | 'dead' | 'skipped';
+  due_at: number;
+  deliveries: number;
+  owner: string | null;
   updated_at: number;
 }

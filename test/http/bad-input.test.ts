@@ -316,6 +316,28 @@ const cases: Case[] = [
   { name: 'audit filter from not a time', method: 'GET', path: '/v1/audit?from=yesterday', status: 422, code: 'validation_failed', paths: ['querystring.from'] },
   { name: 'audit filter with an unknown parameter', method: 'GET', path: '/v1/audit?who=me', status: 422, code: 'validation_failed' },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
+  // --- webhook broker: sources, events, consumers, ingest
+  { name: 'source with an unknown provider', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'bitbucket', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.provider'] },
+  { name: 'source path under a reserved prefix', method: 'PUT', path: '/v1/sources/s1', body: { path: '/v1/hooks', provider: 'github', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.path'] },
+  { name: 'source path with a dot-dot segment', method: 'PUT', path: '/v1/sources/s1', body: { path: '/a/../b', provider: 'github', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.path'] },
+  { name: 'source path without a leading slash', method: 'PUT', path: '/v1/sources/s1', body: { path: 'gh', provider: 'github', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.path'] },
+  { name: 'source secret with a space', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'github', secrets: ['a b'] }, status: 422, code: 'validation_failed', paths: ['body.secrets.0'] },
+  { name: 'unsigned source without "unsigned": true', method: 'PUT', path: '/v1/sources/s1', body: { path: '/open', provider: 'none' }, status: 422, code: 'validation_failed', paths: ['body.unsigned'] },
+  { name: 'source retention that is not a duration', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'github', secrets: ['x'], retention: 'forever' }, status: 422, code: 'validation_failed', paths: ['body.retention'] },
+  { name: 'source owner who is not a member', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'github', secrets: ['x'], owner: 'usr_nobody' }, status: 422, code: 'validation_failed', paths: ['body.owner'] },
+  { name: 'source with a read key', method: 'PUT', path: '/v1/sources/s1', who: 'read', body: { path: '/gh', provider: 'github', secrets: ['x'] }, status: 403, code: 'forbidden' },
+  { name: 'unknown source', method: 'GET', path: '/v1/sources/nope', status: 404, code: 'not_found' },
+  { name: 'events after a non-event id', method: 'GET', path: '/v1/events?after=ntf_1', status: 422, code: 'validation_failed', paths: ['querystring.after'] },
+  { name: 'events in an unknown order', method: 'GET', path: '/v1/events?order=sideways', status: 422, code: 'validation_failed', paths: ['querystring.order'] },
+  { name: 'unknown event', method: 'GET', path: '/v1/events/evt_01M80SGJJ90MBTNVTV0KVD1QYY', status: 404, code: 'not_found' },
+  { name: 'consumer without a filter', method: 'PUT', path: '/v1/consumers/c1', body: {}, status: 422, code: 'validation_failed', paths: ['body.filter'] },
+  { name: 'consumer ack timeout that is not a duration', method: 'PUT', path: '/v1/consumers/c1', body: { filter: { path: '/x' }, ack_timeout: 'soon' }, status: 422, code: 'validation_failed', paths: ['body.ack_timeout'] },
+  { name: 'consumer max_deliveries of 0', method: 'PUT', path: '/v1/consumers/c1', body: { filter: { path: '/x' }, max_deliveries: 0 }, status: 422, code: 'validation_failed', paths: ['body.max_deliveries'] },
+  { name: 'consumer ack with no ids', method: 'POST', path: '/v1/consumers/c1/ack', body: { ids: [] }, status: 422, code: 'validation_failed', paths: ['body.ids'] },
+  { name: 'consumer nack delay that is not a duration', method: 'POST', path: '/v1/consumers/c1/nack', body: { ids: ['evt_01M80SGJJ90MBTNVTV0KVD1QYY'], delay: 'later' }, status: 422, code: 'validation_failed', paths: ['body.delay'] },
+  { name: 'consumer pull waiting longer than 60 s', method: 'GET', path: '/v1/consumers/c1/events?wait=10m', status: 422, code: 'validation_failed', paths: ['querystring.wait'] },
+  { name: 'pull from an unknown consumer', method: 'GET', path: '/v1/consumers/nope/events', status: 404, code: 'not_found' },
+  { name: 'webhook to an unknown source path', method: 'POST', path: '/hooks/nobody/here', who: 'none', body: { a: 1 }, status: 404, code: 'not_found' },
 ];
 
 for (const dialect of ['sqlite', 'postgres'] as const) describe(`bad input is refused with a problem (${dialect})`, () => {

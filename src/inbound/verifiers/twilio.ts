@@ -12,6 +12,7 @@
 // signature covers whatever fields arrived, not a fixed list.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { fail, OK, type SignedRequest, type Verdict } from './verdict.ts';
 
 export const TWILIO_SIGNATURE_HEADER = 'x-twilio-signature';
 
@@ -81,4 +82,18 @@ export function parseTwilioCallback(params: Record<string, string>): { messageSi
   if (!messageSid || !messageStatus) return undefined;
   const errorCode = params[TWILIO_CALLBACK_FIELDS.errorCode];
   return { messageSid, messageStatus, status: twilioCallbackStatus(messageStatus), errorCode: errorCode ? errorCode : null };
+}
+
+/**
+ * The broker's Twilio verifier (inbound/verifiers/index.ts): the signature over `url` (the public
+ * URL Twilio was given: HERALD_PUBLIC_URL + /hooks/<path> + query) and the form parameters, tried
+ * with each of the source's auth tokens.
+ */
+export function verifyTwilio(req: SignedRequest, secrets: readonly string[], url: string, params: Record<string, string>): Verdict {
+  const header = req.headers[TWILIO_SIGNATURE_HEADER];
+  if (header === undefined || header === '') return fail('missing');
+  if (!/^[A-Za-z0-9+/]{27}=$/.test(header.trim())) return fail('malformed');
+  let ok = false;
+  for (const token of secrets) if (verifyTwilioSignature(token, url, params, header.trim())) ok = true;
+  return ok ? OK : fail('mismatch');
 }

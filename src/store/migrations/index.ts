@@ -22,6 +22,7 @@ import * as m0014 from './0014_accounts.ts';
 import * as m0015 from './0015_lease_queue.ts';
 import * as m0016 from './0016_identities.ts';
 import * as m0017 from './0017_account_security.ts';
+import * as m0018 from './0018_inbound.ts';
 import * as m0019 from './0019_realtime.ts';
 
 const migrations: Record<string, Migration> = {
@@ -42,6 +43,7 @@ const migrations: Record<string, Migration> = {
   '0015_lease_queue': m0015,
   '0016_identities': m0016,
   '0017_account_security': m0017,
+  '0018_inbound': m0018,
   '0019_realtime': m0019,
 };
 
