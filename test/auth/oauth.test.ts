@@ -241,6 +241,9 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
     assert.equal(wrongNonce.res.status, 401, wrongNonce.res.text);
     assert.equal(wrongNonce.res.body.code, 'oauth_failed');
     assert.match(wrongNonce.res.body.detail, /nonce/);
+    const failed = await request(h.url, ownerToken, 'GET', '/v1/audit?action=auth.login_failed&limit=200');
+    assert.equal(failed.status, 200, failed.text);
+    assert.ok(failed.body.data.some((e: any) => e.details?.via === 'google' && e.details?.code === 'oauth_failed' && /nonce/.test(e.details?.detail)), 'the failed sign-in is audited');
     google.tamper = (p) => {
       delete p.nonce;
     };
@@ -368,6 +371,26 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
     assert.equal(del.status, 204);
     assert.equal((await request(h.url, ownerToken, 'GET', '/v1/orgs/ws_default/github')).status, 404);
   });
+
+  // Two nodes share one database (PostgreSQL only: two processes cannot share a SQLite file): a
+  // sign-in started on one node finishes on the other, once.
+  if (store === 'postgres') {
+    it('a sign-in started on one node finishes on another, and only once', async () => {
+      const other = await startHeraldOn(store, h.env, { join: h });
+      try {
+        keycloak.who = { sub: 'kc-two-nodes', email: 'two-nodes@example.org', email_verified: true };
+        const b = await startSignIn(h, 'keycloak');
+        const there = await finish(other, b);
+        assert.equal(there.status, 200, there.text);
+        assert.equal((await me(h, there.body.access_token)).status, 200);
+        const again = await finish(h, b);
+        assert.equal(again.status, 400, again.text);
+        assert.equal(again.body.code, 'invalid_oauth_state');
+      } finally {
+        await other.stop();
+      }
+    });
+  }
 
   describe('with HERALD_SIGNUP=invite', () => {
     let hi: TestHerald;

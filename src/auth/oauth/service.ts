@@ -35,6 +35,7 @@ import { newId } from '../../domain/ids.ts';
 import { isRole, roleAllows, type UserRole } from '../../domain/roles.ts';
 import { Problem } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
+import { DEFAULT_WORKSPACE_ID } from '../../store/workspaces.ts';
 import type { AccountService, ClientInfo, IssuedTokens } from '../accounts.ts';
 import type { UserPrincipal } from '../principal.ts';
 import type { SecretBox } from '../secret-box.ts';
@@ -201,14 +202,29 @@ export class OAuthService {
     if (!row || row.provider !== provider.id) throw new Problem('invalid_oauth_state', 'This sign-in state is unknown or was used already; start signing in again');
     if (row.expires_at <= now) throw new Problem('invalid_oauth_state', 'This sign-in took longer than 10 minutes; start signing in again');
     if (!binding || sha256(binding) !== row.binding_hash) throw new Problem('invalid_oauth_state', 'This sign-in was not started in this browser (the herald_oauth cookie is missing or different)');
-    if (query.error) {
-      const desc = query.error_description ? `: ${query.error_description.slice(0, 200)}` : '';
-      throw new Problem('oauth_failed', `${provider.name} did not sign you in (${query.error.slice(0, 100)}${desc})`);
+    try {
+      if (query.error) {
+        const desc = query.error_description ? `: ${query.error_description.slice(0, 200)}` : '';
+        throw new Problem('oauth_failed', `${provider.name} did not sign you in (${query.error.slice(0, 100)}${desc})`);
+      }
+      if (!query.code) throw new Problem('oauth_failed', `${provider.name} answered without an authorization code`);
+      const profile = await provider.finish({ code: query.code, codeVerifier: this.#secrets.open(row.code_verifier), nonce: row.nonce ?? '', redirectUri: this.#redirectUri(provider.id) });
+      const userId = await this.#resolveUser(provider, profile, client);
+      return await this.#accounts.signInExternal(userId, provider.id, client);
+    } catch (err) {
+      // A sign-in that got past the state check and failed is audited like a failed password
+      // sign-in (a bad state is not: anyone can send one, and it reached no provider).
+      if (err instanceof Problem) {
+        await this.#audit.record({
+          workspaceId: DEFAULT_WORKSPACE_ID,
+          actor: 'anonymous',
+          action: 'auth.login_failed',
+          target: null,
+          details: { via: provider.id, code: err.code, detail: err.detail ?? null, ip: client.ip, user_agent: client.userAgent ?? null },
+        });
+      }
+      throw err;
     }
-    if (!query.code) throw new Problem('oauth_failed', `${provider.name} answered without an authorization code`);
-    const profile = await provider.finish({ code: query.code, codeVerifier: this.#secrets.open(row.code_verifier), nonce: row.nonce ?? '', redirectUri: this.#redirectUri(provider.id) });
-    const userId = await this.#resolveUser(provider, profile, client);
-    return this.#accounts.signInExternal(userId, provider.id, client);
   }
 
   async #resolveUser(provider: SignInProvider, profile: ExternalProfile, client: ClientInfo): Promise<string> {
