@@ -62,6 +62,9 @@ import { orgsModule } from './orgs/routes.ts';
 import { githubLinkModule, oauthModule } from './auth/oauth/routes.ts';
 import { OAuthService } from './auth/oauth/service.ts';
 import { OrgService } from './orgs/service.ts';
+import { InvitationService } from './orgs/invitations.ts';
+import { invitationAcceptModule, invitationsModule } from './orgs/invitation-routes.ts';
+import { AccountMailer } from './auth/mailer.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
@@ -94,6 +97,8 @@ const ROUTES: readonly RouteModule[] = [
   oauthModule,
   orgsModule,
   githubLinkModule,
+  invitationsModule,
+  invitationAcceptModule,
   recipientsModule,
   notificationsModule,
   dlqModule,
@@ -237,6 +242,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const notifications = new NotificationService(store, { accepter, events });
   const orgs = new OrgService(store.db, { audit });
+  const mailer = new AccountMailer({ email: channels.get('email'), smtpConfigured: Boolean(config.smtpUrl), publicUrl: config.publicUrl });
+  const invitations = new InvitationService(store.db, { audit, mailer, signup: config.signup });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
   const oauth = new OAuthService(store.db, { config, secrets, accounts, audit, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
@@ -265,7 +272,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const retention = roles.includes('worker') ? new RetentionPurger({ store, inbound, owner: workerId, log }) : undefined;
   const state = { started: false, stopping: false };
   const gateway = new RealtimeGateway({ service: realtime, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, providerTests, topics, inbound, realtime, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, providerTests, topics, inbound, realtime, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

@@ -173,7 +173,7 @@ export const settings = {
   adminKey: setting('HERALD_ADMIN_KEY', '', optionalStr, 'If set, an admin-scoped API key with exactly this value exists (created at start if missing). `serve` warns when it is short or well known.', true),
   adminEmail: setting('HERALD_ADMIN_EMAIL', '', optionalEmail, 'With HERALD_ADMIN_PASSWORD: a user with this email address exists and owns the default organization (created at start if missing; an existing user is made owner, its password left as it is).'),
   adminPassword: setting('HERALD_ADMIN_PASSWORD', '', optionalStr, 'The password of the HERALD_ADMIN_EMAIL user when it is created (at least 10 characters, not a common password).', true),
-  signup: setting('HERALD_SIGNUP', 'invite', signup, 'Who may register (POST /v1/auth/register): invite (only with an invitation; invitations are not built yet, so nobody), open (anyone; each new user owns a new organization) or closed.'),
+  signup: setting('HERALD_SIGNUP', 'invite', signup, 'Who may register (POST /v1/auth/register): invite (only with an invitation token), open (anyone; each new user owns a new organization) or closed.'),
   jwtKey: setting('HERALD_JWT_KEY', '', jwtKey, 'Private key that signs access tokens: a PKCS#8 PEM or a private JWK, EC P-256 (ES256) or Ed25519 (EdDSA). Empty: a P-256 key generated on first use and stored in the database, sealed with the secret key.', true),
   secretKey: setting('HERALD_SECRET_KEY', '', optionalStr, 'Key that encrypts secrets at rest (32+ characters). Empty: generated into the data dir on first start.', true),
   allowNetworks: setting<Cidr[]>('HERALD_ALLOW_NETWORKS', '', parseCidrList, 'Comma-separated CIDRs outgoing HTTP may reach in addition to public addresses (e.g. 10.0.0.0/8,127.0.0.1/32).'),

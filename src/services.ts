@@ -32,6 +32,7 @@ import type { AccountService } from './auth/accounts.ts';
 import type { OAuthService } from './auth/oauth/service.ts';
 import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
+import type { InvitationService } from './orgs/invitations.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
@@ -88,6 +89,8 @@ export interface Services {
   readonly providerTests: ProviderTester;
   /** Organizations and their members. */
   readonly orgs: OrgService;
+  /** Invitations to organizations, emailed as single-use links. */
+  readonly invitations: InvitationService;
   readonly topics: TopicService;
   /** Real-time keys, connection tokens and channel publishing. */
   readonly realtime: RealtimeService;

@@ -103,7 +103,7 @@ export class AccountService implements UserLookup {
    */
   async register(input: { email: string; password: string; name: string }, client: ClientInfo): Promise<{ user: UserView; organization: { id: string; name: string; role: UserRole } }> {
     if (this.#signup === 'closed') throw new Problem('signup_closed', 'This server does not accept new users (HERALD_SIGNUP=closed)');
-    if (this.#signup === 'invite') throw new Problem('invitation_required', 'This server accepts new users only with an invitation (HERALD_SIGNUP=invite); ask an administrator of your organization');
+    if (this.#signup === 'invite') throw new Problem('invitation_required', 'This server accepts new users only with an invitation (HERALD_SIGNUP=invite): register with {"invitation": <token>} from the invitation email, or ask an administrator of your organization for one');
     checkPolicy(input.password);
     const now = Date.now();
     const user = await this.#newUser(input, now);
@@ -326,7 +326,7 @@ export async function ensureMember(
   return { user: userView(user), created };
 }
 
-function checkPolicy(password: string): void {
+export function checkPolicy(password: string): void {
   const v = passwordVerdict(password);
   if (!v.ok) throw new Problem('weak_password', `body.password ${v.message}`, { errors: [{ path: 'body.password', message: v.message }] });
 }

@@ -1,6 +1,6 @@
 // Sign-in and sessions. Public (no credential): register, login, refresh. With a user's access
 // token: logout, logout-all, me, switch.
-//   POST /v1/auth/register    {email, password, name}      per HERALD_SIGNUP
+//   POST /v1/auth/register    {email, password, name, invitation?}  per HERALD_SIGNUP
 //   POST /v1/auth/login       {email, password}            tokens + cookies
 //   POST /v1/auth/refresh     {refresh_token?}             (or the refresh cookie) rotated tokens
 //   POST /v1/auth/logout                                   ends this session
@@ -53,12 +53,21 @@ function publicRoutes(app: Api, s: Services): void {
         summary: 'Register a user (per HERALD_SIGNUP)',
         tags: ['auth'],
         security: [],
-        body: Type.Object({ email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            email: Email,
+            password: Password,
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            invitation: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The token of an invitation to this address: registers and joins its organization' })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 201: Type.Object({ user: UserView, organization: OrgRole }), ...problems(403, 409, 422) },
       },
     },
     async (request, reply) => {
-      const r = await s.accounts.register(request.body, client(request));
+      const { invitation, ...input } = request.body;
+      const r = invitation === undefined ? await s.accounts.register(input, client(request)) : await s.invitations.accept(invitation, input, client(request));
       return reply.code(201).send({ user: { ...r.user, created_at: new Date(r.user.created_at).toISOString() }, organization: r.organization });
     },
   );

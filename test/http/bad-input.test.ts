@@ -315,6 +315,13 @@ const cases: Case[] = [
   { name: 'key expiry in the past', method: 'POST', path: '/v1/keys', body: { name: 'x', scopes: ['read'], expires_at: '2001-01-01T00:00:00Z' }, status: 422, code: 'validation_failed', paths: ['body.expires_at'] },
   { name: 'audit filter from not a time', method: 'GET', path: '/v1/audit?from=yesterday', status: 422, code: 'validation_failed', paths: ['querystring.from'] },
   { name: 'audit filter with an unknown parameter', method: 'GET', path: '/v1/audit?who=me', status: 422, code: 'validation_failed' },
+  { name: 'invitation: email not an address', method: 'POST', path: '/v1/orgs/ws_default/invitations', body: { email: 'nobody', role: 'viewer' }, status: 422, code: 'validation_failed', paths: ['body.email'] },
+  { name: 'invitation: role not a role', method: 'POST', path: '/v1/orgs/ws_default/invitations', body: { email: 'a@example.com', role: 'god' }, status: 422, code: 'validation_failed', paths: ['body.role'] },
+  { name: 'invitations with an API key', method: 'GET', path: '/v1/orgs/ws_default/invitations', status: 403, code: 'forbidden' },
+  { name: 'accept an unknown invitation', method: 'POST', path: '/v1/invitations/hi_unknown/accept', who: 'none', body: { name: 'x', password: 'a long enough passphrase' }, status: 400, code: 'invalid_token' },
+  { name: 'accept an invitation with an unknown property', method: 'POST', path: '/v1/invitations/hi_unknown/accept', who: 'none', body: { role: 'owner' }, status: 422, code: 'validation_failed' },
+  { name: 'accept an invitation with an API key', method: 'POST', path: '/v1/invitations/hi_unknown/accept', body: {}, status: 403, code: 'forbidden' },
+  { name: 'register with an empty invitation token', method: 'POST', path: '/v1/auth/register', who: 'none', body: { email: 'a@example.com', password: 'a long enough passphrase', name: 'A', invitation: '' }, status: 422, code: 'validation_failed', paths: ['body.invitation'] },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
   // --- webhook broker: sources, events, consumers, ingest
   { name: 'source with an unknown provider', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'bitbucket', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.provider'] },
