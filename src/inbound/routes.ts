@@ -115,7 +115,7 @@ const ConsumerBody = Type.Object(
       {
         path: Type.String({ minLength: 1, maxLength: 200, description: 'A source path or glob: "*" one segment, "**" any number' }),
         types: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x20-\\x7e]+$' }), { minItems: 1, maxItems: 50 })),
-        match: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Filter language (not yet available)' })),
+        match: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'A filter (docs/filters.md) over {payload, headers, path, type, source}' })),
       },
       { additionalProperties: false },
     ),

@@ -28,6 +28,7 @@ import type { Principal } from '../auth/principal.ts';
 import { may } from '../auth/service.ts';
 import type { Config } from '../config.ts';
 import { parseDuration } from '../domain/duration.ts';
+import { compileFilter, filterError, type CompiledFilter } from '../domain/filter.ts';
 import { idFloor, ulid } from '../domain/ids.ts';
 import {
   CREDENTIAL_HEADERS,
@@ -50,7 +51,7 @@ import type { StoreAdapter } from '../store/adapter.ts';
 import * as q from './store.ts';
 import { verify, type FailureReason, type HmacOptions } from './verifiers/index.ts';
 
-export type { EventRow, ReadScope, SourceRow, ConsumerRow } from './store.ts';
+export type { EventRow, ReadScope, SourceRow, ConsumerRow, Candidate } from './store.ts';
 
 /**
  * How far back (ms before now) a consumer's scan mark may be moved: an event whose id is older
@@ -146,6 +147,7 @@ export class InboundService {
   readonly #opened = new Map<string, string[]>();
   /** Long-polls waiting, by organization. */
   readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #compiled = new Map<string, CompiledFilter>();
   #unlisten: (() => void) | undefined;
   #stopping = false;
 
@@ -409,7 +411,8 @@ export class InboundService {
     const path = input.filter.path;
     if (!/^\/[A-Za-z0-9_.\-/*]*$/.test(path) || path.length > 200) problems.push({ path: 'body.filter.path', message: 'must be a source path or a glob of one ("*" one segment, "**" any)' });
     if (input.filter.match !== undefined) {
-      problems.push({ path: 'body.filter.match', message: 'is not supported yet: the filter language has not landed; filter by path and types' });
+      const err = filterError(input.filter.match);
+      if (err) problems.push({ path: `body.filter.match${err.path ? `.${err.path}` : ''}`, message: err.reason });
     }
     let ackMs = DEFAULT_ACK_TIMEOUT_MS;
     if (input.ack_timeout !== undefined) {
@@ -494,13 +497,31 @@ export class InboundService {
     return q.deadLetters(this.#store.db, ws, name, limit);
   }
 
+  /** A consumer's compiled `match`, by its filter's text (undefined: none). */
+  #match(filterText: string, filter: ConsumerFilter): CompiledFilter | undefined {
+    if (filter.match === undefined) return undefined;
+    let m = this.#compiled.get(filterText);
+    if (!m) {
+      m = compileFilter(filter.match);
+      if (this.#compiled.size > 1000) this.#compiled.clear();
+      this.#compiled.set(filterText, m);
+    }
+    return m;
+  }
+
   /**
    * Considers events received since the consumer's scan mark (at most `max`): a row for each,
-   * pending when the filter takes it, skipped when its path glob refuses it; then moves the mark
-   * to the older of the last event considered and now - CONSUMER_SCAN_SAFETY_MS.
+   * pending when the filter takes it (path glob, then `match` over the document {payload,
+   * headers, path, type, source}, the filter language of domain/filter.ts), skipped when it does
+   * not; then moves the mark to the older of the last event considered and
+   * now - CONSUMER_SCAN_SAFETY_MS.
    */
   async #scan(c: q.ConsumerRow, max: number, now: number): Promise<void> {
     const filter = JSON.parse(c.filter) as ConsumerFilter;
+    const match = this.#match(c.filter, filter);
+    const takes = (e: q.Candidate) =>
+      globMatch(filter.path, e.path) &&
+      (!match || match.matches({ payload: e.payload === null ? null : (JSON.parse(e.payload) as unknown), headers: JSON.parse(e.headers) as unknown, path: e.path, type: e.event_type, source: e.source_id }));
     const boundary = idFloor('evt', now - CONSUMER_SCAN_SAFETY_MS);
     let considered = 0;
     for (;;) {
@@ -515,7 +536,7 @@ export class InboundService {
           workspace_id: c.workspace_id,
           consumer: c.name,
           event_id: e.id,
-          state: globMatch(filter.path, e.path) ? ('pending' as const) : ('skipped' as const),
+          state: takes(e) ? ('pending' as const) : ('skipped' as const),
           due_at: now,
           deliveries: 0,
           owner: null,

@@ -339,6 +339,7 @@ const cases: Case[] = [
   { name: 'unknown event', method: 'GET', path: '/v1/events/evt_01M80SGJJ90MBTNVTV0KVD1QYY', status: 404, code: 'not_found' },
   { name: 'consumer without a filter', method: 'PUT', path: '/v1/consumers/c1', body: {}, status: 422, code: 'validation_failed', paths: ['body.filter'] },
   { name: 'consumer ack timeout that is not a duration', method: 'PUT', path: '/v1/consumers/c1', body: { filter: { path: '/x' }, ack_timeout: 'soon' }, status: 422, code: 'validation_failed', paths: ['body.ack_timeout'] },
+  { name: 'consumer match with an unknown operator', method: 'PUT', path: '/v1/consumers/c1', body: { filter: { path: '/x', match: { 'payload.a': { $like: 'x' } } } }, status: 422, code: 'validation_failed' },
   { name: 'consumer max_deliveries of 0', method: 'PUT', path: '/v1/consumers/c1', body: { filter: { path: '/x' }, max_deliveries: 0 }, status: 422, code: 'validation_failed', paths: ['body.max_deliveries'] },
   { name: 'consumer ack with no ids', method: 'POST', path: '/v1/consumers/c1/ack', body: { ids: [] }, status: 422, code: 'validation_failed', paths: ['body.ids'] },
   { name: 'consumer nack delay that is not a duration', method: 'POST', path: '/v1/consumers/c1/nack', body: { ids: ['evt_01M80SGJJ90MBTNVTV0KVD1QYY'], delay: 'later' }, status: 422, code: 'validation_failed', paths: ['body.delay'] },

@@ -6,23 +6,11 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { sign as octokitSign } from '@octokit/webhooks-methods';
 import Stripe from 'stripe';
 import { describeOnStores, request, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
-
-const GH_SECRET = 'gh-secret-0123456789';
-
-export async function postGithub(url: string, path: string, payload: unknown, o: { event?: string; delivery?: string; secret?: string; raw?: string } = {}) {
-  const body = o.raw ?? JSON.stringify(payload);
-  const sig = await octokitSign(o.secret ?? GH_SECRET, body);
-  return request(url, undefined, 'POST', `/hooks${path}`, body, {
-    'content-type': 'application/json',
-    'x-hub-signature-256': sig,
-    'x-github-event': o.event ?? 'pull_request',
-    'x-github-delivery': o.delivery ?? randomBytes(8).toString('hex'),
-  });
-}
+import { GH_SECRET, postGithub } from '../helpers/hooks.ts';
 
 describeOnStores('webhook broker', (store) => {
   let h: TestHerald;
@@ -271,13 +259,24 @@ describeOnStores('webhook broker', (store) => {
     assert.equal((await h.api('GET', '/v1/consumers/lp')).body.unacked, 0);
   });
 
-  it('consumers: start earliest takes stored events; unknown consumer 404; match refused until the filter language lands', async () => {
+  it('consumers: start earliest takes stored events; unknown consumer 404; match filters by the filter language', async () => {
     const c = await h.api('PUT', '/v1/consumers/all-gh', { filter: { path: '/github/acme/api' }, start: 'earliest' });
     assert.equal(c.status, 201);
     const r = await h.api('GET', '/v1/consumers/all-gh/events?limit=500');
     assert.ok(r.body.data.length >= 3, `stored events handed out (${r.body.data.length})`);
     assert.equal((await h.api('GET', '/v1/consumers/nope/events')).status, 404);
-    assert.equal((await h.api('PUT', '/v1/consumers/m', { filter: { path: '/x', match: { 'payload.a': 1 } } })).status, 422);
+    const bad = await h.api('PUT', '/v1/consumers/m', { filter: { path: '/x', match: { 'payload.n': { $gt: [] } } } });
+    assert.equal(bad.status, 422);
+    assert.match(bad.body.errors[0].path, /^body\.filter\.match/);
+    await h.api('PUT', '/v1/sources/match', { path: '/match/repo', provider: 'github', secrets: [GH_SECRET] });
+    assert.equal((await h.api('PUT', '/v1/consumers/opened', { filter: { path: '/match/**', match: { 'payload.action': 'opened', 'headers.x-github-event': 'pull_request', 'payload.number': { $gte: 10 } } } })).status, 201);
+    const opened = await postGithub(h.url, '/match/repo', { action: 'opened', number: 10 });
+    await postGithub(h.url, '/match/repo', { action: 'closed', number: 11 });
+    await postGithub(h.url, '/match/repo', { action: 'opened', number: 9 });
+    await postGithub(h.url, '/match/repo', { action: 'opened', number: 12 }, { event: 'issues' });
+    const got = await h.api('GET', '/v1/consumers/opened/events?limit=10');
+    assert.deepEqual(got.body.data.map((e: { id: string }) => e.id), [opened.body.id]);
+    assert.equal((await h.api('GET', '/v1/consumers/opened')).body.unacked, 1);
     assert.equal((await h.api('GET', '/v1/consumers/all-gh/events?wait=forever')).status, 422);
   });
 
