@@ -40,6 +40,8 @@ import { kindsModule } from './kinds/routes.ts';
 import { preferencesModule } from './preferences/routes.ts';
 import { templatesModule } from './templates/routes.ts';
 import { topicsModule } from './topics/routes.ts';
+import { subscriptionsModule } from './subscriptions/routes.ts';
+import { SubscriptionService } from './subscriptions/service.ts';
 import { TopicService } from './topics/service.ts';
 import { settingsModule } from './settings/routes.ts';
 import { callbacksModule } from './deliveries/routes.ts';
@@ -110,6 +112,7 @@ const ROUTES: readonly RouteModule[] = [
   preferencesModule,
   templatesModule,
   topicsModule,
+  subscriptionsModule,
   settingsModule,
   callbacksModule,
   realtimeModule,
@@ -270,9 +273,21 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const inbound = new InboundService({ store, secrets, events, metrics, config, orgs, log, owner: workerId });
   const retention = roles.includes('worker') ? new RetentionPurger({ store, inbound, owner: workerId, log }) : undefined;
+  const subscriptions = new SubscriptionService({
+    store,
+    secrets,
+    log,
+    audit,
+    send: (ws, req) => notifications.send(ws, req),
+    wake,
+    inbound: () => undefined,
+    realtime: (ws, channel, data) => realtime.publish(ws, channel, data),
+    owner: workerId,
+    pollMs: config.pollInterval,
+  });
   const state = { started: false, stopping: false };
   const gateway = new RealtimeGateway({ service: realtime, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, providerTests, topics, inbound, realtime, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, providerTests, topics, inbound, realtime, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 
@@ -302,6 +317,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       await dlq.start();
       inbound.start();
       await retention?.start();
+      if (pool) await subscriptions.start(events);
       stopPurges = startKeyPurges(store, log);
       await auditRetention?.start();
       if (roles.includes('api')) gateway.attach(server.server);
@@ -330,6 +346,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         await unlisten?.();
         await receipts?.stop();
         await fanout?.stop();
+        await subscriptions.stop();
         if (pool) await pool.stop(config.shutdownGrace);
         await alerts.stop();
         await Promise.all([...channels.values()].map((c) => c.close()));

@@ -36,6 +36,7 @@ import type { InvitationService } from './orgs/invitations.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
+import type { SubscriptionService } from './subscriptions/service.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -96,5 +97,7 @@ export interface Services {
   readonly realtime: RealtimeService;
   /** The webhook broker: sources, ingest, events, consumers. */
   readonly inbound: InboundService;
+  /** Broker subscriptions: actions on inbound events. */
+  readonly subscriptions: SubscriptionService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -1,7 +1,9 @@
 // Signed outgoing webhooks (Standard Webhooks). One POST per delivery to the recipient's URL:
 //   body    {type: "notification", id, delivery_id, recipient, kind, title, body, data, created_at};
 //           an operator alert (kind OPERATOR_KIND, src/alerts) is sent as its event instead:
-//           {type: "delivery.exhausted" | …, timestamp, data} (domain/operator.ts)
+//           {type: "delivery.exhausted" | …, timestamp, data} (domain/operator.ts);
+//           an inbound forward (kind FORWARD_KIND, src/subscriptions) is sent as the original body
+//           with its content type, and herald-event-id/-type, herald-source-path headers (domain/forward.ts)
 //   headers webhook-id (= delivery id, stable across retries so receivers can de-duplicate),
 //           webhook-timestamp (unix seconds of this attempt), webhook-signature ("v1,<base64>")
 // Outcome: 2xx success; 408, 429, 5xx and network errors retryable (Retry-After honoured);
@@ -10,6 +12,7 @@
 
 import { signWebhook } from '../domain/webhook-signature.ts';
 import { OPERATOR_KIND } from '../domain/operator.ts';
+import { FORWARD_KIND, forwardRequest } from '../domain/forward.ts';
 import { parseRetryAfter } from '../domain/retry.ts';
 import type { SafeHttp } from '../net/safe-http.ts';
 import {
@@ -48,10 +51,12 @@ export class WebhookChannel implements Channel {
   async deliver(job: DeliveryJob, signal: AbortSignal): Promise<DeliveryResult> {
     const { webhookUrl, webhookSecret } = job.recipient;
     if (!webhookUrl || !webhookSecret) throw new PermanentError('no_address', 'recipient has no webhook');
-    const body = webhookPayload(job);
+    const forward = job.notification.kind === FORWARD_KIND ? forwardRequest(job.notification.data) : undefined;
+    const body = forward ? forward.body : webhookPayload(job);
     const timestamp = Math.floor(Date.now() / 1000);
     const headers = {
-      'content-type': 'application/json',
+      'content-type': forward ? forward.contentType : 'application/json',
+      ...forward?.headers,
       'user-agent': 'Herald-Webhooks/1',
       'webhook-id': job.deliveryId,
       'webhook-timestamp': String(timestamp),

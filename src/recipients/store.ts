@@ -45,8 +45,14 @@ export async function listRecipients(
   workspaceId: string,
   opts: { after?: string | undefined; limit: number; q?: string | undefined },
 ): Promise<RecipientsTable[]> {
-  // The reserved operator recipient (alerts/store.ts) is the operator_webhook setting, not a recipient.
-  let query = db.selectFrom('recipients').selectAll().where('workspace_id', '=', workspaceId).where('id', '<>', OPERATOR_RECIPIENT);
+  // Reserved recipients are not recipients: the operator one (alerts/store.ts) is the
+  // operator_webhook setting, `_fwd_…` ones are subscriptions' forward addresses (subscriptions/store.ts).
+  let query = db
+    .selectFrom('recipients')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '<>', OPERATOR_RECIPIENT)
+    .where(sql<string>`substr(id, 1, 5)`, '<>', '_fwd_');
   if (opts.after !== undefined) query = query.where('id', '>', opts.after);
   if (opts.q !== undefined) {
     const pattern = `%${opts.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

@@ -407,6 +407,33 @@ export interface DigestItemsTable {
   created_at: number;
 }
 
+/** Broker subscriptions (migration 0020, src/subscriptions). */
+export interface SubscriptionsTable {
+  workspace_id: string;
+  id: string;
+  path_pattern: string;
+  /** JSON filter (domain/filter.ts), or null: every event on a matching path. */
+  filter: string | null;
+  /** JSON action without secrets: {forward: {url}} | {notify: {…}} | {realtime: {channel}}. */
+  action: string;
+  created_by: string;
+  created_at: number;
+}
+
+/** What a subscription did with an event (migration 0020): one row per (event, subscription, run). */
+export interface SubscriptionRunsTable {
+  workspace_id: string;
+  event_id: string;
+  subscription_id: string;
+  /** "event" for the run when the event arrived; the replay's id for a replay. */
+  run: string;
+  /** forwarded | notified | skipped | failed */
+  outcome: string;
+  /** A notification id, or why it was skipped or failed. */
+  detail: string | null;
+  created_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
@@ -433,6 +460,8 @@ export interface Database {
   realtime_settings: RealtimeSettingsTable;
   inbox_items: InboxItemsTable;
   realtime_messages: RealtimeMessagesTable;
+  subscriptions: SubscriptionsTable;
+  subscription_runs: SubscriptionRunsTable;
   digests: DigestsTable;
   digest_items: DigestItemsTable;
   kinds: KindsTable;

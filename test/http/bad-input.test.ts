@@ -322,6 +322,18 @@ const cases: Case[] = [
   { name: 'accept an invitation with an unknown property', method: 'POST', path: '/v1/invitations/hi_unknown/accept', who: 'none', body: { role: 'owner' }, status: 422, code: 'validation_failed' },
   { name: 'accept an invitation with an API key', method: 'POST', path: '/v1/invitations/hi_unknown/accept', body: {}, status: 403, code: 'forbidden' },
   { name: 'register with an empty invitation token', method: 'POST', path: '/v1/auth/register', who: 'none', body: { email: 'a@example.com', password: 'a long enough passphrase', name: 'A', invitation: '' }, status: 422, code: 'validation_failed', paths: ['body.invitation'] },
+  // --- subscriptions
+  { name: 'subscription: filter with an unknown operator', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a', filter: { 'payload.n': { $gtx: 1 } }, action: { forward: { url: 'https://example.com/' } } }, status: 422, code: 'validation_failed', paths: ['body.filter.payload.n.$gtx'] },
+  { name: 'subscription: filter with a backtracking regex', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a', filter: { 'payload.n': { $regex: '(?=x)' } }, action: { forward: { url: 'https://example.com/' } } }, status: 422, code: 'validation_failed', paths: ['body.filter.payload.n.$regex'] },
+  { name: 'subscription: filter not an object', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a', filter: [1], action: { forward: { url: 'https://example.com/' } } }, status: 422, code: 'validation_failed', paths: ['body.filter'] },
+  { name: 'subscription: path pattern without a leading slash', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: 'a/*', action: { forward: { url: 'https://example.com/' } } }, status: 422, code: 'validation_failed', paths: ['body.path_pattern'] },
+  { name: 'subscription: no action', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a' }, status: 422, code: 'validation_failed', paths: ['body.action'] },
+  { name: 'subscription: two notify targets', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a', action: { notify: { to: 'x', to_path: 'payload.user', template: 't' } } }, status: 422, code: 'validation_failed', paths: ['body.action.notify'] },
+  { name: 'subscription: realtime channel not a room', method: 'POST', path: '/v1/subscriptions', body: { path_pattern: '/a', action: { realtime: { channel: 'ops' } } }, status: 422, code: 'validation_failed', paths: ['body.action'] },
+  { name: 'subscription: read scope', method: 'GET', path: '/v1/subscriptions', who: 'read', status: 403, code: 'forbidden' },
+  { name: 'subscription: a cursor Herald did not make', method: 'GET', path: '/v1/subscriptions?cursor=bm9wZQ', status: 400, code: 'invalid_cursor' },
+  { name: 'subscription: unknown id', method: 'GET', path: '/v1/subscriptions/sub_nope', status: 404, code: 'not_found' },
+  { name: 'event replay with a reason too long', method: 'POST', path: '/v1/events/evt_x/replay', body: { reason: 'x'.repeat(1001) }, status: 422, code: 'validation_failed', paths: ['body.reason'] },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
   // --- webhook broker: sources, events, consumers, ingest
   { name: 'source with an unknown provider', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'bitbucket', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.provider'] },

@@ -24,6 +24,7 @@ import * as m0016 from './0016_identities.ts';
 import * as m0017 from './0017_account_security.ts';
 import * as m0018 from './0018_inbound.ts';
 import * as m0019 from './0019_realtime.ts';
+import * as m0020 from './0020_subscriptions.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -45,6 +46,7 @@ const migrations: Record<string, Migration> = {
   '0017_account_security': m0017,
   '0018_inbound': m0018,
   '0019_realtime': m0019,
+  '0020_subscriptions': m0020,
 };
 
 export const migrationProvider: MigrationProvider = {
