@@ -55,8 +55,8 @@ interface Browser {
 }
 
 /** A browser starting a sign-in: Herald's redirect, the provider's redirect back (not yet followed). */
-async function startSignIn(h: TestHerald, provider: string): Promise<Browser> {
-  const start = await fetch(`${h.url}/v1/auth/oauth/${provider}`, { redirect: 'manual' });
+async function startSignIn(h: TestHerald, provider: string, query = ''): Promise<Browser> {
+  const start = await fetch(`${h.url}/v1/auth/oauth/${provider}${query}`, { redirect: 'manual' });
   assert.equal(start.status, 302, await start.text());
   const cookie = start.headers.getSetCookie().find((c) => c.startsWith('herald_oauth='));
   assert.ok(cookie, 'the start sets the herald_oauth cookie');
@@ -172,6 +172,29 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
     const again = await signIn(h, 'google');
     assert.equal(again.res.status, 200, again.res.text);
     assert.equal((await me(h, again.res.body.access_token)).body.user.id, m.body.user.id);
+  });
+
+  it('with ?redirect=, the callback sends the browser back to that path on this server (303, cookies set)', async () => {
+    google.who = { sub: 'g-redirect', email: 'redirect@example.org', email_verified: true };
+    const b = await startSignIn(h, 'google', '?redirect=' + encodeURIComponent('/#/inbox?tab=unread'));
+    const r = await fetch(h.url + b.callback, { redirect: 'manual', headers: { cookie: `herald_oauth=${b.binding}` } });
+    assert.equal(r.status, 303, await r.text());
+    assert.equal(r.headers.get('location'), '/#/inbox?tab=unread');
+    const access = r.headers.getSetCookie().find((c) => c.startsWith('herald_access='))!;
+    assert.ok(access, 'the session cookies are set');
+    const m = await me(h, access.split(';')[0]!.slice('herald_access='.length));
+    assert.equal(m.body.user.email, 'redirect@example.org');
+    // A cookie changed to carry another origin does not redirect there: the tokens come as JSON.
+    const c = await startSignIn(h, 'google');
+    const forgedTo = await fetch(h.url + c.callback, { redirect: 'manual', headers: { cookie: `herald_oauth=${c.binding}.${Buffer.from('//evil.example/').toString('base64url')}` } });
+    assert.equal(forgedTo.status, 200, await forgedTo.text());
+    assert.equal(forgedTo.headers.get('location'), null);
+    // Only a path on this server: another origin, a scheme-relative URL or a backslash is refused.
+    for (const bad of ['https://evil.example/', '//evil.example/', '/\\evil.example', 'relative/path']) {
+      const refused = await request(h.url, undefined, 'GET', `/v1/auth/oauth/google?redirect=${encodeURIComponent(bad)}`);
+      assert.equal(refused.status, 422, `${bad}: ${refused.text}`);
+      assert.equal(refused.body.code, 'validation_failed');
+    }
   });
 
   it('links to an existing user only through a verified email address', async () => {

@@ -285,6 +285,7 @@ const cases: Case[] = [
   // --- sign-in with external providers (/v1/auth/oauth) and GitHub organization links
   { name: 'oauth: sign-in with a provider that is not configured', method: 'GET', path: '/v1/auth/oauth/facebook', who: 'none', status: 404, code: 'not_found' },
   { name: 'oauth: callback of a provider that is not configured', method: 'GET', path: '/v1/auth/oauth/facebook/callback?code=x&state=y', who: 'none', status: 404, code: 'not_found' },
+  { name: 'oauth: sign-in redirect to another origin', method: 'GET', path: '/v1/auth/oauth/github?redirect=https%3A%2F%2Fevil.example%2F', who: 'none', status: 422, code: 'validation_failed', paths: ['querystring.redirect'] },
   { name: 'oauth: callback with an over-long state', method: 'GET', path: `/v1/auth/oauth/github/callback?code=x&state=${'s'.repeat(600)}`, who: 'none', status: 422, code: 'validation_failed', paths: ['querystring.state'] },
   { name: 'github link: owner as the default role', method: 'PUT', path: '/v1/orgs/ws_default/github', body: { org: 'acme', default_role: 'owner' }, status: 422, code: 'validation_failed', paths: ['body.default_role'] },
   { name: 'github link: not a GitHub organization name', method: 'PUT', path: '/v1/orgs/ws_default/github', body: { org: 'acme corp/x', default_role: 'member' }, status: 422, code: 'validation_failed', paths: ['body.org'] },

@@ -21,6 +21,10 @@ import { STATE_TTL_MS } from './service.ts';
 /** Binds a sign-in in progress to the browser that started it. */
 export const OAUTH_COOKIE = 'herald_oauth';
 const OAUTH_COOKIE_PATH = '/v1/auth/oauth';
+const RETURN_PATH = /^\/(?![/\\])[\x21-\x7e]*$/;
+
+/** Where the browser goes after signing in: a path on this server (never another origin). */
+const ReturnPath = Type.String({ maxLength: 512, pattern: '^/(?![/\\\\])[\\x21-\\x7e]*$', description: 'A path on this server (e.g. /#/inbox) the browser is sent to after signing in, with 303; without it the callback answers the tokens as JSON' });
 
 const ProviderParam = Type.Object({ provider: Type.String({ minLength: 1, maxLength: 64, description: 'A provider id from GET /v1/auth/providers' }) });
 const OrgParam = Type.Object({ org: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -53,12 +57,16 @@ function signInRoutes(app: Api, s: Services): void {
         tags: ['auth'],
         security: [],
         params: ProviderParam,
-        response: { 302: Type.Null({ description: "Location: the provider's authorization URL; sets the herald_oauth cookie" }), ...problems(404, 502) },
+        querystring: Type.Object({ redirect: Type.Optional(ReturnPath) }),
+        response: { 302: Type.Null({ description: "Location: the provider's authorization URL; sets the herald_oauth cookie" }), ...problems(404, 422, 502) },
       },
     },
     async (request, reply) => {
       const { location, binding } = await s.oauth.begin(request.params.provider);
-      reply.header('set-cookie', oauthCookie(binding, STATE_TTL_MS / 1000, secureCookies(request.protocol, s.config.publicUrl)));
+      // The cookie carries the binding and, when asked for, the path to return to (only ever a
+      // path on this server, so a changed cookie cannot send the browser elsewhere).
+      const value = request.query.redirect === undefined ? binding : `${binding}.${Buffer.from(request.query.redirect).toString('base64url')}`;
+      reply.header('set-cookie', oauthCookie(value, STATE_TTL_MS / 1000, secureCookies(request.protocol, s.config.publicUrl)));
       reply.header('cache-control', 'no-store');
       return reply.code(302).header('location', location).send(null);
     },
@@ -78,16 +86,18 @@ function signInRoutes(app: Api, s: Services): void {
           error: Type.Optional(Type.String({ maxLength: 256 })),
           error_description: Type.Optional(Type.String({ maxLength: 2048 })),
         }),
-        response: { 200: TokensView, ...problems(400, 401, 403, 404, 422, 502) },
+        response: { 200: TokensView, 303: Type.Null({ description: 'Signed in; Location: the redirect path the sign-in started with (cookies set)' }), ...problems(400, 401, 403, 404, 422, 502) },
       },
     },
     async (request, reply) => {
-      const binding = parseCookies(request.headers.cookie).get(OAUTH_COOKIE);
-      const tokens = await s.oauth.finish(request.params.provider, request.query, binding, { ip: request.ip, userAgent: request.headers['user-agent'] });
+      const [binding, to] = (parseCookies(request.headers.cookie).get(OAUTH_COOKIE) ?? '').split('.', 2);
+      const tokens = await s.oauth.finish(request.params.provider, request.query, binding || undefined, { ip: request.ip, userAgent: request.headers['user-agent'] });
       const body = sendTokens(s, request, reply, tokens);
       // The sign-in is over: the binding cookie goes (sendTokens set the session cookies).
       const cookies = reply.getHeader('set-cookie');
       reply.header('set-cookie', [...(Array.isArray(cookies) ? cookies : cookies === undefined ? [] : [String(cookies)]), oauthCookie('', 0, secureCookies(request.protocol, s.config.publicUrl))]);
+      const path = to ? Buffer.from(to, 'base64url').toString('utf8') : undefined;
+      if (path !== undefined && RETURN_PATH.test(path)) return reply.code(303).header('location', path).send(null);
       return body;
     },
   );
