@@ -248,7 +248,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const mailer = new AccountMailer({ email: channels.get('email'), smtpConfigured: Boolean(config.smtpUrl), publicUrl: config.publicUrl });
   const invitations = new InvitationService(store.db, { audit, mailer, signup: config.signup });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log });
-  const oauth = new OAuthService(store.db, { config, secrets, accounts, audit, log });
+  const oauth = new OAuthService(store.db, { config, secrets, accounts, invitations, audit, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
   const providerTests = new ProviderTester({
     channels,

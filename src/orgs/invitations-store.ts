@@ -50,3 +50,16 @@ export async function useInvitation(db: Kysely<Database>, id: string, userId: st
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
+
+/** The pending invitations (not accepted, revoked or expired at `now`) of an address, oldest first. */
+export async function pendingInvitationsFor(db: Kysely<Database>, emailKey: string, now: number): Promise<InvitationsTable[]> {
+  return db
+    .selectFrom('invitations')
+    .selectAll()
+    .where('email_key', '=', emailKey)
+    .where('accepted_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .orderBy('created_at')
+    .execute();
+}

@@ -26,7 +26,7 @@ import { newId } from '../domain/ids.ts';
 import { isRole, roleAllows, type UserRole } from '../domain/roles.ts';
 import { Problem } from '../errors.ts';
 import type { Database, InvitationsTable } from '../store/schema.ts';
-import { deleteInvitation, findInvitationByHash, insertInvitation, listInvitations, revokeInvitation, useInvitation } from './invitations-store.ts';
+import { deleteInvitation, findInvitationByHash, insertInvitation, listInvitations, pendingInvitationsFor, revokeInvitation, useInvitation } from './invitations-store.ts';
 import { getOrganization, withMembershipLock } from './store.ts';
 
 export const INVITATION_TTL_MS = 7 * 86_400_000;
@@ -181,5 +181,32 @@ export class InvitationService {
       details: { role, registered: newRow !== undefined, ip: client.ip, user_agent: client.userAgent ?? null },
     });
     return { user: { id: user.id, email: user.email, name: user.name, created_at: user.created_at }, organization: { id: inv.workspace_id, name: org?.name ?? inv.workspace_id, role }, created: newRow !== undefined };
+  }
+  /** Whether `email` has a pending invitation (external sign-in: a new user may be made then). */
+  async hasPending(email: string): Promise<boolean> {
+    return (await pendingInvitationsFor(this.#db, emailKey(email), Date.now())).length > 0;
+  }
+
+  /**
+   * Accepts every pending invitation of the user's address, for a user just made by an external
+   * sign-in whose provider verified that address (auth/oauth/service.ts): the organizations joined,
+   * oldest invitation first. Each is used up by the same compare-and-set as accept().
+   */
+  async acceptPendingFor(userId: string, email: string, client: ClientInfo): Promise<string[]> {
+    const now = Date.now();
+    const joined: string[] = [];
+    for (const inv of await pendingInvitationsFor(this.#db, emailKey(email), now)) {
+      const role = await withMembershipLock(this.#db, inv.workspace_id, async (tx) => {
+        if (!(await useInvitation(tx, inv.id, userId, now))) return undefined;
+        const current = await findMembership(tx, userId, inv.workspace_id);
+        if (current !== undefined) return current;
+        await putMembership(tx, { user_id: userId, workspace_id: inv.workspace_id, role: inv.role }, now);
+        return inv.role;
+      });
+      if (role === undefined) continue;
+      joined.push(inv.workspace_id);
+      await this.#audit.record({ workspaceId: inv.workspace_id, actor: `user:${userId}`, action: 'invitation.accept', target: inv.id, details: { role, registered: true, via: 'sign-in', ip: client.ip, user_agent: client.userAgent ?? null } });
+    }
+    return joined;
   }
 }

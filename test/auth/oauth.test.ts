@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Events, OAuth2Server, type MutableToken } from 'oauth2-mock-server';
 import { describeOnStores, request, startHeraldOn, type TestHerald } from '../helpers/herald.ts';
 import { startFakeGithub, type FakeGithub } from '../fakes/github.ts';
+import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 import { TtlCache } from '../../src/auth/oauth/service.ts';
 import { parseOidcProviders } from '../../src/auth/oauth/config.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -417,8 +418,11 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
 
   describe('with HERALD_SIGNUP=invite', () => {
     let hi: TestHerald;
+    let smtp: SmtpSink;
     before(async () => {
+      smtp = await startSmtp();
       hi = await startHeraldOn(store, {
+        HERALD_SMTP_URL: smtp.url,
         HERALD_PUBLIC_URL: PUBLIC_URL,
         HERALD_ADMIN_EMAIL: ADMIN.email,
         HERALD_ADMIN_PASSWORD: ADMIN.password,
@@ -431,13 +435,27 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
         HERALD_OAUTH_GOOGLE_ISSUER: google.issuer,
       });
     });
-    after(async () => hi?.stop());
+    after(async () => {
+      await hi?.stop();
+      await smtp?.close();
+    });
 
-    it('a new user is made only when a linked GitHub organization admits them', async () => {
+    it('a new user is made only with a pending invitation of the verified address or a linked GitHub organization', async () => {
       google.who = { sub: 'g-invite', email: 'newcomer@example.org', email_verified: true };
       const g = await signIn(hi, 'google');
       assert.equal(g.res.status, 403, g.res.text);
       assert.equal(g.res.body.code, 'invitation_required');
+      // Invited: the sign-in makes the user, accepts the invitation, and the session acts there.
+      const owner = await request(hi.url, undefined, 'POST', '/v1/auth/login', ADMIN);
+      const inv = await request(hi.url, owner.body.access_token, 'POST', '/v1/orgs/ws_default/invitations', { email: 'Newcomer@example.org', role: 'member' });
+      assert.equal(inv.status, 201, inv.text);
+      const invited = await signIn(hi, 'google');
+      assert.equal(invited.res.status, 200, invited.res.text);
+      const im = await me(hi, invited.res.body.access_token);
+      assert.deepEqual(im.body.organizations.map((o: any) => [o.id, o.role]), [['ws_default', 'member']]);
+      assert.deepEqual(im.body.organization, { id: 'ws_default', role: 'member' });
+      const used = await request(hi.url, owner.body.access_token, 'GET', '/v1/orgs/ws_default/invitations');
+      assert.equal(used.body.data.find((i: any) => i.id === inv.body.id)?.status, 'accepted', used.text);
 
       github.users.set(701, { id: 701, login: 'acme-new', name: 'New at Acme', emails: [{ email: 'new@acme.example', primary: true, verified: true }], orgs: ['acme-corp'], repos: [] });
       github.signedIn = 701;

@@ -16,9 +16,10 @@
 //                                                linked: audit auth.identity_link), or a new user
 //                                                (per HERALD_SIGNUP, below)
 //     else                                     -> 403 email_unverified (no linking, no new user)
-//   A new user (no password) is made when HERALD_SIGNUP=open (owning a new organization unless a
-//   linked GitHub organization admits them), or with `invite` when a linked GitHub organization
-//   admits them (a standing invitation of its admins); never with `closed`.
+//   A new user (no password; email verified) is made when HERALD_SIGNUP=open, or with `invite` when
+//   the address has a pending invitation (accepted now) or a linked GitHub organization admits them
+//   (a standing invitation of its admins); never with `closed`. Without an invitation or a linked
+//   organization, the new user owns a new organization.
 //   GitHub: the access token is kept sealed on the identity; at each sign-in the user joins every
 //   organization linked to a GitHub organization they belong to (default role; an existing
 //   membership is left as it is; audit member.join_github). The session then opens as a password
@@ -36,9 +37,11 @@ import { isRole, roleAllows, type UserRole } from '../../domain/roles.ts';
 import { Problem } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
 import { DEFAULT_WORKSPACE_ID } from '../../store/workspaces.ts';
+import type { InvitationService } from '../../orgs/invitations.ts';
 import type { AccountService, ClientInfo, IssuedTokens } from '../accounts.ts';
 import type { UserPrincipal } from '../principal.ts';
 import type { SecretBox } from '../secret-box.ts';
+import { markEmailVerified } from '../security-store.ts';
 import { createOrganization, emailKey, findMembership, findUserByEmail, insertUser, listMemberships, putMembership } from '../store.ts';
 import { GithubProvider, OidcProvider, type ExternalProfile, type SignInProvider } from './client.ts';
 import {
@@ -111,6 +114,7 @@ export class OAuthService {
   readonly #db: Kysely<Database>;
   readonly #secrets: SecretBox;
   readonly #accounts: AccountService;
+  readonly #invitations: InvitationService;
   readonly #audit: AuditService;
   readonly #signup: Config['signup'];
   readonly #publicUrl: URL | undefined;
@@ -120,10 +124,11 @@ export class OAuthService {
   readonly #orgCache: TtlCache<string[]>;
   readonly #repoCache: TtlCache<boolean>;
 
-  constructor(db: Kysely<Database>, deps: { config: Config; secrets: SecretBox; accounts: AccountService; audit: AuditService; log?: Logger; now?: () => number }) {
+  constructor(db: Kysely<Database>, deps: { config: Config; secrets: SecretBox; accounts: AccountService; invitations: InvitationService; audit: AuditService; log?: Logger; now?: () => number }) {
     this.#db = db;
     this.#secrets = deps.secrets;
     this.#accounts = deps.accounts;
+    this.#invitations = deps.invitations;
     this.#audit = deps.audit;
     this.#signup = deps.config.signup;
     this.#publicUrl = deps.config.publicUrl;
@@ -261,7 +266,8 @@ export class OAuthService {
     // A new user.
     if (this.#signup === 'closed') throw new Problem('signup_closed', 'This server does not accept new users (HERALD_SIGNUP=closed)');
     const linked = profile.token ? await this.#linkedOrgsOf(profile.token) : [];
-    if (this.#signup === 'invite' && linked.length === 0) {
+    const invited = await this.#invitations.hasPending(profile.email);
+    if (this.#signup === 'invite' && linked.length === 0 && !invited) {
       throw new Problem('invitation_required', 'This server accepts new users only with an invitation (HERALD_SIGNUP=invite); ask an administrator of your organization');
     }
     const name = (profile.name ?? profile.login ?? profile.email.split('@')[0]!).slice(0, 100);
@@ -271,14 +277,15 @@ export class OAuthService {
       userId = (await findUserByEmail(this.#db, profile.email))!.id;
     }
     if (!(await this.#link(provider, profile, userId, sealed, now))) return (await findIdentity(this.#db, provider.id, profile.subject))!.user_id;
-    let home: string;
-    if (linked.length === 0) {
+    // The provider verified the address.
+    await markEmailVerified(this.#db, userId, now);
+    const joined = invited ? await this.#invitations.acceptPendingFor(userId, profile.email, client) : [];
+    await this.#join(userId, linked);
+    let home = joined[0] ?? linked[0]?.workspace_id;
+    if (home === undefined) {
       home = newId('ws');
       await createOrganization(this.#db, { id: home, name: `${name}'s organization`.slice(0, 200) }, now);
       await putMembership(this.#db, { user_id: userId, workspace_id: home, role: 'owner' }, now);
-    } else {
-      await this.#join(userId, linked);
-      home = linked[0]!.workspace_id;
     }
     await this.#audit.record({ workspaceId: home, actor: `user:${userId}`, action: 'auth.register', target: userId, details: { email: profile.email, provider: provider.id, ip: client.ip, user_agent: client.userAgent ?? null } });
     return userId;
