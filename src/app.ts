@@ -280,7 +280,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     audit,
     send: (ws, req) => notifications.send(ws, req),
     wake,
-    inbound: () => undefined,
+    inbound,
     realtime: (ws, channel, data) => realtime.publish(ws, channel, data),
     owner: workerId,
     pollMs: config.pollInterval,

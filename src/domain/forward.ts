@@ -12,8 +12,9 @@ export interface ForwardData {
   event_type: string | null;
   path: string;
   content_type: string;
-  /** The original body, as text (UTF-8). */
+  /** The original body: its text, or base64 of its bytes when they are not UTF-8. */
   body: string;
+  encoding: 'utf8' | 'base64';
 }
 
 /** The request a forward delivery sends, or undefined when `data` is not a forward's. */
@@ -29,6 +30,7 @@ export function forwardRequest(data: unknown): { contentType: string; body: stri
       ...(typeof d.event_type === 'string' && { 'herald-event-type': d.event_type }),
       ...(typeof d.path === 'string' && { 'herald-source-path': d.path }),
       ...(typeof d.subscription_id === 'string' && { 'herald-subscription-id': d.subscription_id }),
+      ...(d.encoding === 'base64' && { 'herald-body-encoding': 'base64' }),
     },
   };
 }

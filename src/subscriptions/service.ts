@@ -15,9 +15,10 @@
 //
 // When it runs. Each committed event gets one job on the lease queue (kind subscription_event,
 // key the event id): enqueued when this node hears `inbound.received` from itself, and by
-// catchUp(), which asks the inbound service for events received since a watermark and enqueues
-// any whose run is not recorded (start-up covers events committed just before a crash, before
-// their announcement). A job loads the event, runs every matching subscription not yet recorded
+// catchUp() at start and every CATCH_UP_INTERVAL_MS, which asks the inbound service for events
+// received since a watermark and enqueues any without a recorded run (this covers events committed
+// just before a crash, before their announcement, and announcements lost between nodes). The first
+// run of an event acts with the subscriptions created before it was received. A job loads the event, runs every matching subscription not yet recorded
 // for (event, run), records each outcome in subscription_runs, and completes. Actions are made
 // idempotent by dedupe keys bound to (subscription, event, run): a job retried after a crash
 // between an action and its record does not act twice. A replay is a job with a fresh run id.
@@ -29,7 +30,8 @@ import type { Logger } from 'pino';
 import type { SecretBox } from '../auth/secret-box.ts';
 import { compileFilter, FilterError, type CompiledFilter } from '../domain/filter.ts';
 import { FORWARD_KIND, type ForwardData } from '../domain/forward.ts';
-import { deliveryId, newId } from '../domain/ids.ts';
+import { deliveryId, idFloor, newId } from '../domain/ids.ts';
+import type { EventRow } from '../inbound/service.ts';
 import { compilePathPattern, PathPatternError } from '../domain/path-pattern.ts';
 import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-signature.ts';
 import { Problem, type FieldError } from '../errors.ts';
@@ -42,6 +44,8 @@ import type { SendRequest } from '../queue/accept.ts';
 import {
   deleteSubscription,
   eventRuns,
+  eventsRun,
+  subscribedWorkspaces,
   forwardRecipientId,
   getSubscription,
   insertSubscription,
@@ -56,32 +60,18 @@ const LEASE_MS = 60_000;
 const BATCH = 16;
 /** How far back a start-up catch-up looks for events whose subscriptions never ran. */
 export const CATCH_UP_WINDOW_MS = 24 * 3_600_000;
+/** How often a node looks again for events whose announcement it did not hear. */
+const CATCH_UP_INTERVAL_MS = 5 * 60_000;
 /** Dedupe keys hold this long: longer than any retry of a job. */
 const DEDUPE_MS = 7 * 24 * 3_600_000;
 const RETRY_BACKOFF_MS = [1_000, 5_000, 30_000, 120_000, 600_000];
 const MAX_JOB_ATTEMPTS = 20;
 
-/** An inbound event as subscriptions see it (the inbound service provides it). */
-export interface SubscribedEvent {
-  id: string;
-  workspaceId: string;
-  source: string;
-  path: string;
-  type: string | null;
-  headers: Record<string, string>;
-  /** Parsed JSON or form body; null for other bodies. */
-  payload: unknown;
-  contentType: string;
-  /** The body as received, as text (UTF-8). */
-  body: string;
-  receivedAt: number;
-}
-
-/** What subscriptions need from the inbound subsystem. */
+/** What subscriptions need from the inbound subsystem (InboundService). */
 export interface InboundEvents {
-  get(workspaceId: string, id: string): Promise<SubscribedEvent | undefined>;
-  /** Ids and workspaces of events received at or after `since` (ms), oldest first, after the cursor id. */
-  since(since: number, after: string | undefined, limit: number): Promise<{ id: string; workspaceId: string }[]>;
+  getEvent(workspaceId: string, id: string): Promise<EventRow | undefined>;
+  /** Events of one organization in id (= time) order after the cursor id. */
+  listEvents(workspaceId: string, f: { after?: string | undefined; order: 'asc' | 'desc'; limit: number }): Promise<EventRow[]>;
 }
 
 export type ForwardAction = { forward: { url: string; secret?: string | undefined } };
@@ -128,12 +118,13 @@ export class SubscriptionService {
   readonly #audit: AuditService;
   readonly #send: (workspaceId: string, req: SendRequest) => Promise<unknown>;
   readonly #wake: (channels: string[]) => void;
-  readonly #inbound: () => InboundEvents | undefined;
+  readonly #inbound: InboundEvents;
   readonly #publish: (workspaceId: string, channel: string, data: unknown) => Promise<unknown>;
   readonly #leases: LeaseQueue;
   readonly #poller: Poller;
   #unlisten: (() => void) | undefined;
   #catchUpFrom: number;
+  #nextCatchUp = Date.now() + CATCH_UP_INTERVAL_MS;
 
   constructor(opts: {
     store: StoreAdapter;
@@ -144,8 +135,8 @@ export class SubscriptionService {
     send: (workspaceId: string, req: SendRequest) => Promise<unknown>;
     /** Wakes the workers of these channels (a forward was committed). */
     wake: (channels: string[]) => void;
-    /** The inbound subsystem's events; undefined while it is not available. */
-    inbound: () => InboundEvents | undefined;
+    /** The inbound subsystem's events. */
+    inbound: InboundEvents;
     /** Publishes to a real-time channel (RealtimeService.publish). */
     realtime: (workspaceId: string, channel: string, data: unknown) => Promise<unknown>;
     owner: string;
@@ -220,7 +211,7 @@ export class SubscriptionService {
    * runs), audited. Undefined when the event is not in the workspace.
    */
   async replay(workspaceId: string, eventId: string, actor: string, reason: string | undefined): Promise<{ run: string } | undefined> {
-    const event = await this.#inbound()?.get(workspaceId, eventId);
+    const event = await this.#inbound.getEvent(workspaceId, eventId);
     if (!event) return undefined;
     const run = newId('run');
     const now = Date.now();
@@ -235,13 +226,12 @@ export class SubscriptionService {
   /** Listens for events this node commits, catches up on missed ones, and starts the job worker. */
   async start(events: Events): Promise<void> {
     this.#unlisten ??= events.listen({
-      types: ['inbound.received' as never],
-      onEvent: (e, local) => {
-        if (!local) return;
-        const ev = e as unknown as { type: string; workspace_id?: string; event_id?: string; id?: string };
-        const eventId = ev.event_id ?? ev.id;
-        if (typeof eventId !== 'string' || typeof ev.workspace_id !== 'string') return;
-        this.enqueue([{ id: eventId, workspaceId: ev.workspace_id }]).catch((err: unknown) => this.#log.warn({ err, eventId }, 'could not enqueue subscriptions of an event; the catch-up will'));
+      types: ['inbound.received'],
+      onEvent: (e) => {
+        // Any node's event: the enqueue is idempotent, and a worker node may not be the ingesting one.
+        if (e.type !== 'inbound.received') return;
+        const eventId = e.event_id;
+        this.enqueue([{ id: eventId, workspaceId: e.workspace_id }]).catch((err: unknown) => this.#log.warn({ err, eventId }, 'could not enqueue subscriptions of an event; the catch-up will'));
       },
     });
     this.#poller.start();
@@ -272,25 +262,29 @@ export class SubscriptionService {
    * covers events committed before a crash and never announced.
    */
   async catchUp(): Promise<number> {
-    const inbound = this.#inbound();
-    if (!inbound) return 0;
     const started = Date.now();
-    let after: string | undefined;
     let n = 0;
-    for (;;) {
-      const page = await inbound.since(this.#catchUpFrom, after, 500);
-      if (page.length === 0) break;
-      const withSubs = [];
-      for (const e of page) if ((await workspaceSubscriptions(this.#store.db, e.workspaceId)).length > 0) withSubs.push(e);
-      if (withSubs.length > 0) await this.enqueue(withSubs);
-      n += withSubs.length;
-      after = page.at(-1)!.id;
+    for (const ws of await subscribedWorkspaces(this.#store.db)) {
+      let after: string | undefined = idFloor('evt', this.#catchUpFrom);
+      for (;;) {
+        const page = await this.#inbound.listEvents(ws, { after, order: 'asc', limit: 500 });
+        if (page.length === 0) break;
+        const ran = await eventsRun(this.#store.db, page.map((e) => e.id));
+        const missing = page.filter((e) => !ran.has(e.id)).map((e) => ({ id: e.id, workspaceId: ws }));
+        if (missing.length > 0) await this.enqueue(missing);
+        n += missing.length;
+        after = page.at(-1)!.id;
+      }
     }
     this.#catchUpFrom = started - LEASE_MS;
     return n;
   }
 
   async #tick(): Promise<boolean> {
+    if (Date.now() >= this.#nextCatchUp) {
+      this.#nextCatchUp = Date.now() + CATCH_UP_INTERVAL_MS;
+      await this.catchUp();
+    }
     const claimed = await this.#leases.claim(SUBSCRIPTION_LEASE_KIND, BATCH, LEASE_MS);
     for (const lease of claimed) {
       if (this.#poller.stopping) break;
@@ -316,12 +310,14 @@ export class SubscriptionService {
 
   /** Runs the event's matching subscriptions not yet recorded for `run`; false: try again later. */
   async #runJob(workspaceId: string, eventId: string, run: string): Promise<boolean> {
-    const inbound = this.#inbound();
-    if (!inbound) return false;
-    const event = await inbound.get(workspaceId, eventId);
-    if (!event) return true; // purged or deleted: nothing to do
+    const row = await this.#inbound.getEvent(workspaceId, eventId);
+    if (!row) return true; // purged or deleted: nothing to do
+    const event = subscribedEvent(row);
     const done = await ranSubscriptions(this.#store.db, eventId, run);
-    const subs = (await workspaceSubscriptions(this.#store.db, workspaceId)).filter((s) => !done.has(s.id)).map(compiled);
+    // The first run acts with subscriptions that existed when the event arrived; a replay with all.
+    const subs = (await workspaceSubscriptions(this.#store.db, workspaceId))
+      .filter((s) => !done.has(s.id) && (run !== 'event' || s.created_at <= row.received_at))
+      .map(compiled);
     const doc = eventDocument(event);
     for (const sub of subs) {
       if (!sub.path(event.path) || (sub.filter && !sub.filter.matches(doc))) continue;
@@ -338,7 +334,7 @@ export class SubscriptionService {
       const now = Date.now();
       const id = newId('ntf');
       const recipient = forwardRecipientId(sub.row.id);
-      const data: ForwardData = { event_id: event.id, subscription_id: sub.row.id, event_type: event.type, path: event.path, content_type: event.contentType, body: event.body };
+      const data: ForwardData = { event_id: event.id, subscription_id: sub.row.id, event_type: event.type, path: event.path, content_type: event.contentType, body: event.body, encoding: event.encoding };
       const item = forwardItem(event.workspaceId, id, recipient, data, now, { key: dedupeKey, expiresAt: now + DEDUPE_MS });
       const [outcome] = await this.#store.acceptBatch([item]);
       if (outcome === 'ok') this.#wake(['webhook']);
@@ -360,6 +356,38 @@ export class SubscriptionService {
     const published = await this.#publish(event.workspaceId, a.realtime.channel, { type: 'inbound.event', event: doc, run });
     return { outcome: 'published', detail: JSON.stringify(published) };
   }
+}
+
+/** An inbound event as subscriptions use it. */
+export interface SubscribedEvent {
+  id: string;
+  workspaceId: string;
+  source: string;
+  path: string;
+  type: string | null;
+  headers: Record<string, string>;
+  /** Parsed JSON or form body; null for other bodies. */
+  payload: unknown;
+  contentType: string;
+  body: string;
+  encoding: 'utf8' | 'base64';
+  receivedAt: number;
+}
+
+function subscribedEvent(r: EventRow): SubscribedEvent {
+  return {
+    id: r.id,
+    workspaceId: r.workspace_id,
+    source: r.source_id,
+    path: r.path,
+    type: r.event_type,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    payload: r.payload === null ? null : (JSON.parse(r.payload) as unknown),
+    contentType: r.content_type ?? 'application/octet-stream',
+    body: r.body,
+    encoding: r.body_encoding,
+    receivedAt: r.received_at,
+  };
 }
 
 /** The document filters and templates see for an inbound event. */

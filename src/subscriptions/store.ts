@@ -85,3 +85,16 @@ export async function recordRun(db: Kysely<Database>, row: SubscriptionRunsTable
 export function eventRuns(db: Kysely<Database>, workspaceId: string, eventId: string): Promise<SubscriptionRunsTable[]> {
   return db.selectFrom('subscription_runs').selectAll().where('workspace_id', '=', workspaceId).where('event_id', '=', eventId).orderBy('created_at').orderBy('subscription_id').execute();
 }
+
+/** Organizations that have subscriptions. */
+export async function subscribedWorkspaces(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('subscriptions').select('workspace_id').distinct().execute();
+  return rows.map((r) => r.workspace_id);
+}
+
+/** Which of these events have a recorded first run (of any subscription). */
+export async function eventsRun(db: Kysely<Database>, eventIds: readonly string[]): Promise<Set<string>> {
+  if (eventIds.length === 0) return new Set();
+  const rows = await db.selectFrom('subscription_runs').select('event_id').distinct().where('event_id', 'in', [...eventIds]).where('run', '=', 'event').execute();
+  return new Set(rows.map((r) => r.event_id));
+}
