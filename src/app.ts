@@ -80,8 +80,9 @@ import { startKeyPurges } from './notifications/jobs.ts';
 import { RecipientService } from './recipients/service.ts';
 import { DeviceService } from './devices/service.ts';
 import { PreferenceService } from './preferences/service.ts';
-import { realtimeGatewayModule, realtimeModule } from './realtime/routes.ts';
+import { inboxModule, meModule, realtimeGatewayModule, realtimeModule } from './realtime/routes.ts';
 import { RealtimeService } from './realtime/service.ts';
+import { InboxService } from './realtime/inbox.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { InProcessStreams, RedisStreams } from './realtime/streams.ts';
 import { brokerModule, hooksModule } from './inbound/routes.ts';
@@ -119,6 +120,8 @@ const ROUTES: readonly RouteModule[] = [
   realtimeGatewayModule,
   brokerModule,
   hooksModule,
+  inboxModule,
+  meModule,
 ];
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -172,6 +175,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     smtp: { url: config.smtpUrl, from: config.emailFrom, timeoutMs: config.smtpTimeout, maxConnections: config.concurrency.email ?? DEFAULT_CONCURRENCY.email },
     log,
     onPushoverLimits: recordPushoverLimits(metrics),
+    inbox: (item) => inbox.deliver(item),
   });
   const rateLimiter = createRateLimiter(config, { log, metrics });
   const policy = new PolicyCache(store.db, { bus });
@@ -285,9 +289,10 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     owner: workerId,
     pollMs: config.pollInterval,
   });
+  const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
-  const gateway = new RealtimeGateway({ service: realtime, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, providerTests, topics, inbound, realtime, subscriptions, state };
+  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, providerTests, topics, inbound, realtime, inbox, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

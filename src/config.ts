@@ -183,7 +183,7 @@ export const settings = {
   bodyLimit: setting('HERALD_BODY_LIMIT', '262144', int(1024, 64 * 1024 * 1024), 'Largest accepted request body in bytes (larger: 413).'),
   webhookTimeout: setting('HERALD_WEBHOOK_TIMEOUT', '15s', duration(100, 120_000), 'Timeout of one outgoing webhook attempt.'),
   smtpTimeout: setting('HERALD_SMTP_TIMEOUT', '30s', duration(100, 300_000), 'Timeout of one SMTP attempt.'),
-  concurrency: setting('HERALD_CONCURRENCY', '', perChannel('concurrency', 1, 4096, 'webhook:64,email:8'), 'Concurrent attempts per channel, as channel:number pairs. Defaults: webhook 128, email 8, fcm/apns/webpush 64, pushover 2, sms 16, kakao 16, slack 8, discord 4.'),
+  concurrency: setting('HERALD_CONCURRENCY', '', perChannel('concurrency', 1, 4096, 'webhook:64,email:8'), 'Concurrent attempts per channel, as channel:number pairs. Defaults: webhook 128, email 8, fcm/apns/webpush 64, pushover 2, sms 16, kakao 16, slack 8, discord 4, inbox 32.'),
   throughput: setting('HERALD_THROUGHPUT', '', perChannel('throughput', 0.01, 100_000, 'fcm:500,sms:10'), 'Attempts started per second, per channel, as channel:number pairs (a vendor\'s rate limit). Empty: unlimited.'),
   circuitThreshold: setting('HERALD_CIRCUIT_THRESHOLD', '5', int(1, 10_000), 'Consecutive retryable failures of a vendor channel that open its circuit (no claims until the cooldown ends).'),
   circuitCooldown: setting('HERALD_CIRCUIT_COOLDOWN', '30s', duration(10, 3_600_000), 'How long an open circuit waits before a half-open probe; doubles after each failed probe (at most 5m or this).'),

@@ -37,6 +37,7 @@ import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
 import type { SubscriptionService } from './subscriptions/service.ts';
+import type { InboxService } from './realtime/inbox.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -99,5 +100,7 @@ export interface Services {
   readonly inbound: InboundService;
   /** Broker subscriptions: actions on inbound events. */
   readonly subscriptions: SubscriptionService;
+  /** In-app inbox items of recipients. */
+  readonly inbox: InboxService;
   readonly state: { started: boolean; stopping: boolean };
 }

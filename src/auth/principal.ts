@@ -78,6 +78,23 @@ export interface KeyLookup {
   resolve(key: string): Promise<KeyPrincipal | undefined>;
 }
 
+/** What authenticateRecipient needs to resolve connection tokens (realtime/service.ts RealtimeService). */
+export interface RecipientLookup {
+  /** The recipient principal of a valid connection token, or why it is not valid; rejects only when the store fails. */
+  resolveConnectionToken(token: string): Promise<RecipientPrincipal | string>;
+}
+
+/**
+ * The recipient principal of `/v1/me` requests: `Authorization: Bearer <connection token>`
+ * (docs/realtime.md); anything else is a 401 problem. API keys and access tokens are not
+ * recipients, so they are refused here too.
+ */
+export function authenticateRecipient(credential: Credential, recipients: RecipientLookup): Problem | Promise<RecipientPrincipal | Problem> {
+  const m = credential.carrier === 'authorization' && credential.value ? /^Bearer\s+(\S+)\s*$/i.exec(credential.value) : null;
+  if (!m || m[1]!.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(m[1]!)) return unauthorized('Send a connection token as "Authorization: Bearer <token>" (POST /v1/realtime/tokens)');
+  return recipients.resolveConnectionToken(m[1]!).then((p) => (typeof p === 'string' ? unauthorized(`The connection token is not valid: ${p}`) : p));
+}
+
 /** Longer bearer values are refused without a lookup (keys are 35 characters). */
 const MAX_KEY_LENGTH = 200;
 

@@ -14,7 +14,7 @@ import { isBlockedDestination } from '../net/safe-http.ts';
  * Delivery channels. Each is its own queue lane (deliveries.channel) with its own workers,
  * concurrency, throughput limit and circuit breaker, so one vendor's trouble never holds up another.
  */
-export const CHANNEL_NAMES = ['webhook', 'email', 'fcm', 'apns', 'webpush', 'pushover', 'sms', 'kakao', 'slack', 'discord'] as const;
+export const CHANNEL_NAMES = ['webhook', 'email', 'fcm', 'apns', 'webpush', 'pushover', 'sms', 'kakao', 'slack', 'discord', 'inbox'] as const;
 export type ChannelName = (typeof CHANNEL_NAMES)[number];
 
 /** Workspace credentials are stored per provider; a channel uses at most one provider. */
@@ -33,6 +33,7 @@ export const CHANNEL_PROVIDER: Readonly<Record<ChannelName, ProviderName | null>
   kakao: 'kakao',
   slack: null,
   discord: null,
+  inbox: null,
 };
 
 /** Channels whose address is a device registered under the recipient (one delivery per device). */

@@ -10,6 +10,7 @@ import type { SafeHttp } from '../net/safe-http.ts';
 import { ApnsChannel, ApnsOptions, ApnsProviderConfig, APNS_SECRET_FIELDS } from './apns.ts';
 import type { Channel, ChannelName, ProviderName } from './channel.ts';
 import { DiscordChannel, DiscordOptions } from './discord.ts';
+import { InboxChannel, InboxOptions, type InboxDelivery } from './inbox.ts';
 import { EmailChannel, SmtpProviderConfig, SMTP_SECRET_FIELDS } from './email.ts';
 import { FcmChannel, FcmOptions, FcmProviderConfig, FCM_SECRET_FIELDS } from './fcm.ts';
 import { KakaoChannel, KakaoOptions, KakaoProviderConfig, KAKAO_SECRET_FIELDS } from './kakao.ts';
@@ -66,6 +67,7 @@ export const CHANNEL_OPTIONS: Readonly<Partial<Record<ChannelName, TSchema>>> = 
   kakao: KakaoOptions,
   slack: SlackOptions,
   discord: DiscordOptions,
+  inbox: InboxOptions,
 };
 
 export interface ChannelDeps {
@@ -75,6 +77,8 @@ export interface ChannelDeps {
   smtp: { url: URL | undefined; from: string; timeoutMs: number; maxConnections: number };
   log: Logger;
   onPushoverLimits: (workspaceId: string, limits: AppLimits) => void;
+  /** Stores an inbox item and publishes it (realtime/inbox.ts InboxService.deliver). */
+  inbox: (item: InboxDelivery) => Promise<string>;
 }
 
 export function createChannels(d: ChannelDeps): Map<ChannelName, Channel> {
@@ -89,6 +93,7 @@ export function createChannels(d: ChannelDeps): Map<ChannelName, Channel> {
     new KakaoChannel({ http: d.http }),
     new SlackChannel({ http: d.http }),
     new DiscordChannel({ http: d.http }),
+    new InboxChannel(d.inbox),
   ];
   return new Map(list.map((c) => [c.name, c]));
 }

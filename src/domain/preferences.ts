@@ -3,7 +3,8 @@
 // decideChannels decides, in this order:
 // 1. Candidates, in priority order: the requested channels when the sender named some (duplicates
 //    collapsed; they override the kind's channels), else the kind's channels, else every configured
-//    channel in configured order. An empty `requested` list means no candidates.
+//    channel in configured order but the opt-in ones (OPT_IN_CHANNELS: the in-app inbox, which a
+//    send reaches only when it or its kind names it). An empty `requested` list means no candidates.
 // 2. Opt-out: a recipient with `allowed: false` for a non-mandatory kind gets every candidate
 //    skipped as `opted_out`. A mandatory kind ignores the recipient's preference entirely.
 // 3. Channel preference: with `channels` in the preference of a non-mandatory kind, candidates not
@@ -53,9 +54,12 @@ export interface ChannelInput {
 }
 
 /** The channels to send a notification on for one recipient (see the decision order above). */
+/** Channels that are never default candidates (step 1). */
+export const OPT_IN_CHANNELS: readonly string[] = ['inbox'];
+
 export function decideChannels(input: ChannelInput): { channels: ChannelDecision[]; optedOut: boolean } {
   const { kind, preference } = input;
-  const candidates = [...new Set(input.requested ?? kind.channels ?? input.configured)];
+  const candidates = [...new Set(input.requested ?? kind.channels ?? input.configured.filter((c) => !OPT_IN_CHANNELS.includes(c)))];
   const honour = !kind.mandatory && preference !== undefined;
   const kindOff = honour && preference.allowed === false;
   const only = honour && preference.channels ? new Set(preference.channels) : undefined;

@@ -31,6 +31,8 @@ export function addressChannels(r: AddressColumns): Set<string> {
   if (r.pushover_user_key) out.add('pushover');
   if (r.slack_webhook_url) out.add('slack');
   if (r.discord_webhook_url) out.add('discord');
+  // Every recipient has an in-app inbox.
+  out.add('inbox');
   if (r.address_disabled) for (const c of r.address_disabled.split(' ')) out.delete(c);
   return out;
 }

@@ -56,6 +56,7 @@ export const DEFAULT_CONCURRENCY: Readonly<Record<ChannelName, number>> = {
   kakao: 16,
   slack: 8,
   discord: 4,
+  inbox: 32,
 };
 
 /**

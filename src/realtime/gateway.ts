@@ -30,6 +30,7 @@ import { TokenBucket } from '../domain/token-bucket.ts';
 import { parseClientFrame, type ClientFrame } from '../domain/realtime-protocol.ts';
 import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal } from './service.ts';
 import type { Publication } from './streams.ts';
+import type { InboxService } from './inbox.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 const AUTH_TIMEOUT_MS = 10_000;
@@ -39,6 +40,7 @@ const PATH = '/v1/realtime';
 
 export interface GatewayOptions {
   readonly service: RealtimeService;
+  readonly inbox: InboxService;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly heartbeatMs: number;
@@ -179,6 +181,12 @@ export class RealtimeGateway {
         return this.#subscribe(c, frame.channel, frame.since);
       case 'unsubscribe':
         return this.#unsubscribe(c, frame.channel);
+      case 'inbox.mark': {
+        const p = c.principal;
+        if (p.kind !== 'recipient') return this.#send(c, errorFrame('forbidden', 'Only a recipient has an inbox'));
+        const changed = await this.#opts.inbox.mark(p.workspaceId, p.recipientId, frame.ids, frame.state);
+        return this.#send(c, JSON.stringify({ type: 'inbox.marked', ids: frame.ids, state: frame.state, changed }));
+      }
       default:
         return this.#send(c, errorFrame('not_supported', `"${frame.type}" frames are not served yet by this server`));
     }
@@ -346,6 +354,8 @@ function channelOf(key: string): string {
 }
 
 function publicationFrame(channel: string, p: Publication): string {
+  // Inbox publications are objects with their own frame type (inbox.item, inbox.unread).
+  if (channel === 'inbox' && p.data.startsWith('{"type":')) return `{"channel":"inbox","offset":${p.offset},"epoch":${JSON.stringify(p.epoch)},${p.data.slice(1)}`;
   return `{"type":"publication","channel":${JSON.stringify(channel)},"offset":${p.offset},"epoch":${JSON.stringify(p.epoch)},"data":${p.data}}`;
 }
 

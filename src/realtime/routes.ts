@@ -5,15 +5,20 @@
 //   POST /v1/realtime/tokens     (send) {recipient, ttl?, rooms?} -> 201 {token, expires_at}
 //   POST /v1/realtime/publish    (send) {channel: "room:<name>", data} -> {channel, offset, epoch}
 //   GET  /v1/realtime            the WebSocket (realtime/gateway.ts); without an Upgrade: 426
+//   GET  /v1/recipients/{id}/inbox  (read) a recipient's inbox items, newest first
+// For the recipient, with a connection token (Authorization: Bearer <token>):
+//   GET  /v1/me/inbox?status=unread|read|archived|all&cursor=   items, newest first (default all)
+//   GET  /v1/me/inbox/count      {unread}
+//   POST /v1/me/inbox/{id}/read, /v1/me/inbox/{id}/archive, /v1/me/inbox/read-all
 
 import { Type } from 'typebox';
 import { Problem, type FieldError } from '../errors.ts';
-import { actorOf } from '../auth/principal.ts';
+import { actorOf, authenticateRecipient, fromAuthorization, type RecipientPrincipal } from '../auth/principal.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { ROOM_NAME } from '../domain/realtime-protocol.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
-import { iso, problems, RecipientId } from '../http/schemas.ts';
+import { Cursor, iso, Limit, problems, RecipientId } from '../http/schemas.ts';
 import { InvalidKeyError, type RealtimeSettingsView } from './service.ts';
 
 const ROOM_PATTERN = ROOM_NAME.source;
@@ -207,5 +212,104 @@ function gatewayRoutes(app: Api): void {
   );
 }
 
+const InboxItem = Type.Object({
+  id: Type.String(),
+  notification_id: Type.Union([Type.String(), Type.Null()]),
+  kind: Type.Union([Type.String(), Type.Null()]),
+  title: Type.Union([Type.String(), Type.Null()]),
+  body: Type.Union([Type.String(), Type.Null()]),
+  data: Type.Unknown(),
+  action_url: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Union([Type.Literal('unseen'), Type.Literal('seen'), Type.Literal('read'), Type.Literal('archived')]),
+  created_at: Type.String(),
+  seen_at: Type.Union([Type.String(), Type.Null()]),
+  read_at: Type.Union([Type.String(), Type.Null()]),
+  archived_at: Type.Union([Type.String(), Type.Null()]),
+});
+const InboxPage = Type.Object({ data: Type.Array(InboxItem), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+const InboxQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union([Type.Literal('unread'), Type.Literal('read'), Type.Literal('archived'), Type.Literal('all')], { default: 'all', description: 'unread: neither read nor archived; all: everything' })),
+    cursor: Type.Optional(Cursor),
+    limit: Type.Optional(Limit),
+  },
+  { additionalProperties: false },
+);
+const ITEM_ID = '^inb_[0-9A-Za-z_]{1,64}$';
+const ItemParams = Type.Object({ id: Type.String({ pattern: ITEM_ID }) });
+const Changed = Type.Object({ changed: Type.Integer(), unread: Type.Integer() });
+
+function cursorOf(c: string | undefined): string | undefined {
+  if (c === undefined) return undefined;
+  if (!new RegExp(ITEM_ID).test(c)) throw new Problem('invalid_cursor', 'The cursor is not one this API gave');
+  return c;
+}
+
+function inboxRoutes(app: Api, s: Services): void {
+  app.get(
+    '/recipients/:id/inbox',
+    {
+      config: { scope: 'read' },
+      schema: { summary: "A recipient's inbox items, newest first", tags: ['realtime'], params: Type.Object({ id: RecipientId }), querystring: InboxQuery, response: { 200: InboxPage, ...problems(400, 401, 403, 422) } },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = await s.inbox.list(request.principal.workspaceId, request.params.id, q.status ?? 'all', cursorOf(q.cursor), q.limit ?? 50);
+      return { data: page.data, next_cursor: page.next };
+    },
+  );
+}
+
+/** /v1/me: the recipient of the request's connection token. */
+function meRoutes(app: Api, s: Services): void {
+  app.addHook('onRequest', async (request) => {
+    const who = await authenticateRecipient(fromAuthorization(request.headers.authorization), s.realtime);
+    if (who instanceof Problem) throw who;
+    (request as { principal?: RecipientPrincipal }).principal = who;
+  });
+  const me = (request: { principal: unknown }) => request.principal as RecipientPrincipal;
+  const changed = async (p: RecipientPrincipal, n: number) => ({ changed: n, unread: await s.inbox.unread(p.workspaceId, p.recipientId) });
+
+  app.get(
+    '/inbox',
+    { schema: { summary: 'My inbox items, newest first (connection token)', tags: ['me'], querystring: InboxQuery, response: { 200: InboxPage, ...problems(400, 401, 422) } } },
+    async (request) => {
+      const p = me(request);
+      const q = request.query;
+      const page = await s.inbox.list(p.workspaceId, p.recipientId, q.status ?? 'all', cursorOf(q.cursor), q.limit ?? 50);
+      return { data: page.data, next_cursor: page.next };
+    },
+  );
+  app.get(
+    '/inbox/count',
+    { schema: { summary: 'My unread count (connection token)', tags: ['me'], response: { 200: Type.Object({ unread: Type.Integer() }), ...problems(401) } } },
+    async (request) => {
+      const p = me(request);
+      return { unread: await s.inbox.unread(p.workspaceId, p.recipientId) };
+    },
+  );
+  app.post(
+    '/inbox/read-all',
+    { schema: { summary: 'Mark all my items read (connection token)', tags: ['me'], response: { 200: Changed, ...problems(401) } } },
+    async (request) => {
+      const p = me(request);
+      return changed(p, await s.inbox.mark(p.workspaceId, p.recipientId, undefined, 'read'));
+    },
+  );
+  for (const [action, state] of [['read', 'read'], ['archive', 'archived']] as const) {
+    app.post(
+      `/inbox/:id/${action}`,
+      { schema: { summary: `Mark one of my items ${state} (connection token)`, tags: ['me'], params: ItemParams, response: { 200: Changed, ...problems(401, 404, 422) } } },
+      async (request) => {
+        const p = me(request);
+        if (!(await s.inbox.get(p.workspaceId, p.recipientId, request.params.id))) throw new Problem('not_found', 'No such inbox item');
+        return changed(p, await s.inbox.mark(p.workspaceId, p.recipientId, [request.params.id], state));
+      },
+    );
+  }
+}
+
+export const inboxModule: RouteModule = { name: 'inbox', prefix: '/v1', auth: 'principal', apiRole: true, routes: inboxRoutes };
+export const meModule: RouteModule = { name: 'me', prefix: '/v1/me', auth: 'none', apiRole: true, routes: meRoutes };
 export const realtimeModule: RouteModule = { name: 'realtime', prefix: '/v1', auth: 'principal', apiRole: true, routes: realtimeRoutes };
 export const realtimeGatewayModule: RouteModule = { name: 'realtime-gateway', prefix: '/v1', auth: 'none', apiRole: true, routes: gatewayRoutes };

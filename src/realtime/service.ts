@@ -292,6 +292,13 @@ export class RealtimeService {
     return { principal: user, expiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : Date.now() + 3_600_000 };
   }
 
+  /** For /v1/me (auth/principal.ts authenticateRecipient): a connection token's recipient, or why not. */
+  async resolveConnectionToken(token: string): Promise<RecipientPrincipal | string> {
+    const v = await this.verify(token);
+    if ('code' in v) return v.reason;
+    return v.principal.kind === 'recipient' ? v.principal : 'an access token is not a connection token';
+  }
+
   /**
    * Publishes `data` (any JSON value) to `channel` (`room:<name>`, or a recipient's `inbox`
    * stream, `inbox:<recipient>`) of the organization: the next offset of its stream, delivered

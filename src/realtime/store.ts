@@ -1,7 +1,8 @@
-// Real-time queries (tables of migration 0019): verification keys and settings per organization.
+// Real-time queries (tables of migration 0019): verification keys and settings per organization,
+// inbox items.
 
 import type { Kysely } from 'kysely';
-import type { Database, RealtimeKeysTable, RealtimeSettingsTable } from '../store/schema.ts';
+import type { Database, InboxItemsTable, RealtimeKeysTable, RealtimeSettingsTable } from '../store/schema.ts';
 
 export type KeyRow = RealtimeKeysTable;
 
@@ -55,4 +56,66 @@ export async function getSettings(db: Kysely<Database>, workspaceId: string): Pr
 export async function putSettings(db: Kysely<Database>, row: RealtimeSettingsTable): Promise<void> {
   const { workspace_id, ...changes } = row;
   await db.insertInto('realtime_settings').values(row).onConflict((oc) => oc.column('workspace_id').doUpdateSet(changes)).execute();
+}
+
+// --- inbox items
+
+
+export type InboxRow = InboxItemsTable;
+export type InboxStatusFilter = 'unread' | 'read' | 'archived' | 'all';
+
+/** Stores the item unless one with its id exists (a retried delivery stores it once). True when stored now. */
+export async function insertInboxItem(db: Kysely<Database>, row: InboxRow): Promise<boolean> {
+  const r = await db.insertInto('inbox_items').values(row).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export function getInboxItem(db: Kysely<Database>, workspaceId: string, recipientId: string, id: string): Promise<InboxRow | undefined> {
+  return db.selectFrom('inbox_items').selectAll().where('id', '=', id).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).executeTakeFirst();
+}
+
+/** A page of the recipient's items, newest first, ids below `before` (the cursor). */
+export function listInbox(db: Kysely<Database>, workspaceId: string, recipientId: string, status: InboxStatusFilter, before: string | undefined, limit: number): Promise<InboxRow[]> {
+  let q = db.selectFrom('inbox_items').selectAll().where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId);
+  if (status === 'unread') q = q.where('read_at', 'is', null).where('archived_at', 'is', null);
+  else if (status === 'read') q = q.where('read_at', 'is not', null).where('archived_at', 'is', null);
+  else if (status === 'archived') q = q.where('archived_at', 'is not', null);
+  if (before !== undefined) q = q.where('id', '<', before);
+  return q.orderBy('id', 'desc').limit(limit).execute();
+}
+
+export async function countUnread(db: Kysely<Database>, workspaceId: string, recipientId: string): Promise<number> {
+  const r = await db
+    .selectFrom('inbox_items')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('workspace_id', '=', workspaceId)
+    .where('recipient_id', '=', recipientId)
+    .where('read_at', 'is', null)
+    .where('archived_at', 'is', null)
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
+/**
+ * Sets `column` to `now` on the recipient's items among `ids` (every item when `ids` is
+ * undefined) where it is not set yet; `read_at` also leaves archived items alone. Returns the
+ * delivery ids of the items it changed.
+ */
+export async function markInbox(db: Kysely<Database>, workspaceId: string, recipientId: string, ids: readonly string[] | undefined, column: 'seen_at' | 'read_at' | 'archived_at', now: number): Promise<(string | null)[]> {
+  return db.transaction().execute(async (trx) => {
+    let q = trx.selectFrom('inbox_items').select(['id', 'delivery_id']).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).where(column, 'is', null);
+    if (ids) q = q.where('id', 'in', ids);
+    if (column === 'read_at') q = q.where('archived_at', 'is', null);
+    const rows = await q.execute();
+    if (rows.length === 0) return [];
+    const set = column === 'read_at' ? { read_at: now, seen_at: now } : column === 'archived_at' ? { archived_at: now } : { seen_at: now };
+    await trx.updateTable('inbox_items').set(set).where('id', 'in', rows.map((r) => r.id)).where(column, 'is', null).execute();
+    return rows.map((r) => r.delivery_id);
+  });
+}
+
+/** Clears `read_at` of the recipient's items among `ids` (marked unread again). */
+export async function markUnread(db: Kysely<Database>, workspaceId: string, recipientId: string, ids: readonly string[]): Promise<number> {
+  const r = await db.updateTable('inbox_items').set({ read_at: null }).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).where('id', 'in', ids).where('read_at', 'is not', null).executeTakeFirst();
+  return Number(r.numUpdatedRows);
 }

@@ -7,14 +7,14 @@ const none = { email: null, phone: null, webhook_url: null, webhook_disabled_at:
 describe('addressChannels', () => {
   it('maps each address to its channel', () => {
     assert.deepEqual([...addressChannels({ ...none, email: 'a@b.c', phone: '+1', webhook_url: 'https://x', pushover_user_key: 'u', slack_webhook_url: 's', discord_webhook_url: 'd', kakao_phone: '+82' })].sort(), [
-      'discord', 'email', 'kakao', 'pushover', 'slack', 'sms', 'webhook',
+      'discord', 'email', 'inbox', 'kakao', 'pushover', 'slack', 'sms', 'webhook',
     ]);
-    assert.deepEqual([...addressChannels(none)], []);
+    assert.deepEqual([...addressChannels(none)], ['inbox'], 'every recipient has an in-app inbox');
   });
 
   it('leaves out a webhook answered 410 and addresses a vendor reported gone', () => {
     const r = { ...none, webhook_url: 'https://x', webhook_disabled_at: 1, slack_webhook_url: 's', phone: '+1', address_disabled: 'slack sms' };
-    assert.deepEqual([...addressChannels(r)], []);
+    assert.deepEqual([...addressChannels(r)], ['inbox']);
   });
 });
 
