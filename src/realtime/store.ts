@@ -102,16 +102,16 @@ export async function countUnread(db: Kysely<Database>, workspaceId: string, rec
  * delivery ids of the items it changed.
  */
 export async function markInbox(db: Kysely<Database>, workspaceId: string, recipientId: string, ids: readonly string[] | undefined, column: 'seen_at' | 'read_at' | 'archived_at', now: number): Promise<(string | null)[]> {
-  return db.transaction().execute(async (trx) => {
-    let q = trx.selectFrom('inbox_items').select(['id', 'delivery_id']).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).where(column, 'is', null);
-    if (ids) q = q.where('id', 'in', ids);
-    if (column === 'read_at') q = q.where('archived_at', 'is', null);
-    const rows = await q.execute();
-    if (rows.length === 0) return [];
-    const set = column === 'read_at' ? { read_at: now, seen_at: now } : column === 'archived_at' ? { archived_at: now } : { seen_at: now };
-    await trx.updateTable('inbox_items').set(set).where('id', 'in', rows.map((r) => r.id)).where(column, 'is', null).execute();
-    return rows.map((r) => r.delivery_id);
-  });
+  // No transaction: the update repeats the select's conditions, so two concurrent marks change each
+  // item once; both may return its delivery, and moving a delivery to `read` twice is a no-op.
+  let q = db.selectFrom('inbox_items').select(['id', 'delivery_id']).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).where(column, 'is', null);
+  if (ids) q = q.where('id', 'in', ids);
+  if (column === 'read_at') q = q.where('archived_at', 'is', null);
+  const rows = await q.execute();
+  if (rows.length === 0) return [];
+  const set = column === 'read_at' ? { read_at: now, seen_at: now } : column === 'archived_at' ? { archived_at: now } : { seen_at: now };
+  await db.updateTable('inbox_items').set(set).where('id', 'in', rows.map((r) => r.id)).where(column, 'is', null).execute();
+  return rows.map((r) => r.delivery_id);
 }
 
 /** Clears `read_at` of the recipient's items among `ids` (marked unread again). */
