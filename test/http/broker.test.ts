@@ -229,6 +229,8 @@ describeOnStores('webhook broker', (store) => {
     const after = await h.api('GET', '/v1/consumers/worker');
     assert.equal(after.body.unacked, 0);
     assert.equal(after.body.dead, 2);
+    const metrics = (await request(h.url, undefined, 'GET', '/metrics')).text;
+    assert.match(metrics, /herald_inbound_consumer_unacked\{workspace="[^"]+",consumer="worker"\} 0/);
   });
 
   it('consumers: a long-poll returns when a matching event arrives; concurrent pullers get distinct events', async () => {
@@ -239,6 +241,8 @@ describeOnStores('webhook broker', (store) => {
     const posted = await postGithub(h.url, '/lp/repo', { hello: 1 });
     const got = await waiting;
     assert.deepEqual(got.body.data.map((e: { id: string }) => e.id), [posted.body.id]);
+    const lagMetric = (await request(h.url, undefined, 'GET', '/metrics')).text;
+    assert.match(lagMetric, /herald_inbound_consumer_unacked\{workspace="[^"]+",consumer="lp"\} 1/, 'the leased, unacked event is lag');
     await h.api('POST', '/v1/consumers/lp/ack', { ids: [posted.body.id] });
 
     const n = 60;
