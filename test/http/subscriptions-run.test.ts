@@ -3,7 +3,8 @@
 // verified by the `standardwebhooks` package at a receiving server, and becomes a notification to
 // a topic rendered from the payload; an event the filter refuses does nothing (checked after a
 // later matching event has gone all the way through, so the refused one would have arrived
-// first); a replay runs them again and is audited; runs are listed per event.
+// first); a replay runs them again and is audited; runs are listed per event; an event committed
+// but never announced to a subscription worker runs after a restart (the catch-up).
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,5 +124,18 @@ describeOnStores('subscriptions run on inbound events', (store) => {
     const audit = await h.api('GET', '/v1/audit');
     assert.ok(audit.body.data.some((e: any) => e.action === 'event.replay' && e.target === eventId && e.reason === 'receiver lost it'));
     assert.equal((await h.api('POST', '/v1/events/evt_unknown/replay', {})).status, 404);
+  });
+
+  it('runs the subscriptions of an event committed but never announced to a subscription worker, after a restart', async () => {
+    // As after a crash between the commit and the announcement: nothing here hears the event.
+    await h.herald.services.subscriptions.stop();
+    const r = await postGithub(h.url, PATH, pr(77));
+    assert.equal(r.status, 202, r.text);
+    const forwardOf = (id: string) => at('/forward').some((x) => x.headers['herald-event-id'] === id);
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal(forwardOf(r.body.id), false, 'not forwarded while no worker runs subscriptions');
+    h = await h.restart();
+    await waitFor(() => forwardOf(r.body.id), 30_000, 'the forward after the restart (catch-up)');
+    await waitFor(() => at('/alice').some((x) => JSON.parse(x.body).title === 'PR #77 opened by octocat'), 30_000, 'the notification after the restart');
   });
 });
