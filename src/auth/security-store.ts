@@ -95,11 +95,11 @@ export async function soleOwnerships(db: Kysely<Database>, userId: string): Prom
 }
 
 /** Personal fields of audit details; erased from the entries about an erased user. */
-const PERSONAL = ['email', 'name', 'ip', 'user_agent'];
+const PERSONAL = ['email', 'name', 'ip', 'user_agent', 'subject'];
 
 /**
  * Erases user `userId` (in one transaction): sessions and their rotated tokens, memberships, links,
- * recovery codes, the invitations they accepted, and the user row. Audit entries by or about them
+ * external identities (with their sealed provider tokens), recovery codes, the invitations they accepted, and the user row. Audit entries by or about them
  * stay, under the user id (now pointing at nobody: a pseudonym), with the personal fields of their
  * details removed. Contract: the caller has checked the user owns no organization alone.
  */
@@ -112,6 +112,7 @@ export async function eraseUser(db: Kysely<Database>, userId: string): Promise<v
     await tx.deleteFrom('user_tokens').where('user_id', '=', userId).execute();
     await tx.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
     await tx.deleteFrom('invitations').where('accepted_by', '=', userId).execute();
+    await tx.deleteFrom('identities').where('user_id', '=', userId).execute();
     const entries = await tx
       .selectFrom('audit_log')
       .select(['id', 'details'])

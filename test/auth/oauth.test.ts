@@ -10,6 +10,7 @@ import { describeOnStores, request, startHeraldOn, type TestHerald } from '../he
 import { startFakeGithub, type FakeGithub } from '../fakes/github.ts';
 import { startSmtp, type SmtpSink } from '../helpers/smtp.ts';
 import { TtlCache } from '../../src/auth/oauth/service.ts';
+import { eraseUser } from '../../src/auth/security-store.ts';
 import { parseOidcProviders } from '../../src/auth/oauth/config.ts';
 import { loadConfig } from '../../src/config.ts';
 
@@ -196,6 +197,19 @@ describeOnStores('sign-in with GitHub, Google and OpenID Connect', (store) => {
       assert.equal(refused.status, 422, `${bad}: ${refused.text}`);
       assert.equal(refused.body.code, 'validation_failed');
     }
+  });
+
+  it('erasing a user also erases their external identities; the same account then signs up anew', async () => {
+    google.who = { sub: 'g-erase', email: 'erase@example.org', email_verified: true, name: 'Eve Rase' };
+    const first = await signIn(h, 'google');
+    assert.equal(first.res.status, 200, first.res.text);
+    const id = (await me(h, first.res.body.access_token)).body.user.id;
+    const db = h.herald.services.store.db;
+    await eraseUser(db, id);
+    assert.equal((await db.selectFrom('identities').selectAll().where('user_id', '=', id).execute()).length, 0);
+    const again = await signIn(h, 'google');
+    assert.equal(again.res.status, 200, again.res.text);
+    assert.notEqual((await me(h, again.res.body.access_token)).body.user.id, id);
   });
 
   it('links to an existing user only through a verified email address', async () => {
