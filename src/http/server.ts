@@ -17,7 +17,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { isUtf8 } from 'node:buffer';
-import { STATUS_CODES } from 'node:http';
 import { authenticate, credentialOf, type Principal } from '../auth/principal.ts';
 import { authorize, type Action } from '../auth/service.ts';
 import { Problem } from '../errors.ts';
@@ -26,6 +25,11 @@ import type { Services } from '../services.ts';
 import type { Api, RouteModule } from './api.ts';
 import { keyRateLimit } from './rate-limit.ts';
 import { MERGE_PATCH_JSON, ProblemSchema, schemaProblem } from './schemas.ts';
+
+// Not `import … from 'node:http'`: an ESM import of node:http reads every export of the module,
+// including lazy getters (WebSocket, MessageEvent) that load Node's bundled undici, about 14 MB of
+// RSS an idle Herald never uses (bench/idle.ts; test/cli/footprint.test.ts).
+const { STATUS_CODES } = process.getBuiltinModule('node:http');
 
 export type { Api, RouteModule } from './api.ts';
 

@@ -34,15 +34,18 @@ describe('footprint of the default process', () => {
   let receiver: Receiver;
   let output = '';
 
-  /** Packages loaded so far, per thread (0 = main thread). */
-  const packages = (): Map<number, Set<string>> => {
+  /** Module URLs loaded so far, per thread (0 = main thread). */
+  const modules = (): Map<number, Set<string>> => {
     const out = new Map<number, Set<string>>();
     for (const f of readdirSync(logDir).filter((f) => f.endsWith('.json'))) {
-      const urls = JSON.parse(readFileSync(join(logDir, f), 'utf8')) as string[];
-      out.set(Number(/thread-(\d+)/.exec(f)![1]), new Set(urls.map(packageOf).filter((p): p is string => p !== undefined)));
+      out.set(Number(/thread-(\d+)/.exec(f)![1]), new Set(JSON.parse(readFileSync(join(logDir, f), 'utf8')) as string[]));
     }
     return out;
   };
+
+  /** Packages loaded so far, per thread (0 = main thread). */
+  const packages = (): Map<number, Set<string>> =>
+    new Map([...modules()].map(([id, urls]) => [id, new Set([...urls].map(packageOf).filter((p): p is string => p !== undefined))]));
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'herald-footprint-'));
@@ -103,6 +106,12 @@ describe('footprint of the default process', () => {
     for (const p of ['fastify', 'kysely', 'better-sqlite3']) assert.ok(main.has(p), `${p} is loaded (the recording works)`);
     const loaded = UNUSED.filter((p) => main.has(p));
     assert.deepEqual(loaded, [], `loaded although unused: ${loaded.join(', ')}`);
+  });
+
+  it("the main thread has not loaded Node's bundled undici (an ESM import of node:http does)", () => {
+    const urls = modules().get(0)!;
+    assert.ok(urls.has('node:internal/worker'), 'Node internals are recorded (the recording works)');
+    assert.ok(!urls.has('node:internal/deps/undici/undici'), 'node:internal/deps/undici/undici is loaded');
   });
 
   it('the SQLite writer thread loads better-sqlite3 and no query builder', () => {

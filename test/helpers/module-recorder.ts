@@ -1,5 +1,6 @@
 // Preloaded into a Herald process under test (--import, in every thread): records the URL of
-// every module that thread loads (ESM and require alike) and keeps writing the list to
+// every module that thread loads (ESM and require alike), and Node's own internal modules loaded so
+// far as `node:internal/…` (process.moduleLoadList), and keeps writing the list to
 // $HERALD_TEST_MODULE_LOG/thread-<threadId>.json, a moment after the last load (written whole).
 
 import { renameSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,10 @@ if (dir) {
   const file = join(dir, `thread-${threadId}.json`);
   // Written aside and renamed, so that a reader never sees half a list.
   const write = () => {
-    writeFileSync(`${file}.tmp`, JSON.stringify([...loaded]));
+    // process.moduleLoadList is undocumented (and untyped) but stable since Node 0.x.
+    const list = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
+    const internal = list.filter((m) => m.startsWith('NativeModule ')).map((m) => `node:${m.slice('NativeModule '.length)}`);
+    writeFileSync(`${file}.tmp`, JSON.stringify([...loaded, ...internal]));
     renameSync(`${file}.tmp`, file);
   };
   registerHooks({
