@@ -15,6 +15,13 @@
 // Main-thread side: SqliteWriter. If the thread dies, its pending calls reject (those requests get
 // an error, never a 202; a claim's rows come back when their lease ends) and the next call starts
 // a new thread.
+//
+// Idleness: after IDLE_STOP_MS with no call in flight the thread is stopped (a V8 isolate and its
+// connection: about 13 MB of RSS, bench/idle.ts) and the next call starts it again, which costs
+// that call the thread's start (tens of milliseconds). Idle polls of the queue do not count as
+// calls: SqliteAdapter.claim reads on the main connection first while the thread is stopped. The
+// thread checkpoints once more as it stops; writes the main connection makes while it is stopped
+// wait in the WAL for the next start.
 
 import BetterSqlite3 from 'better-sqlite3';
 import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
@@ -26,6 +33,9 @@ import { prepareQueue } from './sqlite-queue.ts';
 export const CHECKPOINT_INTERVAL_MS = 1000;
 const BACKSTOP_CHECKPOINT_PAGES = 20_000;
 
+/** How long the thread may have no call in flight before it is stopped (see Idleness above). */
+export const IDLE_STOP_MS = 30_000;
+
 /** Accept items one transaction of the thread takes at most, merging queued batches. */
 export const MERGE_ITEMS = 1024;
 
@@ -36,6 +46,7 @@ type Operation =
   | { op: 'settle'; items: SettleItem[] }
   | { op: 'release'; owners: string[]; now: number };
 type Request = Operation & { id: number };
+type Stop = { op: 'stop' };
 type Reply = { id: number; result: unknown } | { id: number; error: { message: string; code?: string } };
 
 const errorOf = (err: unknown): { message: string; code?: string } => {
@@ -53,7 +64,7 @@ if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)
   // second costs less than SQLite's default of one per 1000 pages: pages changed again in between
   // are copied once.
   db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
-  setInterval(() => {
+  const checkpoints = setInterval(() => {
     try {
       db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
@@ -73,7 +84,20 @@ if (!isMainThread && (workerData as { heraldSqliteWriter?: string } | undefined)
         return queue.release(r.owners, r.now);
     }
   };
-  port.on('message', (first: Request) => {
+  port.on('message', (first: Request | Stop) => {
+    // Sent alone, with no call in flight (SqliteWriter's idle stop): close the connection after a
+    // last checkpoint and let the thread end.
+    if (first.op === 'stop') {
+      clearInterval(checkpoints);
+      try {
+        db.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // The next thread's checkpoints take it up.
+      }
+      db.close();
+      port.close();
+      return;
+    }
     const accepts: Extract<Request, { op: 'accept' }>[] = [];
     const others: Exclude<Request, { op: 'accept' }>[] = [];
     let count = 0;
@@ -123,10 +147,18 @@ export class SqliteWriter {
   #ready: Promise<void> | undefined;
   #next = 1;
   #closing = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #idleStopMs: number;
   readonly #pending = new Map<number, { resolve: (result: unknown) => void; reject: (e: Error) => void }>();
 
-  constructor(path: string) {
+  constructor(path: string, opts: { idleStopMs?: number } = {}) {
     this.#path = path;
+    this.#idleStopMs = opts.idleStopMs ?? IDLE_STOP_MS;
+  }
+
+  /** Whether the thread is running (or starting); false once stopped for idleness or closed. */
+  get running(): boolean {
+    return this.#worker !== undefined;
   }
 
   /** Starts the thread; resolves once its connection is open and statements are prepared. */
@@ -135,7 +167,10 @@ export class SqliteWriter {
     const worker = new Worker(new URL(import.meta.url), { workerData: { heraldSqliteWriter: this.#path } });
     this.#worker = worker;
     this.#ready = new Promise<void>((resolve, reject) => {
-      worker.once('message', () => resolve());
+      worker.once('message', () => {
+        if (this.#pending.size === 0) this.#armIdleStop();
+        resolve();
+      });
       worker.once('error', reject);
     });
     worker.on('message', (m: Reply | { ready: true }) => {
@@ -143,6 +178,7 @@ export class SqliteWriter {
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
+      if (this.#pending.size === 0) this.#armIdleStop();
       if ('result' in m) p.resolve(m.result);
       else p.reject(new SqliteWriterError(m.error.message, m.error.code));
     });
@@ -178,6 +214,7 @@ export class SqliteWriter {
   async #call(op: Operation): Promise<unknown> {
     if (this.#closing) throw new SqliteWriterError('the store is closing', 'SQLITE_WRITER_CLOSED');
     await this.start();
+    clearTimeout(this.#idleTimer);
     const id = this.#next++;
     return new Promise<unknown>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -185,9 +222,29 @@ export class SqliteWriter {
     });
   }
 
+  /**
+   * Stops the thread once IDLE_STOP_MS pass with no call in flight. The thread is dropped at once
+   * (a call from then on starts a new one) and told to stop; it holds no transaction, since every
+   * call it was given has been answered.
+   */
+  #armIdleStop(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      const w = this.#worker;
+      if (this.#closing || this.#pending.size > 0 || !w) return;
+      this.#worker = undefined;
+      this.#ready = undefined;
+      w.postMessage({ op: 'stop' } satisfies Stop);
+      // Backstop: a thread that does not end by itself is ended.
+      setTimeout(() => void w.terminate(), 10_000).unref();
+    }, this.#idleStopMs);
+    this.#idleTimer.unref();
+  }
+
   /** Waits for pending calls, then stops the thread. */
   async close(): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#idleTimer);
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 5));
     const w = this.#worker;
     this.#worker = undefined;

@@ -66,18 +66,24 @@ export class SqliteAdapter implements StoreAdapter {
   /**
    * `writerThread` (default: true for a file, false for ':memory:', which another connection
    * cannot share): run the hot-path writes (accepts, claims, outcomes, lease releases) on a writer thread.
+   * `writerIdleStopMs`: how long that thread may go without a call before it is stopped (IDLE_STOP_MS).
    */
-  constructor(path: string, opts: { writerThread?: boolean } = {}) {
+  constructor(path: string, opts: { writerThread?: boolean; writerIdleStopMs?: number } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#raw = new BetterSqlite3(path);
     configureConnection(this.#raw);
     this.db = new Kysely<Database>({ dialect: new SqliteDialect({ database: this.#raw }) });
     if (opts.writerThread ?? path !== ':memory:') {
-      this.#writer = new SqliteWriter(path);
+      this.#writer = new SqliteWriter(path, { idleStopMs: opts.writerIdleStopMs });
       // The writer thread checkpoints (sqlite-writer.ts); commits here never block the event loop on one.
       this.#raw.pragma('wal_autocheckpoint = 0');
     }
     this.acceptBatching = this.#writer ? WRITER_BATCHING : INLINE_BATCHING;
+  }
+
+  /** Whether the writer thread runs now (false without one, or while it is stopped for idleness). */
+  get writerRunning(): boolean {
+    return this.#writer?.running ?? false;
   }
 
   async migrate(): Promise<void> {
@@ -153,6 +159,8 @@ export class SqliteAdapter implements StoreAdapter {
     );
     return {
       anyDueLease: p(`SELECT 1 FROM lease_queue WHERE kind = ? AND due_at <= ? LIMIT 1`),
+      // The claim's own predicate (sqlite-queue.ts), so the same partial index answers it.
+      anyClaimable: p(`SELECT 1 FROM deliveries WHERE channel = ? AND status IN (${CLAIMABLE_SQL}) AND run_at <= ? LIMIT 1`),
       claimLeases,
       findRecipient: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id = ?`),
       findRecipients: p(`SELECT ${RECIPIENT_ADDRESS_COLUMNS} FROM recipients WHERE workspace_id = ? AND id IN (SELECT value FROM json_each(?))`),
@@ -181,6 +189,9 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    // While the writer thread is stopped for idleness (sqlite-writer.ts), an idle poll reads here
+    // first and starts it only for due work. The read may be stale; the claim decides.
+    if (this.#writer && !this.#writer.running && !this.#stmts.anyClaimable.get(channel, now)) return Promise.resolve([]);
     return this.#hotPath.claim(channel, owner, limit, now, leaseMs);
   }
 

@@ -6,11 +6,12 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { SqliteAdapter } from '../../src/store/sqlite.ts';
-import { tempDir } from '../helpers/herald.ts';
+import { deliveryId, newId } from '../../src/domain/ids.ts';
+import { tempDir, waitFor } from '../helpers/herald.ts';
 
 describe('SQLite writer thread', () => {
   let dir: string;
@@ -78,4 +79,61 @@ describe('SQLite writer thread', () => {
       }
     });
   }
+});
+
+// The writer thread stops after IDLE_STOP_MS without a call (about 13 MB of an idle process's
+// RSS) and starts again for the next call; idle polls of the queue do not start it.
+describe('SQLite writer thread: stopped while idle', () => {
+  let dir: string;
+  let store: SqliteAdapter;
+  before(async () => {
+    dir = tempDir('herald-writer-idle-');
+    store = new SqliteAdapter(join(dir, 'herald.db'), { writerIdleStopMs: 100 });
+    await store.migrate();
+  });
+  after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const stopped = () => waitFor(() => !store.writerRunning, 10_000, 'the writer thread stopped');
+
+  const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+
+  it('stops after start-up when nothing calls it, and the thread ends', async () => {
+    assert.ok(store.writerRunning, 'running after migrate');
+    const before = threads();
+    await stopped();
+    await waitFor(() => threads() < before, 10_000, `the thread ended (${before} threads while it ran)`);
+  });
+
+  it('an idle claim (nothing due) leaves it stopped', async () => {
+    await stopped();
+    assert.deepEqual(await store.claim('webhook', 'w-1', 8, Date.now(), 30_000), []);
+    assert.equal(store.writerRunning, false);
+  });
+
+  it('a claim of due work starts it again, claims on it and lets it stop again', async () => {
+    await stopped();
+    const now = Date.now();
+    const nid = newId('ntf');
+    await store.db.insertInto('notifications').values({
+      id: nid, workspace_id: 'ws_idle', kind: 'alert', title: 'T', body: 'B', data: null, metadata: null, status: 'accepted', idempotency_key: null,
+      delivery_count: 1, channel_options: null, fallback: 0, routing: 'all', template: null, created_at: now,
+    }).execute();
+    await store.db.insertInto('deliveries').values({
+      id: deliveryId(nid, 0), workspace_id: 'ws_idle', notification_id: nid, recipient_id: 'r1', channel: 'webhook', device_id: null, after_id: null, content: null,
+      status: 'pending', reason: null, attempts: 0, run_at: now - 1000, lease_owner: null, error_class: null, last_error: null, provider_message_id: null,
+      created_at: now, updated_at: now, completed_at: null,
+    }).execute();
+    const claimed = await store.claim('webhook', 'w-1', 8, now, 30_000);
+    assert.deepEqual(claimed.map((c) => c.id), [deliveryId(nid, 0)]);
+    // The claim ran on the thread (it is running now), and the row is leased: a second claim finds nothing.
+    assert.ok(store.writerRunning, 'started by the claim');
+    assert.deepEqual(await store.claim('webhook', 'w-2', 8, now, 30_000), []);
+    await stopped();
+    // Its last checkpoint ran and the connection closed: the lease is there for the main connection to see.
+    const row = await store.db.selectFrom('deliveries').select(['status', 'lease_owner']).where('id', '=', deliveryId(nid, 0)).executeTakeFirstOrThrow();
+    assert.deepEqual(row, { status: 'sending', lease_owner: 'w-1' });
+  });
 });
