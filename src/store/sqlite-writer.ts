@@ -18,8 +18,8 @@
 //
 // Idleness: after IDLE_STOP_MS with no call in flight the thread is stopped (a V8 isolate and its
 // connection: about 13 MB of RSS, bench/idle.ts) and the next call starts it again, which costs
-// that call the thread's start (tens of milliseconds). Idle polls of the queue do not count as
-// calls: SqliteAdapter.claim reads on the main connection first while the thread is stopped. The
+// that call the thread's start (tens of milliseconds). Idle polls of the queue are not calls:
+// SqliteAdapter.claim reads on the main connection first and calls only when something is due. The
 // thread checkpoints once more as it stops; writes the main connection makes while it is stopped
 // wait in the WAL for the next start.
 

@@ -189,9 +189,10 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    // While the writer thread is stopped for idleness (sqlite-writer.ts), an idle poll reads here
-    // first and starts it only for due work. The read may be stale; the claim decides.
-    if (this.#writer && !this.#writer.running && !this.#stmts.anyClaimable.get(channel, now)) return Promise.resolve([]);
+    // A read on this connection first: an idle poll never calls the writer thread, which can then
+    // stop for idleness (sqlite-writer.ts) and is started only for due work. The read may be stale;
+    // the claim decides. Under load it costs one index probe per claim of up to `limit` rows.
+    if (this.#writer && !this.#stmts.anyClaimable.get(channel, now)) return Promise.resolve([]);
     return this.#hotPath.claim(channel, owner, limit, now, leaseMs);
   }
 

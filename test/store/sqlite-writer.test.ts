@@ -13,6 +13,22 @@ import { SqliteAdapter } from '../../src/store/sqlite.ts';
 import { deliveryId, newId } from '../../src/domain/ids.ts';
 import { tempDir, waitFor } from '../helpers/herald.ts';
 
+/** Inserts a notification with one delivery due now on `channel`; returns the delivery's id. */
+async function insertDue(store: SqliteAdapter, channel: string): Promise<string> {
+  const now = Date.now();
+  const nid = newId('ntf');
+  await store.db.insertInto('notifications').values({
+    id: nid, workspace_id: 'ws_writer', kind: 'alert', title: 'T', body: 'B', data: null, metadata: null, status: 'accepted', idempotency_key: null,
+    delivery_count: 1, channel_options: null, fallback: 0, routing: 'all', template: null, created_at: now,
+  }).execute();
+  await store.db.insertInto('deliveries').values({
+    id: deliveryId(nid, 0), workspace_id: 'ws_writer', notification_id: nid, recipient_id: 'r1', channel, device_id: null, after_id: null, content: null,
+    status: 'pending', reason: null, attempts: 0, run_at: now - 1000, lease_owner: null, error_class: null, last_error: null, provider_message_id: null,
+    created_at: now, updated_at: now, completed_at: null,
+  }).execute();
+  return deliveryId(nid, 0);
+}
+
 describe('SQLite writer thread', () => {
   let dir: string;
   before(() => {
@@ -52,6 +68,8 @@ describe('SQLite writer thread', () => {
       const store = new SqliteAdapter(path);
       await store.migrate();
       try {
+        // Something due, or the claim answers from its read on the main connection without the thread.
+        if (op === 'claim') await insertDue(store, 'webhook');
         const work = {
           claim: () => store.claim('webhook', 'w-1', 8, Date.now(), 30_000),
           settle: () =>
@@ -116,24 +134,15 @@ describe('SQLite writer thread: stopped while idle', () => {
   it('a claim of due work starts it again, claims on it and lets it stop again', async () => {
     await stopped();
     const now = Date.now();
-    const nid = newId('ntf');
-    await store.db.insertInto('notifications').values({
-      id: nid, workspace_id: 'ws_idle', kind: 'alert', title: 'T', body: 'B', data: null, metadata: null, status: 'accepted', idempotency_key: null,
-      delivery_count: 1, channel_options: null, fallback: 0, routing: 'all', template: null, created_at: now,
-    }).execute();
-    await store.db.insertInto('deliveries').values({
-      id: deliveryId(nid, 0), workspace_id: 'ws_idle', notification_id: nid, recipient_id: 'r1', channel: 'webhook', device_id: null, after_id: null, content: null,
-      status: 'pending', reason: null, attempts: 0, run_at: now - 1000, lease_owner: null, error_class: null, last_error: null, provider_message_id: null,
-      created_at: now, updated_at: now, completed_at: null,
-    }).execute();
+    const id = await insertDue(store, 'webhook');
     const claimed = await store.claim('webhook', 'w-1', 8, now, 30_000);
-    assert.deepEqual(claimed.map((c) => c.id), [deliveryId(nid, 0)]);
+    assert.deepEqual(claimed.map((c) => c.id), [id]);
     // The claim ran on the thread (it is running now), and the row is leased: a second claim finds nothing.
     assert.ok(store.writerRunning, 'started by the claim');
     assert.deepEqual(await store.claim('webhook', 'w-2', 8, now, 30_000), []);
     await stopped();
     // Its last checkpoint ran and the connection closed: the lease is there for the main connection to see.
-    const row = await store.db.selectFrom('deliveries').select(['status', 'lease_owner']).where('id', '=', deliveryId(nid, 0)).executeTakeFirstOrThrow();
+    const row = await store.db.selectFrom('deliveries').select(['status', 'lease_owner']).where('id', '=', id).executeTakeFirstOrThrow();
     assert.deepEqual(row, { status: 'sending', lease_owner: 'w-1' });
   });
 });
