@@ -51,6 +51,14 @@ describe('npm start and npx herald', () => {
     }
   });
 
+  it('npm install prints no warnings on an older system Node (the EBADENGINE of every install)', () => {
+    // --dry-run: what `npm start` and `npm test` run first (scripts/ensure-deps.js) on a fresh
+    // clone, checked for engines like a real install, without changing node_modules.
+    const r = spawnSync('npm', ['install', '--dry-run'], { cwd: root, env: userEnv({}), encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /npm (warn|WARN|notice)|EBADENGINE/, r.stderr);
+  });
+
   it('npx herald prints what the command prints and nothing from npm', () => {
     const r = spawnSync('npx', ['herald', '--version'], { cwd: root, env: userEnv({}), encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
