@@ -14,7 +14,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
+import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import addFormats from 'ajv-formats';
 import { isUtf8 } from 'node:buffer';
 import { authenticate, credentialOf, type Principal } from '../auth/principal.ts';
@@ -32,6 +33,37 @@ import { MERGE_PATCH_JSON, ProblemSchema, schemaProblem } from './schemas.ts';
 const { STATUS_CODES } = process.getBuiltinModule('node:http');
 
 export type { Api, RouteModule } from './api.ts';
+
+// Validators (ajv) and response serializers (fast-json-stringify) are generated code, compiled on a
+// route's first use instead of at start: an idle process holds those of the few routes it served,
+// not of every route (bench/idle.ts). The first request of a route pays its compilation (well under
+// a millisecond to a few). A schema ajv or fast-json-stringify refuses then fails that request, not
+// the start: the OpenAPI-driven fuzz suites call every route on both stores.
+
+/** An ajv validator compiled on first call; Fastify reads `errors` from the function it was given. */
+function lazyValidator(compile: () => ValidateFunction): (data: unknown) => boolean {
+  let validate: ValidateFunction | undefined;
+  const lazy = (data: unknown): boolean => {
+    validate ??= compile();
+    const ok = validate(data) as boolean;
+    lazy.errors = validate.errors;
+    return ok;
+  };
+  lazy.errors = null as ValidateFunction['errors'];
+  return lazy;
+}
+
+/** Fastify's own serializer factory (its external schemas and options included), each serializer compiled on first use. */
+function lazySerializers(): SerializerSelector.SerializerFactory {
+  const build = SerializerSelector();
+  return (externalSchemas, options) => {
+    const compile = build(externalSchemas, options);
+    return (route) => {
+      let serialize: SerializerSelector.Serializer | undefined;
+      return (doc) => (serialize ??= compile(route))(doc);
+    };
+  };
+}
 
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 const REQUEST_ID_PREFIX = ulid().slice(-10).toLowerCase();
@@ -67,6 +99,7 @@ export async function buildServer(services: Services, modules: readonly RouteMod
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     // Each request's logger is made only when the request logs something: most never do.
     childLoggerFactory: (logger, bindings, opts) => new LazyChildLogger(logger, bindings, opts as { level?: string }) as unknown as FastifyBaseLogger,
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
     // Our own /v1 hook answers 503 while stopping, as a problem (Fastify's built-in one is not).
     return503OnClosing: false,
     // Errors the router raises before any route or hook runs: answer them as problems too.
@@ -105,7 +138,7 @@ export async function buildServer(services: Services, modules: readonly RouteMod
   // params and headers are text on the wire, so they are coerced.
   const strict = addFormats.default(new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false }));
   const coercing = addFormats.default(new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false }));
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => lazyValidator(() => (httpPart === 'body' ? strict : coercing).compile(schema)));
   app.setSchemaErrorFormatter(schemaProblem);
 
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
