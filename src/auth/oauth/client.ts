@@ -11,7 +11,10 @@
 // Failures: the provider refusing or a token that does not verify is `oauth_failed` (401); a
 // provider that cannot be reached or answers outside the protocol is `provider_unavailable` (502).
 
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { createRemoteJWKSet, JWTPayload } from 'jose';
+
+/** jose on the first ID token to verify: a process without OpenID Connect sign-ins never loads it (test/cli/footprint.test.ts). */
+const jose = (): Promise<typeof import('jose')> => import('jose');
 import { Problem } from '../../errors.ts';
 import type { OidcProviderConfig } from './config.ts';
 
@@ -231,7 +234,8 @@ export class OidcProvider implements SignInProvider {
     return m as unknown as OidcMetadata;
   }
 
-  #keys(uri: string): ReturnType<typeof createRemoteJWKSet> {
+  async #keys(uri: string): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    const { createRemoteJWKSet } = await jose();
     if (this.#jwks?.uri !== uri) this.#jwks = { uri, set: createRemoteJWKSet(new URL(uri), { timeoutDuration: TIMEOUT_MS }) };
     return this.#jwks.set;
   }
@@ -289,9 +293,10 @@ export class OidcProvider implements SignInProvider {
 
   async #verify(m: OidcMetadata, idToken: string, nonce: string): Promise<JWTPayload> {
     let payload: JWTPayload;
+    const { errors: joseErrors, jwtVerify } = await jose();
     try {
       const algorithms = (m.id_token_signing_alg_values_supported ?? ['RS256']).filter((a) => a !== 'none' && !a.startsWith('HS'));
-      ({ payload } = await jwtVerify(idToken, this.#keys(m.jwks_uri), {
+      ({ payload } = await jwtVerify(idToken, await this.#keys(m.jwks_uri), {
         issuer: m.issuer,
         audience: this.#c.client_id,
         algorithms,
