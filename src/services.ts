@@ -33,6 +33,7 @@ import type { OAuthService } from './auth/oauth/service.ts';
 import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
 import type { InvitationService } from './orgs/invitations.ts';
+import type { TotpService } from './auth/totp.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
@@ -93,6 +94,8 @@ export interface Services {
   readonly orgs: OrgService;
   /** Invitations to organizations, emailed as single-use links. */
   readonly invitations: InvitationService;
+  /** Users' TOTP second factor and recovery codes. */
+  readonly totp: TotpService;
   readonly topics: TopicService;
   /** Real-time keys, connection tokens and channel publishing. */
   readonly realtime: RealtimeService;

@@ -55,6 +55,12 @@ const CHALLENGE = { headers: { 'www-authenticate': 'Bearer' } };
 
 export type SignupMode = 'invite' | 'open' | 'closed';
 
+/** The second factor sign-in asks for when a user has it on (auth/totp.ts TotpService). */
+export interface SecondFactor {
+  /** How `code` proved the factor (a TOTP code or a recovery code, each accepted once), or false. */
+  verify(user: UserRow, code: string): Promise<'totp' | 'recovery_code' | false>;
+}
+
 /** Where a request came from, for sessions, throttling and the audit log. */
 export interface ClientInfo {
   ip: string;
@@ -87,14 +93,16 @@ export class AccountService implements UserLookup {
   readonly #limiter: RateLimiter;
   readonly #signup: SignupMode;
   readonly #log: Logger | undefined;
+  readonly #secondFactor: SecondFactor | undefined;
 
-  constructor(db: Kysely<Database>, deps: { tokens: TokenService; audit: AuditService; limiter: RateLimiter; signup: SignupMode; log?: Logger }) {
+  constructor(db: Kysely<Database>, deps: { tokens: TokenService; audit: AuditService; limiter: RateLimiter; signup: SignupMode; log?: Logger; secondFactor?: SecondFactor }) {
     this.#db = db;
     this.#tokens = deps.tokens;
     this.#audit = deps.audit;
     this.#limiter = deps.limiter;
     this.#signup = deps.signup;
     this.#log = deps.log;
+    this.#secondFactor = deps.secondFactor;
   }
 
   /**
@@ -124,7 +132,11 @@ export class AccountService implements UserLookup {
   }
 
   /** POST /v1/auth/login. */
-  async login(email: string, password: string, client: ClientInfo): Promise<IssuedTokens> {
+  /**
+   * POST /v1/auth/login. With TOTP on (auth/totp.ts), the password is checked first; only a right
+   * password gets 401 totp_required (no `totp`) or invalid_totp (a wrong code, counted as a failure).
+   */
+  async login(email: string, password: string, client: ClientInfo, totp?: string): Promise<IssuedTokens> {
     const account = `login:acct:${emailKey(email)}`;
     const address = `login:ip:${client.ip}`;
     const [a, b] = await Promise.all([
@@ -155,9 +167,27 @@ export class AccountService implements UserLookup {
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       throw new Problem('invalid_credentials', undefined, CHALLENGE);
     }
+    let secondFactor: 'totp' | 'recovery_code' | undefined;
+    if (user.totp_enabled_at !== null && this.#secondFactor) {
+      if (totp === undefined) throw new Problem('totp_required', 'Send the code of your authenticator app (or a recovery code) as "totp"', CHALLENGE);
+      secondFactor = (await this.#secondFactor.verify(user, totp)) || undefined;
+      if (!secondFactor) {
+        const [fa, fb] = await Promise.all([this.#fail(account, ACCOUNT_THROTTLE), this.#fail(address, ADDRESS_THROTTLE)]);
+        await this.#audit.record({ workspaceId: org.workspace_id, actor: 'anonymous', action: 'auth.login_failed', target: user.id, details: { email, reason: 'totp', ip: client.ip, user_agent: client.userAgent ?? null } });
+        const delay = Math.max(fa, fb);
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        throw new Problem('invalid_totp', undefined, CHALLENGE);
+      }
+    }
     if (needsRehash(user.password_hash!)) await setUserPassword(this.#db, user.id, await hashPassword(password), Date.now());
     const tokens = await this.#openSession(user.id, org.workspace_id, client);
-    await this.#audit.record({ workspaceId: org.workspace_id, actor: `user:${user.id}`, action: 'auth.login', target: tokens.sessionId, details: { ip: client.ip, user_agent: client.userAgent ?? null } });
+    await this.#audit.record({
+      workspaceId: org.workspace_id,
+      actor: `user:${user.id}`,
+      action: 'auth.login',
+      target: tokens.sessionId,
+      details: { ip: client.ip, user_agent: client.userAgent ?? null, ...(secondFactor && { second_factor: secondFactor }) },
+    });
     return tokens;
   }
 
@@ -267,9 +297,9 @@ export class AccountService implements UserLookup {
   async resolveAccessToken(token: string): Promise<UserPrincipal | undefined> {
     const claims = await this.#tokens.verify(token);
     if (!claims) return undefined;
-    const role = await userSession(this.#db, claims.sessionId, claims.userId, claims.workspaceId, Date.now());
-    if (!role || !isRole(role)) return undefined;
-    return { kind: 'user', userId: claims.userId, workspaceId: claims.workspaceId, role, sessionId: claims.sessionId };
+    const session = await userSession(this.#db, claims.sessionId, claims.userId, claims.workspaceId, Date.now());
+    if (!session || !isRole(session.role)) return undefined;
+    return { kind: 'user', userId: claims.userId, workspaceId: claims.workspaceId, role: session.role, sessionId: claims.sessionId, ...(session.totpMissing && { totpMissing: true }) };
   }
 }
 

@@ -45,6 +45,8 @@ export interface UserPrincipal {
   readonly workspaceId: string;
   readonly role: UserRole;
   readonly sessionId: string;
+  /** The organization requires TOTP and the user has it off: only routes without a scope (auth/service.ts authorize). */
+  readonly totpMissing?: true;
 }
 
 export interface RecipientPrincipal {

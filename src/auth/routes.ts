@@ -1,7 +1,7 @@
 // Sign-in and sessions. Public (no credential): register, login, refresh. With a user's access
 // token: logout, logout-all, me, switch.
 //   POST /v1/auth/register    {email, password, name, invitation?}  per HERALD_SIGNUP
-//   POST /v1/auth/login       {email, password}            tokens + cookies
+//   POST /v1/auth/login       {email, password, totp?}     tokens + cookies
 //   POST /v1/auth/refresh     {refresh_token?}             (or the refresh cookie) rotated tokens
 //   POST /v1/auth/logout                                   ends this session
 //   POST /v1/auth/logout-all                               ends every session of the user
@@ -79,11 +79,18 @@ function publicRoutes(app: Api, s: Services): void {
         summary: 'Sign in with email and password',
         tags: ['auth'],
         security: [],
-        body: Type.Object({ email: Type.String({ minLength: 1, maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH * 4 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            email: Type.String({ minLength: 1, maxLength: 254 }),
+            password: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH * 4 }),
+            totp: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'With TOTP on: the 6-digit code of the authenticator app, or a recovery code' })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: TokensView, ...problems(401, 422, 429) },
       },
     },
-    async (request, reply) => sendTokens(s, request, reply, await s.accounts.login(request.body.email, request.body.password, client(request))),
+    async (request, reply) => sendTokens(s, request, reply, await s.accounts.login(request.body.email, request.body.password, client(request), request.body.totp)),
   );
 
   app.post(

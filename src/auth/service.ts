@@ -26,7 +26,11 @@ export interface Resource {
 
 export function authorize(principal: Principal, action: Action | undefined, resource?: Resource): Problem | undefined {
   if (resource && resource.workspaceId !== principal.workspaceId) return new Problem('not_found');
-  if (action === undefined || may(principal, action)) return undefined;
+  if (action === undefined) return undefined;
+  // An organization that requires TOTP admits a user without it only to routes that need no scope
+  // (their session, TOTP enrolment, organizations and invitations), so they can turn it on.
+  if (principal.kind === 'user' && principal.totpMissing) return new Problem('totp_enrolment_required', 'This organization requires TOTP of its members: enrol (POST /v1/auth/totp) and confirm it first');
+  if (may(principal, action)) return undefined;
   return new Problem(
     'forbidden',
     principal.kind === 'key'

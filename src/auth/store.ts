@@ -116,22 +116,25 @@ export async function revokeUserSessions(db: Kysely<Database>, userId: string, n
 /**
  * The role an access token's session has now. Contract: the session `sessionId` of `userId` is
  * live (not revoked, not expired at `now`) and acts in `workspaceId`, where the user is still a
- * member; then that membership's role, else undefined. One primary-key lookup joined to the
- * membership's primary key; run per request authenticated by an access token, so logout, logout-all
- * and a role change take effect at the next request.
+ * member; then that membership's role, and whether the organization requires TOTP while the user
+ * has it off (`totpMissing`), else undefined. One primary-key lookup joined to the membership's,
+ * the organization's and the user's primary keys; run per request authenticated by an access token,
+ * so logout, logout-all, a role change and TOTP changes take effect at the next request.
  */
-export async function userSession(db: Kysely<Database>, sessionId: string, userId: string, workspaceId: string, now: number): Promise<string | undefined> {
+export async function userSession(db: Kysely<Database>, sessionId: string, userId: string, workspaceId: string, now: number): Promise<{ role: string; totpMissing: boolean } | undefined> {
   const r = await db
     .selectFrom('sessions as s')
     .innerJoin('memberships as m', (j) => j.onRef('m.user_id', '=', 's.user_id').onRef('m.workspace_id', '=', 's.workspace_id'))
-    .select('m.role')
+    .innerJoin('workspaces as w', 'w.id', 's.workspace_id')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .select(['m.role', 'w.require_totp', 'u.totp_enabled_at'])
     .where('s.id', '=', sessionId)
     .where('s.user_id', '=', userId)
     .where('s.workspace_id', '=', workspaceId)
     .where('s.revoked_at', 'is', null)
     .where('s.expires_at', '>', now)
     .executeTakeFirst();
-  return r?.role;
+  return r && { role: r.role, totpMissing: Number(r.require_totp) === 1 && r.totp_enabled_at === null };
 }
 
 export async function listSigningKeys(db: Kysely<Database>): Promise<SigningKeysTable[]> {

@@ -3,7 +3,7 @@
 //   POST   /v1/orgs                          {name}  the creator becomes owner
 //   GET    /v1/orgs                          the user's organizations with their role
 //   GET    /v1/orgs/{org}
-//   PATCH  /v1/orgs/{org}                    {name}
+//   PATCH  /v1/orgs/{org}                    {name?, require_totp?}
 //   GET    /v1/orgs/{org}/members
 //   PUT    /v1/orgs/{org}/members/{user}     {role}
 //   DELETE /v1/orgs/{org}/members/{user}
@@ -21,7 +21,7 @@ const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Role = Type.Union(ROLES.map((r) => Type.Literal(r)));
 const OrgParam = Type.Object({ org: Type.String({ minLength: 1, maxLength: 64 }) });
 const MemberParams = Type.Object({ org: Type.String({ minLength: 1, maxLength: 64 }), user: Type.String({ minLength: 1, maxLength: 64 }) });
-const OrgView = Type.Object({ id: Type.String(), name: Type.String(), role: Type.String(), created_at: Type.String() });
+const OrgView = Type.Object({ id: Type.String(), name: Type.String(), role: Type.String(), created_at: Type.String(), require_totp: Type.Boolean({ description: 'Members must have TOTP on to use routes that need a scope' }) });
 const MemberView = Type.Object({ user: Type.String(), email: Type.String(), name: Type.String(), role: Type.String(), since: Type.String() });
 
 function userOf(request: FastifyRequest): UserPrincipal {
@@ -30,7 +30,7 @@ function userOf(request: FastifyRequest): UserPrincipal {
   return p;
 }
 
-const view = (o: { id: string; name: string; role: string; created_at: number }) => ({ ...o, created_at: iso(o.created_at)! });
+const view = (o: { id: string; name: string; role: string; created_at: number; require_totp: boolean }) => ({ ...o, created_at: iso(o.created_at)! });
 
 function orgRoutes(app: Api, s: Services): void {
   app.post(
@@ -62,14 +62,14 @@ function orgRoutes(app: Api, s: Services): void {
     '/orgs/:org',
     {
       schema: {
-        summary: 'Rename an organization (admin or owner)',
+        summary: 'Rename an organization, or require TOTP of its members (admin or owner)',
         tags: ['organizations'],
         params: OrgParam,
-        body: Type.Object({ name: Name }, { additionalProperties: false }),
-        response: { 200: OrgView, ...problems(401, 403, 404, 422) },
+        body: Type.Object({ name: Type.Optional(Name), require_totp: Type.Optional(Type.Boolean()) }, { additionalProperties: false, minProperties: 1 }),
+        response: { 200: OrgView, ...problems(401, 403, 404, 409, 422) },
       },
     },
-    async (request) => view(await s.orgs.rename(userOf(request), request.params.org, request.body.name)),
+    async (request) => view(await s.orgs.update(userOf(request), request.params.org, { name: request.body.name, requireTotp: request.body.require_totp })),
   );
 
   app.get(

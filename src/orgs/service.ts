@@ -17,13 +17,14 @@ import { newId } from '../domain/ids.ts';
 import { isRole, roleAllows, type UserRole } from '../domain/roles.ts';
 import { Problem } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
-import { countOwners, deleteMembership, getOrganization, listMembers, renameOrganization, userExists, withMembershipLock, type MemberRow } from './store.ts';
+import { countOwners, deleteMembership, getOrganization, listMembers, totpEnabled, updateOrganization, userExists, withMembershipLock, type MemberRow } from './store.ts';
 
 export interface OrgView {
   id: string;
   name: string;
   role: UserRole;
   created_at: number;
+  require_totp: boolean;
 }
 
 export class OrgService {
@@ -61,7 +62,7 @@ export class OrgService {
       await putMembership(tx, { user_id: p.userId, workspace_id: id, role: 'owner' }, now);
     });
     await this.#audit.record({ workspaceId: id, actor: `user:${p.userId}`, action: 'org.create', target: id, details: { name } });
-    return { id, name, role: 'owner', created_at: now };
+    return { id, name, role: 'owner', created_at: now, require_totp: false };
   }
 
   async list(p: UserPrincipal): Promise<{ id: string; name: string; role: string }[]> {
@@ -74,13 +75,19 @@ export class OrgService {
     return { ...o, role };
   }
 
-  async rename(p: UserPrincipal, org: string, name: string): Promise<OrgView> {
+  /**
+   * PATCH /v1/orgs/{org}: rename, and require TOTP of the members or not (admin, owner). Turning
+   * the requirement on needs TOTP on for the actor (409 otherwise: they would lock themselves out).
+   */
+  async update(p: UserPrincipal, org: string, change: { name?: string | undefined; requireTotp?: boolean | undefined }): Promise<OrgView> {
     const role = await this.#role(p, org);
-    if (!roleAllows(role, 'admin')) throw new Problem('forbidden', `Your role (${role}) cannot rename the organization`);
-    await renameOrganization(this.#db, org, name);
-    await this.#audit.record({ workspaceId: org, actor: `user:${p.userId}`, action: 'org.update', target: org, details: { name } });
+    if (!roleAllows(role, 'admin')) throw new Problem('forbidden', `Your role (${role}) cannot change the organization`);
+    if (change.requireTotp === true && !(await totpEnabled(this.#db, p.userId))) throw new Problem('conflict', 'Turn TOTP on for yourself before requiring it of the members (POST /v1/auth/totp)');
+    await updateOrganization(this.#db, org, change);
+    await this.#audit.record({ workspaceId: org, actor: `user:${p.userId}`, action: 'org.update', target: org, details: { ...(change.name !== undefined && { name: change.name }), ...(change.requireTotp !== undefined && { require_totp: change.requireTotp }) } });
     return this.get(p, org);
   }
+
 
   async members(p: UserPrincipal, org: string): Promise<MemberRow[]> {
     await this.#role(p, org);

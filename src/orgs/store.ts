@@ -11,12 +11,19 @@ export interface MemberRow {
   created_at: number;
 }
 
-export async function getOrganization(db: Kysely<Database>, id: string): Promise<{ id: string; name: string; created_at: number } | undefined> {
-  return db.selectFrom('workspaces').select(['id', 'name', 'created_at']).where('id', '=', id).executeTakeFirst();
+export async function getOrganization(db: Kysely<Database>, id: string): Promise<{ id: string; name: string; created_at: number; require_totp: boolean } | undefined> {
+  const r = await db.selectFrom('workspaces').select(['id', 'name', 'created_at', 'require_totp']).where('id', '=', id).executeTakeFirst();
+  return r && { ...r, require_totp: Number(r.require_totp) === 1 };
 }
 
-export async function renameOrganization(db: Kysely<Database>, id: string, name: string): Promise<void> {
-  await db.updateTable('workspaces').set({ name }).where('id', '=', id).execute();
+export async function updateOrganization(db: Kysely<Database>, id: string, change: { name?: string | undefined; requireTotp?: boolean | undefined }): Promise<void> {
+  const set = { ...(change.name !== undefined && { name: change.name }), ...(change.requireTotp !== undefined && { require_totp: change.requireTotp ? 1 : 0 }) };
+  if (Object.keys(set).length > 0) await db.updateTable('workspaces').set(set).where('id', '=', id).execute();
+}
+
+export async function totpEnabled(db: Kysely<Database>, userId: string): Promise<boolean> {
+  const r = await db.selectFrom('users').select('totp_enabled_at').where('id', '=', userId).executeTakeFirst();
+  return r?.totp_enabled_at !== null && r?.totp_enabled_at !== undefined;
 }
 
 export async function listMembers(db: Kysely<Database>, workspaceId: string): Promise<MemberRow[]> {

@@ -339,6 +339,12 @@ const cases: Case[] = [
   { name: 'subscription: a cursor Herald did not make', method: 'GET', path: '/v1/subscriptions?cursor=bm9wZQ', status: 400, code: 'invalid_cursor' },
   { name: 'subscription: unknown id', method: 'GET', path: '/v1/subscriptions/sub_nope', status: 404, code: 'not_found' },
   { name: 'event replay with a reason too long', method: 'POST', path: '/v1/events/evt_x/replay', body: { reason: 'x'.repeat(1001) }, status: 422, code: 'validation_failed', paths: ['body.reason'] },
+  { name: 'TOTP enrolment with an API key', method: 'POST', path: '/v1/auth/totp', status: 403, code: 'forbidden' },
+  { name: 'TOTP confirm: code missing', method: 'POST', path: '/v1/auth/totp/confirm', body: {}, status: 422, code: 'validation_failed', paths: ['body.code'] },
+  { name: 'TOTP confirm: code not a string', method: 'POST', path: '/v1/auth/totp/confirm', body: { code: 123456 }, status: 422, code: 'validation_failed', paths: ['body.code'] },
+  { name: 'TOTP disable: unknown property', method: 'POST', path: '/v1/auth/totp/disable', body: { secret: 'x' }, status: 422, code: 'validation_failed' },
+  { name: 'login: totp not a string', method: 'POST', path: '/v1/auth/login', who: 'none', body: { email: 'a@example.com', password: 'x', totp: 123456 }, status: 422, code: 'validation_failed', paths: ['body.totp'] },
+  { name: 'org: require_totp not a boolean', method: 'PATCH', path: '/v1/orgs/ws_default', body: { require_totp: 'yes' }, headers: { 'content-type': 'application/merge-patch+json' }, status: 422, code: 'validation_failed' },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
   // --- webhook broker: sources, events, consumers, ingest
   { name: 'source with an unknown provider', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'bitbucket', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.provider'] },
