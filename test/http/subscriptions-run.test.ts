@@ -110,6 +110,28 @@ describeOnStores('subscriptions run on inbound events', (store) => {
     assert.equal(at('/alice').length, before.alice + 1);
   });
 
+  it('notifies the recipient named at to_path in the payload', async () => {
+    assert.equal((await h.api('PUT', '/v1/recipients/hubot', { webhook: { url: rx.url + '/hubot', secret: ALICE_SECRET } })).status, 201);
+    const sub = await h.api('POST', '/v1/subscriptions', {
+      path_pattern: PATH,
+      filter: { 'payload.action': 'assigned' },
+      action: { notify: { to_path: 'payload.assignee.login', template: 'pr-opened' } },
+    });
+    assert.equal(sub.status, 201, sub.text);
+    const r = await postGithub(h.url, PATH, { ...pr(55, { action: 'assigned' }), assignee: { login: 'hubot' } });
+    assert.equal(r.status, 202, r.text);
+    const [note] = await waitFor(() => (at('/hubot').length > 0 ? at('/hubot') : undefined), 30_000, 'the notification to the assignee');
+    assert.equal(rx.verify(note!, ALICE_SECRET).title, 'PR #55 opened by octocat');
+    const unknown = await postGithub(h.url, PATH, { ...pr(56, { action: 'assigned' }), assignee: { login: 'nobody-here' } });
+    const runs = await waitFor(async () => {
+      const got = await h.api('GET', `/v1/events/${unknown.body.id}/runs`);
+      return got.body.data.length === 1 ? got.body.data : undefined;
+    }, 30_000, 'the run for an unknown assignee');
+    assert.equal(runs[0].outcome, 'failed');
+    assert.match(runs[0].detail, /unknown_recipients/);
+    assert.equal((await h.api('DELETE', `/v1/subscriptions/${sub.body.subscription.id}`)).status, 204);
+  });
+
   it('replays an event (admin, audited): its subscriptions run again', async () => {
     const before = at('/forward').filter((r) => r.headers['herald-event-id'] === eventId).length;
     const r = await h.api('POST', `/v1/events/${eventId}/replay`, { reason: 'receiver lost it' });
