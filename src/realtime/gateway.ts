@@ -257,6 +257,9 @@ export class RealtimeGateway {
     sub.sent = pos.offset;
     if (since) this.#opts.metrics.realtimeRecoveries.inc({ outcome: pos.recovered ? 'recovered' : 'not_recovered' });
     this.#send(c, JSON.stringify({ type: 'subscribed', channel, offset: pos.offset, epoch: pos.epoch, recovered: pos.recovered }));
+    // The inbox's current unread count, so a fresh session shows its badge at once.
+    const p = c.principal!;
+    if (channel === 'inbox' && p.kind === 'recipient') this.#send(c, JSON.stringify({ type: 'inbox.unread', channel, unread: await this.#opts.inbox.unread(p.workspaceId, p.recipientId) }));
     for (const p of pos.missed) this.#send(c, publicationFrame(channel, p));
     const held = sub.held!;
     sub.held = undefined;

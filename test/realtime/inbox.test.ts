@@ -45,6 +45,7 @@ describeOnStores('inbox over the gateway and /v1/me', (store) => {
 
   it('a send to inbox arrives on both sessions; reading it on one updates the count on both and the delivery is read', async () => {
     const [s1, s2] = [await session(alice), await session(alice)];
+    for (const s of [s1, s2]) assert.equal((await s.next((f) => f.type === 'inbox.unread')).unread, 0, 'the count on subscribing');
     const sent = await h.api('POST', '/v1/notifications', { to: 'alice', title: 'Hello', body: 'World', data: { n: 1 }, channels: ['inbox'], channel_options: { inbox: { action_url: 'https://app.example.com/x' } } });
     assert.equal(sent.status, 202, sent.text);
     assert.deepEqual(sent.body.deliveries.map((d: any) => d.channel), ['inbox']);
@@ -59,7 +60,7 @@ describeOnStores('inbox over the gateway and /v1/me', (store) => {
       assert.equal(f.item.action_url, 'https://app.example.com/x');
     }
     const id = items[0]!.item.id;
-    for (const s of [s1, s2]) await s.next((f) => f.type === 'inbox.unread' && f.unread === 1);
+    for (const s of [s1, s2]) await s.next((f) => f.type === 'inbox.unread' && f.unread === 1 && f.offset !== undefined);
     await waitFor(async () => (await deliveryStatus(sent.body.id)) === 'sent', 15_000, 'delivery sent');
 
     const list = await me(alice)('GET', '/inbox?status=unread');
