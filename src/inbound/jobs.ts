@@ -22,8 +22,11 @@ export class RetentionPurger {
   readonly #leases: LeaseQueue;
   readonly #poller: Poller;
   readonly #everyMs: number;
+  readonly #now: () => number;
 
-  constructor(opts: { store: StoreAdapter; inbound: InboundService; owner: string; log: Logger; pollMs?: number; everyMs?: number }) {
+  /** `now`: the clock retention is measured against (tests move it forward). */
+  constructor(opts: { store: StoreAdapter; inbound: InboundService; owner: string; log: Logger; pollMs?: number; everyMs?: number; now?: () => number }) {
+    this.#now = opts.now ?? Date.now;
     this.#store = opts.store;
     this.#inbound = opts.inbound;
     this.#leases = new LeaseQueue(opts.store, opts.owner);
@@ -47,7 +50,7 @@ export class RetentionPurger {
     if (!row) return false;
     let more = true;
     for (let i = 0; i < MAX_BATCHES_PER_RUN && more && !this.#poller.stopping; i++) {
-      more = (await this.#inbound.purgeExpired(BATCH)) === BATCH;
+      more = (await this.#inbound.purgeExpired(BATCH, this.#now())) === BATCH;
       if (more && !(await this.#leases.extend(KIND, KEY, LEASE_MS))) return false;
     }
     // Due again at once when a run stopped with more to purge.
