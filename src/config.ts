@@ -192,6 +192,7 @@ export const settings = {
   publicUrl: setting('HERALD_PUBLIC_URL', '', url(['http:', 'https:']), 'Base URL vendors call back (status callbacks, receipts), e.g. https://herald.example.com. Empty: Herald asks vendors for no callbacks.'),
   leaseTime: setting('HERALD_LEASE_TIME', '1m', duration(1000, 3_600_000), 'How long a worker owns a claimed delivery before another may take it.'),
   pollInterval: setting('HERALD_POLL_INTERVAL', '1s', duration(10, 60_000), 'How often idle workers look for due deliveries (wake-ups make it faster).'),
+  sqliteWriterIdle: setting('HERALD_SQLITE_WRITER_IDLE', '30s', duration(0, 86_400_000), 'SQLite: how long the writer thread may have nothing to write before it stops (about 13 MB of memory); the next write starts it again, which delays that write by the thread\'s start. 0: never stop it.'),
   shutdownGrace: setting('HERALD_SHUTDOWN_GRACE', '10s', duration(0, 600_000), 'On SIGTERM, how long in-flight attempts may finish before their leases are released.'),
   keyRateLimit: setting('HERALD_KEY_RATE_LIMIT', '', requestRate, 'Requests each API key may make, as <requests>/<window> (e.g. 100/1s): a token bucket refilled continuously, shared through Redis when REDIS_URL is set. Excess: 429 with Retry-After. Empty: unlimited.'),
   idempotencyTtl: setting('HERALD_IDEMPOTENCY_TTL', '1d', duration(60_000, 30 * 86_400_000), 'How long Idempotency-Key results are kept.'),

@@ -13,5 +13,5 @@ export async function openStore(config: Config): Promise<StoreAdapter> {
     const { PostgresAdapter } = await import('./postgres.ts');
     return new PostgresAdapter(config.databaseUrl.href, { poolSize: config.dbPoolSize });
   }
-  return new SqliteAdapter(join(config.dataPath, 'herald.db'));
+  return new SqliteAdapter(join(config.dataPath, 'herald.db'), { writerIdleStopMs: config.sqliteWriterIdle });
 }

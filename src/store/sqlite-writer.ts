@@ -16,9 +16,10 @@
 // an error, never a 202; a claim's rows come back when their lease ends) and the next call starts
 // a new thread.
 //
-// Idleness: after IDLE_STOP_MS with no call in flight the thread is stopped (a V8 isolate and its
-// connection: about 13 MB of RSS, bench/idle.ts) and the next call starts it again, which costs
-// that call the thread's start (tens of milliseconds). Idle polls of the queue are not calls:
+// Idleness: after IDLE_STOP_MS (HERALD_SQLITE_WRITER_IDLE; 0: never) with no call in flight the
+// thread is stopped (a V8 isolate and its connection: about 13 MB of RSS, bench/idle.ts) and the
+// next call starts it again, which costs that call the thread's start (0.1-0.3 s measured on a
+// busy 2-core machine). Idle polls of the queue are not calls:
 // SqliteAdapter.claim reads on the main connection first and calls only when something is due. The
 // thread checkpoints once more as it stops; writes the main connection makes while it is stopped
 // wait in the WAL for the next start.
@@ -229,6 +230,7 @@ export class SqliteWriter {
    */
   #armIdleStop(): void {
     clearTimeout(this.#idleTimer);
+    if (this.#idleStopMs === 0) return;
     this.#idleTimer = setTimeout(() => {
       const w = this.#worker;
       if (this.#closing || this.#pending.size > 0 || !w) return;
