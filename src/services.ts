@@ -34,6 +34,7 @@ import type { ProviderTester } from './providers/test-send.ts';
 import type { OrgService } from './orgs/service.ts';
 import type { InvitationService } from './orgs/invitations.ts';
 import type { TotpService } from './auth/totp.ts';
+import type { SelfService } from './auth/self-service.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
@@ -96,6 +97,8 @@ export interface Services {
   readonly invitations: InvitationService;
   /** Users' TOTP second factor and recovery codes. */
   readonly totp: TotpService;
+  /** A user's own account: password change, erasure. */
+  readonly self: SelfService;
   readonly topics: TopicService;
   /** Real-time keys, connection tokens and channel publishing. */
   readonly realtime: RealtimeService;

@@ -345,6 +345,9 @@ const cases: Case[] = [
   { name: 'TOTP disable: unknown property', method: 'POST', path: '/v1/auth/totp/disable', body: { secret: 'x' }, status: 422, code: 'validation_failed' },
   { name: 'login: totp not a string', method: 'POST', path: '/v1/auth/login', who: 'none', body: { email: 'a@example.com', password: 'x', totp: 123456 }, status: 422, code: 'validation_failed', paths: ['body.totp'] },
   { name: 'org: require_totp not a boolean', method: 'PATCH', path: '/v1/orgs/ws_default', body: { require_totp: 'yes' }, headers: { 'content-type': 'application/merge-patch+json' }, status: 422, code: 'validation_failed' },
+  { name: 'password change: new password missing', method: 'POST', path: '/v1/auth/password', body: { current_password: 'x' }, status: 422, code: 'validation_failed', paths: ['body.new_password'] },
+  { name: 'password change with an API key', method: 'POST', path: '/v1/auth/password', body: { current_password: 'x', new_password: 'y' }, status: 403, code: 'forbidden' },
+  { name: 'erase account: password missing', method: 'DELETE', path: '/v1/auth/me', body: {}, status: 422, code: 'validation_failed', paths: ['body.password'] },
   { name: 'recipient id with SQL metacharacters', method: 'PUT', path: `/v1/recipients/${encodeURIComponent("x' OR '1'='1")}`, body: { name: 'x' }, status: 422, code: 'validation_failed', paths: ['params.id'] },
   // --- webhook broker: sources, events, consumers, ingest
   { name: 'source with an unknown provider', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'bitbucket', secrets: ['x'] }, status: 422, code: 'validation_failed', paths: ['body.provider'] },
