@@ -46,7 +46,9 @@ const CACHE_ENTRIES = 1000;
 const URGENCIES = ['very-low', 'low', 'normal', 'high'] as const;
 type Urgency = (typeof URGENCIES)[number];
 const TOPIC = /^[A-Za-z0-9_-]{1,32}$/;
-const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+// Made on first use: creating a segmenter loads ICU's break rules, about 2.5 MB an idle process
+// that sends no Web Push does not need (bench/idle.ts).
+let graphemes: Intl.Segmenter | undefined;
 
 export const WebpushProviderConfig = Type.Object(
   {
@@ -237,7 +239,7 @@ export function webpushPayload(job: DeliveryJob, options: Partial<SendOptions> =
   const fits = (s: string) => Buffer.byteLength(s) <= WEBPUSH_MAX_PLAINTEXT_BYTES;
   const full = build(job.notification.body);
   if (fits(full)) return full;
-  const chars = Array.from(graphemes.segment(job.notification.body), (g) => g.segment);
+  const chars = Array.from((graphemes ??= new Intl.Segmenter('en', { granularity: 'grapheme' })).segment(job.notification.body), (g) => g.segment);
   const cut = (n: number) => build(`${chars.slice(0, n).join('').trimEnd()}…`);
   if (!fits(cut(0))) {
     const rest = Buffer.byteLength(cut(0));
