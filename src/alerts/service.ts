@@ -25,11 +25,12 @@ import type { Logger } from 'pino';
 import type { SecretBox } from '../auth/secret-box.ts';
 import type { ChannelName } from '../channels/channel.ts';
 import type { HeraldEvent } from '../domain/events.ts';
-import { deliveryId, newId } from '../domain/ids.ts';
+import { newId } from '../domain/ids.ts';
 import { ALERT_TYPES, alertBody, alertSummary, OPERATOR_KIND, OPERATOR_RECIPIENT, PROVIDER_FAILING_WINDOW_MS, raisesAlert, type AlertBody } from '../domain/operator.ts';
 import { generateWebhookSecret } from '../domain/webhook-signature.ts';
 import type { Events } from '../events/events.ts';
 import type { AcceptItem, StoreAdapter } from '../store/adapter.ts';
+import { reservedWebhookItem } from '../store/reserved-webhook.ts';
 import { getOperatorWebhook, putOperatorWebhook, workspacesWithOperatorWebhook } from './store.ts';
 
 /** The operator webhook as settings show it. */
@@ -148,49 +149,9 @@ function mask(secret: string): string {
 
 /** The notification and its one delivery that carry an alert to the workspace's operator webhook. */
 function alertItem(workspaceId: string, body: AlertBody, now: number, dedupe?: { key: string; windowMs: number }): AcceptItem {
-  const id = newId('ntf');
   const { title, body: text } = alertSummary(body);
-  return {
-    notification: {
-      id,
-      workspace_id: workspaceId,
-      kind: OPERATOR_KIND,
-      title,
-      body: text,
-      data: JSON.stringify(body),
-      metadata: null,
-      status: 'accepted',
-      idempotency_key: null,
-      delivery_count: 1,
-      channel_options: null,
-      fallback: 0,
-      routing: 'all',
-      template: null,
-      created_at: now,
-    },
-    deliveries: [
-      {
-        id: deliveryId(id, 0),
-        workspace_id: workspaceId,
-        notification_id: id,
-        recipient_id: OPERATOR_RECIPIENT,
-        channel: 'webhook',
-        device_id: null,
-        status: 'pending',
-        reason: null,
-        attempts: 0,
-        run_at: now,
-        lease_owner: null,
-        error_class: null,
-        last_error: null,
-        provider_message_id: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: null,
-        after_id: null,
-        content: null,
-      },
-    ],
-    ...(dedupe && { dedupe: { key: dedupe.key, recipients: [OPERATOR_RECIPIENT], expiresAt: now + dedupe.windowMs } }),
-  };
+  return reservedWebhookItem({
+    workspaceId, id: newId('ntf'), recipient: OPERATOR_RECIPIENT, kind: OPERATOR_KIND, title, body: text, data: body, now,
+    dedupe: dedupe && { key: dedupe.key, expiresAt: now + dedupe.windowMs },
+  });
 }

@@ -4,6 +4,7 @@
 
 import type { Kysely } from 'kysely';
 import { OPERATOR_RECIPIENT } from '../domain/operator.ts';
+import { reservedWebhookRecipient } from '../store/reserved-webhook.ts';
 import type { Database } from '../store/schema.ts';
 
 export interface StoredOperatorWebhook {
@@ -35,24 +36,7 @@ export async function putOperatorWebhook(db: Kysely<Database>, workspaceId: stri
   const changes = { webhook_url: hook.url, webhook_secret: hook.sealedSecret, webhook_disabled_at: null, webhook_disabled_reason: null, updated_at: now };
   await db
     .insertInto('recipients')
-    .values({
-      workspace_id: workspaceId,
-      id: OPERATOR_RECIPIENT,
-      name: 'Operator webhook',
-      email: null,
-      phone: null,
-      locale: null,
-      timezone: null,
-      pushover_user_key: null,
-      pushover_device: null,
-      slack_webhook_url: null,
-      discord_webhook_url: null,
-      kakao_phone: null,
-      address_disabled: null,
-      metadata: null,
-      created_at: now,
-      ...changes,
-    })
+    .values(reservedWebhookRecipient(workspaceId, OPERATOR_RECIPIENT, 'Operator webhook', hook, now))
     .onConflict((oc) => oc.columns(['workspace_id', 'id']).doUpdateSet(changes))
     .execute();
 }

@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import type { SecretBox } from '../auth/secret-box.ts';
 import { compileFilter, FilterError, type CompiledFilter } from '../domain/filter.ts';
 import { FORWARD_KIND, type ForwardData } from '../domain/forward.ts';
-import { deliveryId, idFloor, newId } from '../domain/ids.ts';
+import { idFloor, newId } from '../domain/ids.ts';
 import type { EventRow } from '../inbound/service.ts';
 import { compilePathPattern, PathPatternError } from '../domain/path-pattern.ts';
 import { generateWebhookSecret, isValidWebhookSecret } from '../domain/webhook-signature.ts';
@@ -38,6 +38,7 @@ import { Problem, type FieldError } from '../errors.ts';
 import type { Events } from '../events/events.ts';
 import { enqueueLeases, LeaseQueue, leaseRow, Poller } from '../queue/lease-queue.ts';
 import type { AcceptItem, StoreAdapter } from '../store/adapter.ts';
+import { reservedWebhookItem } from '../store/reserved-webhook.ts';
 import type { SubscriptionRunsTable, SubscriptionsTable } from '../store/schema.ts';
 import type { AuditService } from '../audit/service.ts';
 import type { SendRequest } from '../queue/accept.ts';
@@ -471,47 +472,5 @@ function checkUrl(path: string, text: string): FieldError[] {
 
 /** A forward: the notification and its one webhook delivery to the subscription's reserved recipient. */
 function forwardItem(workspaceId: string, id: string, recipient: string, data: ForwardData, now: number, dedupe: { key: string; expiresAt: number }): AcceptItem {
-  return {
-    notification: {
-      id,
-      workspace_id: workspaceId,
-      kind: FORWARD_KIND,
-      title: `Forward of ${data.event_id}`,
-      body: '',
-      data: JSON.stringify(data),
-      metadata: null,
-      status: 'accepted',
-      idempotency_key: null,
-      delivery_count: 1,
-      channel_options: null,
-      fallback: 0,
-      routing: 'all',
-      template: null,
-      created_at: now,
-    },
-    deliveries: [
-      {
-        id: deliveryId(id, 0),
-        workspace_id: workspaceId,
-        notification_id: id,
-        recipient_id: recipient,
-        channel: 'webhook',
-        device_id: null,
-        status: 'pending',
-        reason: null,
-        attempts: 0,
-        run_at: now,
-        lease_owner: null,
-        error_class: null,
-        last_error: null,
-        provider_message_id: null,
-        created_at: now,
-        updated_at: now,
-        completed_at: null,
-        after_id: null,
-        content: null,
-      },
-    ],
-    dedupe: { key: dedupe.key, recipients: [recipient], expiresAt: dedupe.expiresAt },
-  };
+  return reservedWebhookItem({ workspaceId, id, recipient, kind: FORWARD_KIND, title: `Forward of ${data.event_id}`, body: '', data, now, dedupe });
 }

@@ -5,6 +5,7 @@
 // recipient id does, and recipient listings leave them out.
 
 import type { Kysely } from 'kysely';
+import { reservedWebhookRecipient } from '../store/reserved-webhook.ts';
 import type { Database, SubscriptionRunsTable, SubscriptionsTable } from '../store/schema.ts';
 
 export function forwardRecipientId(subscriptionId: string): string {
@@ -17,28 +18,7 @@ export async function insertSubscription(db: Kysely<Database>, row: Subscription
     if (!forward) return;
     await tx
       .insertInto('recipients')
-      .values({
-        workspace_id: row.workspace_id,
-        id: forwardRecipientId(row.id),
-        name: `Subscription ${row.id} forward`,
-        email: null,
-        phone: null,
-        locale: null,
-        timezone: null,
-        pushover_user_key: null,
-        pushover_device: null,
-        slack_webhook_url: null,
-        discord_webhook_url: null,
-        kakao_phone: null,
-        address_disabled: null,
-        metadata: null,
-        webhook_url: forward.url,
-        webhook_secret: forward.sealedSecret,
-        webhook_disabled_at: null,
-        webhook_disabled_reason: null,
-        created_at: row.created_at,
-        updated_at: row.created_at,
-      })
+      .values(reservedWebhookRecipient(row.workspace_id, forwardRecipientId(row.id), `Subscription ${row.id} forward`, forward, row.created_at))
       .execute();
   });
 }
