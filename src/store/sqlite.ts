@@ -57,6 +57,8 @@ export class SqliteAdapter implements StoreAdapter {
   readonly #raw: BetterSqlite3.Database;
   readonly #lock = new Mutex();
   readonly #writer: SqliteWriter | undefined;
+  /** Channels whose last claim found work (see claim). */
+  readonly #busyChannels = new Set<string>();
   readonly acceptBatching: { maxBatch: number; maxInFlight: number };
   #s: ReturnType<SqliteAdapter['prepare']> | undefined;
   /** The queue's statements on the main connection: notification status refreshes, and the inline hot path. */
@@ -189,11 +191,16 @@ export class SqliteAdapter implements StoreAdapter {
   }
 
   claim(channel: string, owner: string, limit: number, now: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    // A read on this connection first: an idle poll never calls the writer thread, which can then
-    // stop for idleness (sqlite-writer.ts) and is started only for due work. The read may be stale;
-    // the claim decides. Under load it costs one index probe per claim of up to `limit` rows.
-    if (this.#writer && !this.#stmts.anyClaimable.get(channel, now)) return Promise.resolve([]);
-    return this.#hotPath.claim(channel, owner, limit, now, leaseMs);
+    // Unless this channel's last claim found work, a read on this connection comes first: idle
+    // polls never call the writer thread, which can then stop for idleness (sqlite-writer.ts) and
+    // is started only for due work. The read may be stale; the claim decides. While claims find
+    // work (a drain), none reads first.
+    if (this.#writer && !this.#busyChannels.has(channel) && !this.#stmts.anyClaimable.get(channel, now)) return Promise.resolve([]);
+    return this.#hotPath.claim(channel, owner, limit, now, leaseMs).then((rows) => {
+      if (rows.length > 0) this.#busyChannels.add(channel);
+      else this.#busyChannels.delete(channel);
+      return rows;
+    });
   }
 
   settle(items: SettleItem[]): Promise<number> {
