@@ -33,7 +33,8 @@ function hmacKey(secret: string): KeyObject {
   return key;
 }
 
-export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
-  const mac = createHmac('sha256', hmacKey(secret)).update(`${id}.${timestampSeconds}.${body}`).digest('base64');
+/** `body` as sent on the wire: a string is signed as its UTF-8 bytes, bytes as they are. */
+export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string | Uint8Array): string {
+  const mac = createHmac('sha256', hmacKey(secret)).update(`${id}.${timestampSeconds}.`).update(body).digest('base64');
   return `v1,${mac}`;
 }

@@ -24,6 +24,14 @@ describe('webhook signatures (Standard Webhooks v1)', () => {
     assert.notEqual(signWebhook(VECTOR.secret, 'msg_other', VECTOR.timestamp, VECTOR.payload), VECTOR.signature);
   });
 
+  it('signs bytes as they are: the vector as bytes, and a body that is not UTF-8 by its bytes', () => {
+    assert.equal(signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, Buffer.from(VECTOR.payload)), VECTOR.signature);
+    const a = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
+    const b = Buffer.from([0xff, 0xfe, 0x00, 0x81]); // both decode to the same replacement characters
+    assert.equal(a.toString('utf8'), b.toString('utf8'));
+    assert.notEqual(signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, a), signWebhook(VECTOR.secret, VECTOR.id, VECTOR.timestamp, b));
+  });
+
   it('generates secrets that are valid whsec_ secrets and distinct', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 50; i++) {

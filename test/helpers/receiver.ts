@@ -8,7 +8,9 @@ import { Webhook } from 'standardwebhooks';
 export interface Received {
   path: string;
   headers: IncomingHttpHeaders;
+  /** The body decoded as UTF-8; `raw` holds its bytes. */
   body: string;
+  raw: Buffer;
   at: number;
 }
 
@@ -47,7 +49,8 @@ export async function startReceiver(respond: Responder = () => ({ status: 200 })
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r: Received = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
+      const raw = Buffer.concat(chunks);
+      const r: Received = { path: req.url ?? '/', headers: req.headers, body: raw.toString('utf8'), raw, at: Date.now() };
       received.push(r);
       const n = (counts.get(r.path) ?? 0) + 1;
       counts.set(r.path, n);

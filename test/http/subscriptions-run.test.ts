@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { describeOnStores, startHeraldOn, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { GH_SECRET, postGithub } from '../helpers/hooks.ts';
+import { createHmac } from 'node:crypto';
 
 const FWD_SECRET = 'whsec_' + Buffer.from('subscription-forward-secret-0123456789').toString('base64');
 const ALICE_SECRET = 'whsec_' + Buffer.from('subscription-alice-secret-0123456789ab').toString('base64');
@@ -84,6 +85,30 @@ describeOnStores('subscriptions run on inbound events', (store) => {
     assert.deepEqual(runs.map((x: any) => x.outcome).sort(), ['forwarded', 'notified']);
     assert.ok(runs.every((x: any) => x.run === 'event'));
     assert.equal(at('/stripe-only').length, 0, 'a subscription on other paths does nothing');
+  });
+
+  it('forwards a body that is not UTF-8 byte for byte: the provider signature and the forward signature hold over its bytes', async () => {
+    const raw = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0xfe, 0xc3, 0x28, 0x80, 0x7f]);
+    const sig = 'sha256=' + createHmac('sha256', GH_SECRET).update(raw).digest('hex');
+    const sub = await h.api('POST', '/v1/subscriptions', { path_pattern: PATH, filter: { type: 'binary_blob' }, action: { forward: { url: rx.url + '/bytes', secret: FWD_SECRET } } });
+    assert.equal(sub.status, 201, sub.text);
+    const r = await fetch(`${h.url}/hooks${PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'x-hub-signature-256': sig, 'x-github-event': 'binary_blob', 'x-github-delivery': `bytes-${Date.now()}` },
+      body: raw,
+    });
+    assert.equal(r.status, 202, await r.text());
+    const [fwd] = await waitFor(() => (at('/bytes').length > 0 ? at('/bytes') : undefined), 30_000, 'the forward of the binary body');
+    assert.deepEqual(fwd!.raw, raw, 'the bytes as received at ingest');
+    assert.equal(fwd!.headers['content-type'], 'application/octet-stream');
+    assert.equal(fwd!.headers['herald-body-encoding'], undefined);
+    assert.equal('sha256=' + createHmac('sha256', GH_SECRET).update(fwd!.raw).digest('hex'), sig, "GitHub's signature of the original still verifies over the forwarded bytes");
+    // Standard Webhooks signs `${id}.${timestamp}.` and the body's bytes (the `standardwebhooks`
+    // package decodes a Buffer as UTF-8 first, so it cannot check a body that is not UTF-8).
+    const key = Buffer.from(FWD_SECRET.slice('whsec_'.length), 'base64');
+    const expected = createHmac('sha256', key).update(`${fwd!.headers['webhook-id']}.${fwd!.headers['webhook-timestamp']}.`).update(raw).digest('base64');
+    assert.equal(fwd!.headers['webhook-signature'], `v1,${expected}`);
+    assert.equal((await h.api('DELETE', `/v1/subscriptions/${sub.body.subscription.id}`)).status, 204);
   });
 
   it('does nothing with an event the filter refuses', async () => {
