@@ -250,10 +250,11 @@ function inboxRoutes(app: Api, s: Services): void {
     '/recipients/:id/inbox',
     {
       config: { scope: 'read' },
-      schema: { summary: "A recipient's inbox items, newest first", tags: ['realtime'], params: Type.Object({ id: RecipientId }), querystring: InboxQuery, response: { 200: InboxPage, ...problems(400, 401, 403, 422) } },
+      schema: { summary: "A recipient's inbox items, newest first", tags: ['realtime'], params: Type.Object({ id: RecipientId }), querystring: InboxQuery, response: { 200: InboxPage, ...problems(400, 401, 403, 404, 422) } },
     },
     async (request) => {
       const q = request.query;
+      if (!(await s.recipients.get(request.principal.workspaceId, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
       const page = await s.inbox.list(request.principal.workspaceId, request.params.id, q.status ?? 'all', cursorOf(q.cursor), q.limit ?? 50);
       return { data: page.data, next_cursor: page.next };
     },

@@ -149,10 +149,11 @@ function subscriptionRoutes(app: Api, s: Services): void {
     '/events/:id/runs',
     {
       config: { scope: 'admin' },
-      schema: { summary: "What the subscriptions did with an event", tags: ['subscriptions'], params: EventId, response: { 200: Type.Object({ data: Type.Array(RunView) }), ...problems(401, 403) } },
+      schema: { summary: "What the subscriptions did with an event", tags: ['subscriptions'], params: EventId, response: { 200: Type.Object({ data: Type.Array(RunView) }), ...problems(401, 403, 404) } },
     },
     async (request) => {
       const runs = await s.subscriptions.runs(request.principal.workspaceId, request.params.id);
+      if (!runs) throw new Problem('not_found', `No event "${request.params.id}"`);
       return { data: runs.map((r) => ({ subscription_id: r.subscription_id, run: r.run, outcome: r.outcome, detail: r.detail, created_at: iso(r.created_at)! })) };
     },
   );

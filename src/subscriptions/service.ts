@@ -202,8 +202,9 @@ export class SubscriptionService {
     return deleted;
   }
 
-  /** What the subscriptions did with an event, oldest first. */
-  runs(workspaceId: string, eventId: string): Promise<SubscriptionRunsTable[]> {
+  /** What the subscriptions did with an event, oldest first; undefined when the event is not in the workspace. */
+  async runs(workspaceId: string, eventId: string): Promise<SubscriptionRunsTable[] | undefined> {
+    if (!(await this.#inbound.getEvent(workspaceId, eventId))) return undefined;
     return eventRuns(this.#store.db, workspaceId, eventId);
   }
 
