@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { flushCompileCache } from 'node:module';
 import { pino, type Logger } from 'pino';
+import { releaseFreedMemory } from './memory.ts';
 import { KeyResolver } from './auth/api-keys.ts';
 import { InProcessBus, type Bus } from './bus/bus.ts';
 import { Events } from './events/events.ts';
@@ -340,6 +341,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
       // launcher enabled one, bin/runtime.js) so that the next start finds it even if this process
       // never exits cleanly.
       flushCompileCache();
+      releaseFreedMemory();
       log.info({ url, roles, workerId, store: store.dialect, bus: bus.kind, version: VERSION }, 'herald started');
       return url;
     },

@@ -26,6 +26,7 @@
 
 import BetterSqlite3 from 'better-sqlite3';
 import { isMainThread, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
+import { releaseFreedMemory } from '../memory.ts';
 import type { AcceptItem, AcceptOutcome, ClaimedDelivery, SettleItem } from './adapter.ts';
 import { configureConnection, packBatch, prepareAcceptWrite, type PackedBatch } from './sqlite-accept.ts';
 import { prepareQueue } from './sqlite-queue.ts';
@@ -237,6 +238,8 @@ export class SqliteWriter {
       this.#worker = undefined;
       this.#ready = undefined;
       w.postMessage({ op: 'stop' } satisfies Stop);
+      // The thread's isolate and connection are freed as it ends: give those pages back.
+      w.once('exit', () => releaseFreedMemory());
       // Backstop: a thread that does not end by itself is ended.
       setTimeout(() => void w.terminate(), 10_000).unref();
     }, this.#idleStopMs);

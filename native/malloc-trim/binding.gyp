@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "malloc_trim",
+      "sources": ["trim.c"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}
