@@ -254,8 +254,9 @@ function inboxRoutes(app: Api, s: Services): void {
     },
     async (request) => {
       const q = request.query;
+      const cursor = cursorOf(q.cursor);
       if (!(await s.recipients.get(request.principal.workspaceId, request.params.id))) throw new Problem('not_found', `No recipient "${request.params.id}"`);
-      const page = await s.inbox.list(request.principal.workspaceId, request.params.id, q.status ?? 'all', cursorOf(q.cursor), q.limit ?? 50);
+      const page = await s.inbox.list(request.principal.workspaceId, request.params.id, q.status ?? 'all', cursor, q.limit ?? 50);
       return { data: page.data, next_cursor: page.next };
     },
   );
