@@ -86,6 +86,7 @@ import { RecipientService } from './recipients/service.ts';
 import { DeviceService } from './devices/service.ts';
 import { PreferenceService } from './preferences/service.ts';
 import { inboxModule, meModule, realtimeGatewayModule, realtimeModule } from './realtime/routes.ts';
+import { clientScriptModule } from './http/client-script.ts';
 import { RealtimeService } from './realtime/service.ts';
 import { InboxService } from './realtime/inbox.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
@@ -125,6 +126,7 @@ const ROUTES: readonly RouteModule[] = [
   callbacksModule,
   realtimeModule,
   realtimeGatewayModule,
+  clientScriptModule,
   brokerModule,
   hooksModule,
   inboxModule,
