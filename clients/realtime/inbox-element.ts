@@ -10,8 +10,10 @@
 // Contract: content from notifications is only ever set as text (textContent) and an action URL
 // only as an http(s) link's href; no innerHTML, no inline style attributes, no eval, so a page with
 // `script-src 'self' <herald>; style-src 'self'` works (styles are a constructed stylesheet).
-// Events on the element: `herald-inbox:item` (detail: the new item), `herald-inbox:unread`
-// (detail: {unread}).
+// The element has the attribute `live` while its inbox subscription is up (style
+// `herald-inbox:not([live])` to show it offline). `align="right"` opens the list leftwards from
+// the bell's right edge (for a bell at the right of a page). Events on the element: `herald-inbox:item`
+// (detail: the new item), `herald-inbox:unread` (detail: {unread}).
 
 import { HeraldRealtime, type InboxItem } from './client.ts';
 
@@ -29,7 +31,8 @@ const CSS = `
 .bell { position: relative; border: 0; background: none; font-size: 20px; cursor: pointer; padding: 4px 8px; }
 .badge { position: absolute; top: 0; right: 0; min-width: 16px; padding: 0 4px; border-radius: 8px; background: #d22; color: #fff; font-size: 11px; line-height: 16px; text-align: center; }
 .badge[hidden], .panel[hidden], .empty[hidden] { display: none; }
-.panel { position: absolute; right: 0; z-index: 1000; width: 320px; max-height: 420px; overflow-y: auto; background: #fff; border: 1px solid #ccc; border-radius: 6px; box-shadow: 0 4px 16px rgba(0,0,0,.15); }
+.panel { position: absolute; left: 0; z-index: 1000; width: 320px; max-height: 420px; overflow-y: auto; background: #fff; border: 1px solid #ccc; border-radius: 6px; box-shadow: 0 4px 16px rgba(0,0,0,.15); }
+:host([align=right]) .panel { left: auto; right: 0; }
 .head { display: flex; justify-content: space-between; align-items: center; padding: 8px 12px; border-bottom: 1px solid #eee; font-weight: 600; }
 ul { list-style: none; margin: 0; padding: 0; }
 li { padding: 8px 12px; border-bottom: 1px solid #f2f2f2; }
@@ -99,6 +102,10 @@ export class HeraldInboxElement extends HTMLElement {
     const client = new HeraldRealtime({ url, token: () => this.#token(), channels: ['inbox'] });
     this.#client = client;
     client.on('open', () => void this.#reload());
+    client.on('subscribed', (e) => {
+      if (e.channel === 'inbox') this.setAttribute('live', '');
+    });
+    client.on('close', () => this.removeAttribute('live'));
     client.on('resync', () => void this.#reload());
     client.on('inbox.unread', (e) => this.#setUnread(e.unread));
     client.on('inbox.item', ({ item }) => {
