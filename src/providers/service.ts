@@ -28,14 +28,17 @@ export class ProviderRegistry {
   readonly #secrets: SecretBox;
   readonly #bus: Bus | undefined;
   readonly #ttlMs: number;
+  readonly #now: () => number;
   readonly #cache = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Entry>>();
   readonly #unsubscribe: (() => void) | undefined;
   /** Channels usable without workspace credentials on this deployment (email with HERALD_SMTP_URL). */
   readonly #global: ReadonlySet<ChannelName>;
 
-  constructor(db: Kysely<Database>, secrets: SecretBox, opts: { bus?: Bus; ttlMs?: number; globalChannels?: Iterable<ChannelName> } = {}) {
+  /** `now`: the clock of the cache's lifetime and of the rows' times (tests inject one). */
+  constructor(db: Kysely<Database>, secrets: SecretBox, opts: { bus?: Bus; ttlMs?: number; globalChannels?: Iterable<ChannelName>; now?: () => number } = {}) {
     this.#db = db;
+    this.#now = opts.now ?? Date.now;
     this.#secrets = secrets;
     this.#bus = opts.bus;
     this.#ttlMs = opts.ttlMs ?? 30_000;
@@ -48,7 +51,7 @@ export class ProviderRegistry {
 
   async #entry(workspaceId: string): Promise<Entry> {
     const hit = this.#cache.get(workspaceId);
-    if (hit && Date.now() - hit.at < this.#ttlMs) return hit;
+    if (hit && this.#now() - hit.at < this.#ttlMs) return hit;
     let loading = this.#loading.get(workspaceId);
     if (!loading) {
       loading = this.#load(workspaceId).finally(() => this.#loading.delete(workspaceId));
@@ -64,7 +67,7 @@ export class ProviderRegistry {
       if (!(PROVIDER_NAMES as readonly string[]).includes(row.provider)) continue;
       byProvider.set(row.provider as ProviderName, this.#open(row));
     }
-    const entry = { at: Date.now(), byProvider };
+    const entry = { at: this.#now(), byProvider };
     this.#cache.set(workspaceId, entry);
     return entry;
   }
@@ -102,7 +105,7 @@ export class ProviderRegistry {
   }
 
   async put(workspaceId: string, provider: ProviderName, config: Record<string, unknown>, baseUrl: string | null): Promise<{ created: boolean; stored: StoredProvider }> {
-    const now = Date.now();
+    const now = this.#now();
     const row: ProvidersTable = { workspace_id: workspaceId, provider, config: this.#secrets.seal(JSON.stringify(config)), base_url: baseUrl, created_at: now, updated_at: now };
     const created = await putProvider(this.#db, row);
     this.invalidate(workspaceId);
