@@ -286,7 +286,10 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
     users: accounts,
     streams: config.redisUrl ? new RedisStreams(config.redisUrl.href, { prefix: config.redisPrefix, limits: historyLimits, bus, log }) : new InProcessStreams(historyLimits),
   });
-  const inbound = new InboundService({ store, secrets, events, metrics, config, orgs, log, owner: workerId });
+  const inbound = new InboundService({
+    store, secrets, events, metrics, config, orgs, log, owner: workerId,
+    github: { linkedOrg: (ws) => oauth.linkedGithubOrg(ws), canReadRepo: (user, owner, repo) => oauth.canReadGithubRepo(user, owner, repo) },
+  });
   const retention = roles.includes('worker') ? new RetentionPurger({ store, inbound, owner: workerId, log }) : undefined;
   const subscriptions = new SubscriptionService({
     store,

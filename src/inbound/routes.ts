@@ -46,6 +46,12 @@ const SourceBody = Type.Object(
     retention: Type.Optional(Type.String({ maxLength: 20, description: 'How long events are kept, e.g. 7d; default HERALD_EVENT_RETENTION' })),
     event_type_path: Type.Optional(Type.String({ maxLength: 200, pattern: '^(payload|headers)(\\.[A-Za-z0-9_-]+)+$', description: 'Where the event type is, e.g. payload.event' })),
     unsigned: Type.Optional(Type.Boolean({ description: 'Must be true for provider none' })),
+    github_read: Type.Optional(
+      Type.Boolean({
+        description:
+          'Provider github, organization linked to a GitHub organization: every user whose GitHub account can read the repository the path ends in (/<github org>/<repository>) reads these events',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -61,6 +67,7 @@ const SourceView = Type.Object({
   owner: Type.Union([Type.String(), Type.Null()]),
   retention_ms: Type.Union([Type.Integer(), Type.Null()]),
   event_type_path: Type.Union([Type.String(), Type.Null()]),
+  github_repo: Type.Union([Type.String(), Type.Null()], { description: 'owner/repo whose GitHub readers read these events (github_read); null: no grant' }),
   created_at: Type.String(),
   updated_at: Type.String(),
 });
@@ -159,6 +166,7 @@ function brokerRoutes(app: Api, s: Services): void {
     owner: v.owner,
     retention_ms: v.retention,
     event_type_path: v.event_type_path,
+    github_repo: v.github_repo,
     created_at: iso(v.created_at)!,
     updated_at: iso(v.updated_at)!,
   });

@@ -12,7 +12,11 @@
 //
 // Reading (ACL): an API key reads every event of its organization when it has the read (or admin)
 // scope; a user reads events they own, the non-private events of every organization they are a
-// member of (any role), and public events of any organization. Anything else is not found.
+// member of (any role), public events of any organization, and every event of a source with a
+// GitHub repository grant (`github_read`) when their linked GitHub account can read that
+// repository, asked of GitHub with their own token (GithubAccess, cached at most 5 minutes) while
+// the source's organization is still linked to the repository's GitHub organization. Anything
+// else is not found.
 //
 // Consumers: a named consumer of an organization has a filter (path glob, types, match) and its
 // own state per event (inbound_consumer_events). Pulling first considers events received since
@@ -51,7 +55,7 @@ import type { StoreAdapter } from '../store/adapter.ts';
 import * as q from './store.ts';
 import { verify, type FailureReason, type HmacOptions } from './verifiers/index.ts';
 
-export type { EventRow, ReadScope, SourceRow, ConsumerRow, Candidate } from './store.ts';
+export type { EventRow, ReadScope, SourceKey, SourceRow, ConsumerRow, Candidate } from './store.ts';
 
 /**
  * How far back (ms before now) a consumer's scan mark may be moved: an event whose id is older
@@ -62,8 +66,17 @@ export const CONSUMER_SCAN_SAFETY_MS = 60_000;
 const SCAN_BATCH = 500;
 const LONG_POLL_TICK_MS = 250;
 
+/** What the repository read grant needs of GitHub sign-in (auth/oauth/service.ts). */
+export interface GithubAccess {
+  /** The GitHub organization (lower case) this organization is linked to, if any. */
+  linkedOrg(workspaceId: string): Promise<string | undefined>;
+  /** Whether the user's linked GitHub account can read owner/repo (cached at most 5 minutes). */
+  canReadRepo(userId: string, owner: string, repo: string): Promise<boolean>;
+}
+
 export interface SourceInput {
   path: string;
+  github_read?: boolean | undefined;
   provider: Provider;
   secrets?: string[] | undefined;
   hmac?: HmacOptions | undefined;
@@ -85,6 +98,8 @@ export interface SourceView {
   owner: string | null;
   retention: number | null;
   event_type_path: string | null;
+  /** "owner/repo" whose GitHub readers read this source's events; null: no grant. */
+  github_repo: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -140,6 +155,7 @@ export class InboundService {
   readonly #metrics: Metrics;
   readonly #config: Config;
   readonly #orgs: OrgService;
+  readonly #github: GithubAccess | undefined;
   readonly #log: Logger;
   readonly #owner: string;
   readonly #commit: GroupCommitter<EventDraft, { id: string; received_at: number; created: boolean }>;
@@ -151,13 +167,14 @@ export class InboundService {
   #unlisten: (() => void) | undefined;
   #stopping = false;
 
-  constructor(opts: { store: StoreAdapter; secrets: SecretBox; events: Events; metrics: Metrics; config: Config; orgs: OrgService; log: Logger; owner: string }) {
+  constructor(opts: { store: StoreAdapter; secrets: SecretBox; events: Events; metrics: Metrics; config: Config; orgs: OrgService; github?: GithubAccess; log: Logger; owner: string }) {
     this.#store = opts.store;
     this.#secrets = opts.secrets;
     this.#events = opts.events;
     this.#metrics = opts.metrics;
     this.#config = opts.config;
     this.#orgs = opts.orgs;
+    this.#github = opts.github;
     this.#log = opts.log;
     this.#owner = opts.owner;
     this.#commit = new GroupCommitter(
@@ -231,6 +248,12 @@ export class InboundService {
     if (input.owner !== undefined && !(await this.#orgs.roleOf(input.owner, ws))) problems.push({ path: 'body.owner', message: 'is not a member of this organization' });
     const visibility = input.visibility ?? 'org';
     if (visibility === 'private' && owner === null) problems.push({ path: 'body.owner', message: 'is required for a private source created with an API key' });
+    let githubRepo: string | null = null;
+    if (input.github_read === true) {
+      const grant = await this.#githubRepoOf(ws, input.provider, input.path);
+      if (typeof grant === 'string') githubRepo = grant;
+      else problems.push({ path: 'body.github_read', message: grant.problem });
+    }
     if (problems.length > 0) throw new Problem('validation_failed', problems.map((x) => `${x.path} ${x.message}`).join('; '), { errors: problems });
 
     const clash = await q.sourceByPath(this.#store.db, input.path);
@@ -249,6 +272,7 @@ export class InboundService {
       owner_id: owner,
       retention_ms: retentionMs,
       event_type_path: input.event_type_path ?? null,
+      github_repo: githubRepo,
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
@@ -287,9 +311,51 @@ export class InboundService {
       owner: r.owner_id,
       retention: r.retention_ms === null ? null : Number(r.retention_ms),
       event_type_path: r.event_type_path,
+      github_repo: r.github_repo ?? null,
       created_at: Number(r.created_at),
       updated_at: Number(r.updated_at),
     };
+  }
+
+  /**
+   * The repository a source's read grant names: its path's last two segments, `<owner>/<repo>`,
+   * where owner is the GitHub organization this organization is linked to; a GitHub source only.
+   */
+  async #githubRepoOf(ws: string, provider: Provider, path: string): Promise<string | { problem: string }> {
+    if (provider !== 'github') return { problem: 'is only for provider "github"' };
+    const linked = await this.#github?.linkedOrg(ws);
+    if (!linked) return { problem: 'needs the organization linked to a GitHub organization (PUT /v1/orgs/{org}/github)' };
+    const segments = path.split('/').filter((x) => x !== '');
+    const [owner, repo] = segments.slice(-2).map((x) => x.toLowerCase());
+    if (segments.length < 2 || owner !== linked || !/^[a-z0-9_.-]{1,100}$/.test(repo!) || repo === '.' || repo === '..') {
+      return { problem: `needs a path ending in /${linked}/<repository>, the linked GitHub organization and one of its repositories` };
+    }
+    return `${owner}/${repo}`;
+  }
+
+  /**
+   * The sources whose GitHub repository grant admits the user now: the source's organization is
+   * still linked to the repository's owner, and GitHub says the user can read the repository. A
+   * failing GitHub check admits nothing (logged). `only`: check that source alone.
+   */
+  async #githubGrants(userId: string, only?: q.SourceKey): Promise<q.SourceKey[]> {
+    const github = this.#github;
+    if (!github) return [];
+    const rows = (await q.githubGrantSources(this.#store.db)).filter((r) => !only || (r.workspace_id === only.workspaceId && r.id === only.sourceId));
+    if (rows.length === 0) return [];
+    const links = new Map<string, string | undefined>();
+    for (const ws of new Set(rows.map((r) => r.workspace_id))) links.set(ws, await github.linkedOrg(ws));
+    const grants: q.SourceKey[] = [];
+    for (const r of rows) {
+      const [owner, repo] = r.github_repo.split('/') as [string, string];
+      if (links.get(r.workspace_id) !== owner) continue;
+      const ok = await github.canReadRepo(userId, owner, repo).catch((err: unknown) => {
+        this.#log.warn({ err, repo: r.github_repo }, 'GitHub repository check failed; no read granted');
+        return false;
+      });
+      if (ok) grants.push({ workspaceId: r.workspace_id, sourceId: r.id });
+    }
+    return grants;
   }
 
   #open(sealed: string | null): string[] {
@@ -382,11 +448,11 @@ export class InboundService {
     return q.listEvents(this.#store.db, { kind: 'workspace', workspaceId }, f);
   }
 
-  /** What `p` may read; undefined when nothing (a key without read). */
-  async readScope(p: Principal): Promise<q.ReadScope | undefined> {
+  /** What `p` may read; undefined when nothing (a key without read). `grants`: false leaves GitHub grants out. */
+  async readScope(p: Principal, grants = true): Promise<q.ReadScope | undefined> {
     if (p.kind === 'key') return may(p, 'read') ? { kind: 'workspace', workspaceId: p.workspaceId } : undefined;
     if (p.kind !== 'user') return undefined; // a recipient reads no inbound events
-    return { kind: 'user', userId: p.userId, workspaceIds: await this.#orgs.organizationsOf(p.userId) };
+    return { kind: 'user', userId: p.userId, workspaceIds: await this.#orgs.organizationsOf(p.userId), sources: grants ? await this.#githubGrants(p.userId) : [] };
   }
 
   async browse(p: Principal, f: q.EventFilter): Promise<q.EventRow[]> {
@@ -398,8 +464,10 @@ export class InboundService {
   /** An event `p` may read; 404 otherwise, whether or not it exists. */
   async read(p: Principal, id: string): Promise<q.EventRow> {
     const e = await q.eventById(this.#store.db, id);
-    const scope = await this.readScope(p);
-    if (!e || !scope || !readable(scope, e)) throw new Problem('not_found', `No event "${id}"`);
+    const scope = await this.readScope(p, false);
+    const admitted = async (s: q.ReadScope, ev: q.EventRow) =>
+      readable(s, ev) || (s.kind === 'user' && (await this.#githubGrants(s.userId, { workspaceId: ev.workspace_id, sourceId: ev.source_id })).length > 0);
+    if (!e || !scope || !(await admitted(scope, e))) throw new Problem('not_found', `No event "${id}"`);
     return e;
   }
 
@@ -603,9 +671,14 @@ export class InboundService {
 }
 
 /** Whether `scope` may read `e` (the SQL of store.ts listEvents, for one event). */
-export function readable(scope: q.ReadScope, e: Pick<q.EventRow, 'workspace_id' | 'visibility' | 'owner_id'>): boolean {
+export function readable(scope: q.ReadScope, e: Pick<q.EventRow, 'workspace_id' | 'source_id' | 'visibility' | 'owner_id'>): boolean {
   if (scope.kind === 'workspace') return e.workspace_id === scope.workspaceId;
-  return e.visibility === 'public' || e.owner_id === scope.userId || (scope.workspaceIds.includes(e.workspace_id) && e.visibility !== 'private');
+  return (
+    e.visibility === 'public' ||
+    e.owner_id === scope.userId ||
+    (scope.workspaceIds.includes(e.workspace_id) && e.visibility !== 'private') ||
+    scope.sources.some((g) => g.workspaceId === e.workspace_id && g.sourceId === e.source_id)
+  );
 }
 
 function consumerView(c: q.ConsumerRow): ConsumerView {

@@ -38,6 +38,7 @@ export async function upsertSource(db: Kysely<Database>, row: SourceRow): Promis
         owner_id: row.owner_id,
         retention_ms: row.retention_ms,
         event_type_path: row.event_type_path,
+        github_repo: row.github_repo,
         updated_at: row.updated_at,
       }),
     )
@@ -88,8 +89,28 @@ export function eventById(db: Kysely<Database>, id: string): Promise<EventRow | 
 export type ReadScope =
   /** Every event of one organization (an API key with read). */
   | { readonly kind: 'workspace'; readonly workspaceId: string }
-  /** A user: their organizations' non-private events, their own events, and public events. */
-  | { readonly kind: 'user'; readonly userId: string; readonly workspaceIds: readonly string[] };
+  /**
+   * A user: their organizations' non-private events, their own events, public events, and the
+   * events of the sources whose GitHub repository grant admits them (`sources`).
+   */
+  | { readonly kind: 'user'; readonly userId: string; readonly workspaceIds: readonly string[]; readonly sources: readonly SourceKey[] };
+
+export interface SourceKey {
+  readonly workspaceId: string;
+  readonly sourceId: string;
+}
+
+/** Sources with a GitHub repository read grant, on the whole server (at most 1000). */
+export function githubGrantSources(db: Kysely<Database>): Promise<{ workspace_id: string; id: string; github_repo: string }[]> {
+  return db
+    .selectFrom('inbound_sources')
+    .select(['workspace_id', 'id', 'github_repo'])
+    .where('github_repo', 'is not', null)
+    .orderBy('workspace_id')
+    .orderBy('id')
+    .limit(1000)
+    .execute() as Promise<{ workspace_id: string; id: string; github_repo: string }[]>;
+}
 
 export interface EventFilter {
   source?: string | undefined;
@@ -110,6 +131,7 @@ export function listEvents(db: Kysely<Database>, scope: ReadScope, f: EventFilte
         eb('visibility', '=', 'public'),
         eb('owner_id', '=', scope.userId),
         ...(scope.workspaceIds.length > 0 ? [eb.and([eb('workspace_id', 'in', [...scope.workspaceIds]), eb('visibility', '<>', 'private')])] : []),
+        ...scope.sources.map((g) => eb.and([eb('workspace_id', '=', g.workspaceId), eb('source_id', '=', g.sourceId)])),
       ]),
     );
   }

@@ -635,6 +635,8 @@ export interface InboundSourcesTable {
   /** Null: HERALD_EVENT_RETENTION. */
   retention_ms: number | null;
   event_type_path: string | null;
+  /** "owner/repo" whose GitHub readers read the source's events (migration 0025); null: no grant. */
+  github_repo: string | null;
   created_at: number;
   updated_at: number;
 }

@@ -358,6 +358,8 @@ const cases: Case[] = [
   { name: 'unsigned source without "unsigned": true', method: 'PUT', path: '/v1/sources/s1', body: { path: '/open', provider: 'none' }, status: 422, code: 'validation_failed', paths: ['body.unsigned'] },
   { name: 'source retention that is not a duration', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'github', secrets: ['x'], retention: 'forever' }, status: 422, code: 'validation_failed', paths: ['body.retention'] },
   { name: 'source owner who is not a member', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh', provider: 'github', secrets: ['x'], owner: 'usr_nobody' }, status: 422, code: 'validation_failed', paths: ['body.owner'] },
+  { name: 'source GitHub read grant that is not a boolean', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh/acme/api', provider: 'github', secrets: ['x'], github_read: 'yes' }, status: 422, code: 'validation_failed', paths: ['body.github_read'] },
+  { name: 'source GitHub read grant in an organization not linked to GitHub', method: 'PUT', path: '/v1/sources/s1', body: { path: '/gh/acme/api', provider: 'github', secrets: ['x'], github_read: true }, status: 422, code: 'validation_failed', paths: ['body.github_read'] },
   { name: 'source with a read key', method: 'PUT', path: '/v1/sources/s1', who: 'read', body: { path: '/gh', provider: 'github', secrets: ['x'] }, status: 403, code: 'forbidden' },
   { name: 'unknown source', method: 'GET', path: '/v1/sources/nope', status: 404, code: 'not_found' },
   { name: 'events after a non-event id', method: 'GET', path: '/v1/events?after=ntf_1', status: 422, code: 'validation_failed', paths: ['querystring.after'] },

@@ -360,6 +360,11 @@ export class OAuthService {
     return ok;
   }
 
+  /** The GitHub organization (lower case) the organization is linked to, if any. For the webhook broker. */
+  async linkedGithubOrg(workspaceId: string): Promise<string | undefined> {
+    return (await getGithubLink(this.#db, workspaceId))?.github_org;
+  }
+
   /** Whether the user belongs to the GitHub organization `org` now (cached at most 5 minutes). */
   async isGithubOrgMember(userId: string, org: string): Promise<boolean> {
     if (!this.#github) return false;

@@ -25,6 +25,7 @@ import * as m0017 from './0017_account_security.ts';
 import * as m0018 from './0018_inbound.ts';
 import * as m0019 from './0019_realtime.ts';
 import * as m0020 from './0020_subscriptions.ts';
+import * as m0025 from './0025_source_github_read.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -47,6 +48,7 @@ const migrations: Record<string, Migration> = {
   '0018_inbound': m0018,
   '0019_realtime': m0019,
   '0020_subscriptions': m0020,
+  '0025_source_github_read': m0025,
 };
 
 export const migrationProvider: MigrationProvider = {
