@@ -72,6 +72,8 @@ import { TotpService } from './auth/totp.ts';
 import { totpModule } from './auth/totp-routes.ts';
 import { SelfService } from './auth/self-service.ts';
 import { selfModule } from './auth/self-routes.ts';
+import { EmailLinkService } from './auth/email-links.ts';
+import { emailLinkModule, emailLinkPublicModule } from './auth/email-link-routes.ts';
 import { DEFAULT_CONCURRENCY, WorkerPool } from './queue/pool.ts';
 import { ReceiptTracker } from './queue/receipts.ts';
 import { PolicyCache } from './queue/policy.ts';
@@ -110,6 +112,8 @@ const ROUTES: readonly RouteModule[] = [
   invitationAcceptModule,
   totpModule,
   selfModule,
+  emailLinkPublicModule,
+  emailLinkModule,
   recipientsModule,
   notificationsModule,
   dlqModule,
@@ -262,6 +266,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const invitations = new InvitationService(store.db, { audit, mailer, signup: config.signup });
   const totp = new TotpService(store.db, { secrets, audit });
   const self = new SelfService(store.db, { audit });
+  const emailLinks = new EmailLinkService(store.db, { audit, mailer, limiter: rateLimiter, log });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log, secondFactor: totp });
   const oauth = new OAuthService(store.db, { config, secrets, accounts, invitations, audit, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
@@ -306,7 +311,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
   const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, providerTests, topics, inbound, realtime, inbox, subscriptions, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

@@ -35,6 +35,7 @@ import type { OrgService } from './orgs/service.ts';
 import type { InvitationService } from './orgs/invitations.ts';
 import type { TotpService } from './auth/totp.ts';
 import type { SelfService } from './auth/self-service.ts';
+import type { EmailLinkService } from './auth/email-links.ts';
 import type { TopicService } from './topics/service.ts';
 import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
@@ -99,6 +100,8 @@ export interface Services {
   readonly totp: TotpService;
   /** A user's own account: password change, erasure. */
   readonly self: SelfService;
+  /** Emailed single-use links: address verification, password reset. */
+  readonly emailLinks: EmailLinkService;
   readonly topics: TopicService;
   /** Real-time keys, connection tokens and channel publishing. */
   readonly realtime: RealtimeService;

@@ -287,11 +287,11 @@ export class AccountService implements UserLookup {
   }
 
   /** GET /v1/auth/me. */
-  async me(p: UserPrincipal): Promise<{ user: UserView; organization: { id: string; role: UserRole }; organizations: { id: string; name: string; role: string }[] }> {
+  async me(p: UserPrincipal): Promise<{ user: UserView & { email_verified: boolean }; organization: { id: string; role: UserRole }; organizations: { id: string; name: string; role: string }[] }> {
     const user = await findUser(this.#db, p.userId);
     if (!user) throw new Problem('unauthorized', 'The user no longer exists', { headers: { 'www-authenticate': 'Bearer' } });
     const orgs = await listMemberships(this.#db, p.userId);
-    return { user: userView(user), organization: { id: p.workspaceId, role: p.role }, organizations: orgs.map((o) => ({ id: o.workspace_id, name: o.name, role: o.role })) };
+    return { user: { ...userView(user), email_verified: user.email_verified_at !== null }, organization: { id: p.workspaceId, role: p.role }, organizations: orgs.map((o) => ({ id: o.workspace_id, name: o.name, role: o.role })) };
   }
 
   async resolveAccessToken(token: string): Promise<UserPrincipal | undefined> {

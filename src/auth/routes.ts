@@ -152,7 +152,7 @@ function sessionRoutes(app: Api, s: Services): void {
       schema: {
         summary: 'The signed-in user, the organization the session acts in, and all their organizations with roles',
         tags: ['auth'],
-        response: { 200: Type.Object({ user: UserView, organization: Type.Object({ id: Type.String(), role: Type.String() }), organizations: Type.Array(OrgRole) }), ...problems(401, 403) },
+        response: { 200: Type.Object({ user: Type.Object({ ...UserView.properties, email_verified: Type.Boolean({ description: 'Whether the address was proved: a verification or reset link, an invitation, or an identity provider vouching for it' }) }), organization: Type.Object({ id: Type.String(), role: Type.String() }), organizations: Type.Array(OrgRole) }), ...problems(401, 403) },
       },
     },
     async (request) => {
