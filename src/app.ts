@@ -310,8 +310,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
-  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, subscriptions, state };
+  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, state });
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

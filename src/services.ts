@@ -41,6 +41,7 @@ import type { RealtimeService } from './realtime/service.ts';
 import type { InboundService } from './inbound/service.ts';
 import type { SubscriptionService } from './subscriptions/service.ts';
 import type { InboxService } from './realtime/inbox.ts';
+import type { RealtimeGateway } from './realtime/gateway.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -111,5 +112,7 @@ export interface Services {
   readonly subscriptions: SubscriptionService;
   /** In-app inbox items of recipients. */
   readonly inbox: InboxService;
+  /** The real-time connections of this node (WebSocket and SSE). */
+  readonly gateway: RealtimeGateway;
   readonly state: { started: boolean; stopping: boolean };
 }

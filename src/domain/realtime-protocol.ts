@@ -135,3 +135,38 @@ function idList(v: unknown): string[] | undefined {
 function fail(code: FrameError['code'], message: string): { error: FrameError } {
   return { error: { code, message } };
 }
+
+/** Most channels one cursor names. */
+export const MAX_CURSOR_CHANNELS = 100;
+
+/**
+ * A connection's recovery positions as one opaque token (the SSE form's event id and `since`):
+ * base64url of `{"<channel>": [offset, "epoch"], …}`. `decodeCursor` answers undefined for
+ * anything `encodeCursor` cannot have made (never throws).
+ */
+export function encodeCursor(positions: Readonly<Record<string, Since>>): string {
+  const o: Record<string, [number, string]> = {};
+  for (const [channel, s] of Object.entries(positions)) o[channel] = [s.offset, s.epoch];
+  return Buffer.from(JSON.stringify(o)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): Map<string, Since> | undefined {
+  if (cursor.length > 16_384 || !/^[A-Za-z0-9_-]*$/.test(cursor)) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > MAX_CURSOR_CHANNELS) return undefined;
+  const out = new Map<string, Since>();
+  for (const [channel, p] of entries) {
+    if (!isChannelName(channel) || !Array.isArray(p) || p.length !== 2) return undefined;
+    const [offset, epoch] = p as unknown[];
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0 || typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 64) return undefined;
+    out.set(channel, { offset: offset as number, epoch });
+  }
+  return out;
+}

@@ -1,4 +1,6 @@
-// The WebSocket gateway, `GET /v1/realtime` (docs/realtime.md has the protocol).
+// The real-time gateway (docs/realtime.md has the protocol): one implementation of the protocol
+// over two transports, the WebSocket `GET /v1/realtime` and Server-Sent Events
+// `GET /v1/realtime/sse` (realtime/sse.ts) whose client frames come by `POST /v1/realtime/send`.
 //
 // A connection's states: authenticating -> open -> closed.
 //   authenticating  the token came as `?token=` or must come as the first frame `{type: "auth"}`
@@ -12,7 +14,11 @@
 // frames than HERALD_REALTIME_FRAME_RATE allows (1008); more than HERALD_REALTIME_SEND_BUFFER bytes
 // queued for sending, a slow consumer (4004, then the socket is destroyed: a full buffer cannot
 // carry the close frame); no pong to the previous ping when the next heartbeat is due (socket
-// destroyed). Malformed or unknown frames get an `error` frame and the connection stays open.
+// destroyed; an SSE stream has no pongs: its heartbeat is a comment, and a peer that stops reading
+// fills the send buffer). Malformed or unknown frames get an `error` frame and the connection
+// stays open.
+// An SSE connection is authenticated before its stream starts (the route answers a refusal with a
+// 401 problem) and is closed by a last `close {code, reason}` frame, then the end of the stream.
 //
 // Subscriptions: `subscribe {channel, since?}` answers `subscribed {channel, offset, epoch,
 // recovered}`, then the missed publications, then live ones. Publications that arrive while the
@@ -27,8 +33,9 @@ import type { Metrics } from '../metrics.ts';
 import { createRequire } from 'node:module';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { TokenBucket } from '../domain/token-bucket.ts';
-import { parseClientFrame, type ClientFrame } from '../domain/realtime-protocol.ts';
-import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal } from './service.ts';
+import { encodeCursor, parseClientFrame, type ClientFrame, type Since } from '../domain/realtime-protocol.ts';
+import type { Bus } from '../bus/bus.ts';
+import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal, type Verified } from './service.ts';
 import type { Publication } from './streams.ts';
 import type { InboxService } from './inbox.ts';
 
@@ -37,6 +44,48 @@ const AUTH_TIMEOUT_MS = 10_000;
 /** Longest timer Node accepts. */
 const MAX_TIMER_MS = 2_147_483_647;
 const PATH = '/v1/realtime';
+/** Bus topic of client frames sent by POST /v1/realtime/send to a session of another node. */
+const SEND_TOPIC = 'realtime.send';
+
+/**
+ * How a connection's frames travel. `send` queues one server frame (with `id`, the SSE event id,
+ * for frames after which the client's recovery position changed); `buffered` is what waits to go
+ * out; `close` ends the connection in an orderly way, `terminate` at once; `ping` is the
+ * heartbeat, answered by a pong only where `answersPings`.
+ */
+export interface Transport {
+  readonly kind: 'ws' | 'sse';
+  readonly answersPings: boolean;
+  readonly buffered: number;
+  send(text: string, id: (() => string) | undefined): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  ping(): void;
+}
+
+class WsTransport implements Transport {
+  readonly kind = 'ws';
+  readonly answersPings = true;
+  readonly #ws: WebSocket;
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+  }
+  get buffered(): number {
+    return this.#ws.bufferedAmount;
+  }
+  send(text: string): void {
+    this.#ws.send(text);
+  }
+  close(code: number, reason: string): void {
+    this.#ws.close(code, reason);
+  }
+  terminate(): void {
+    this.#ws.terminate();
+  }
+  ping(): void {
+    this.#ws.ping();
+  }
+}
 
 export interface GatewayOptions {
   readonly service: RealtimeService;
@@ -46,6 +95,7 @@ export interface GatewayOptions {
   readonly heartbeatMs: number;
   readonly sendBufferBytes: number;
   readonly frameRate: { limit: number; periodMs: number } | undefined;
+  readonly bus: Bus;
   /** The process's state: while stopping, upgrades are refused (503). */
   readonly state: { readonly stopping: boolean };
 }
@@ -56,11 +106,13 @@ interface Subscription {
   epoch: string;
   /** Publications that arrived while the position was being read; undefined once live. */
   held: Publication[] | undefined;
+  /** The client's recovery position as of the last frame sent (SSE event ids carry it). */
+  seen: Since | undefined;
 }
 
 class Connection {
   readonly session = randomBytes(9).toString('base64url');
-  readonly ws: WebSocket;
+  readonly t: Transport;
   principal: ConnectionPrincipal | undefined;
   readonly subs = new Map<string, Subscription>();
   bucket: TokenBucket | undefined;
@@ -71,16 +123,20 @@ class Connection {
   queue: Promise<void> = Promise.resolve();
   closed = false;
 
-  constructor(ws: WebSocket) {
-    this.ws = ws;
+  constructor(t: Transport) {
+    this.t = t;
   }
 }
+
+/** Why POST /v1/realtime/send did not take a frame. */
+export type SendRefusal = 'no_session' | 'other_principal';
 
 export class RealtimeGateway {
   readonly #opts: GatewayOptions;
   /** Made on the first upgrade: a process nobody connects to never loads `ws`. */
   #wss: WebSocketServer | undefined;
-  readonly #connections = new Set<Connection>();
+  /** Session -> connection, for the connections open on this node. */
+  readonly #connections = new Map<string, Connection>();
   /** Stream key -> the connections subscribed to it on this node. */
   readonly #subscribers = new Map<string, Set<Connection>>();
   #heartbeat: NodeJS.Timeout | undefined;
@@ -90,7 +146,9 @@ export class RealtimeGateway {
   constructor(opts: GatewayOptions) {
     this.#opts = opts;
     opts.service.streams.onPublication((key, p) => this.#publication(key, p));
+    this.#unsubscribeBus = opts.bus.subscribe(SEND_TOPIC, { onMessage: (m) => this.#remoteFrame(m) });
   }
+  readonly #unsubscribeBus: () => void;
 
   /** Serves WebSocket upgrades of `server` (call before it listens). */
   attach(server: Server): void {
@@ -109,7 +167,8 @@ export class RealtimeGateway {
   async close(): Promise<void> {
     this.#server?.off('upgrade', this.#onUpgrade);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    for (const c of this.#connections) this.#close(c, 1001, 'server shutting down');
+    this.#unsubscribeBus();
+    for (const c of [...this.#connections.values()]) this.#close(c, 1001, 'server shutting down');
     const wss = this.#wss;
     if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
   }
@@ -132,14 +191,19 @@ export class RealtimeGateway {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, tokens[0]));
   }
 
-  #open(ws: WebSocket, token: string | undefined): void {
-    const c = new Connection(ws);
-    this.#connections.add(c);
+  #connection(t: Transport): Connection {
+    const c = new Connection(t);
+    this.#connections.set(c.session, c);
     this.#opts.metrics.realtimeConnections.inc();
     const rate = this.#opts.frameRate;
     if (rate) c.bucket = new TokenBucket((rate.limit * 1000) / rate.periodMs, rate.limit, Date.now());
+    return c;
+  }
+
+  #open(ws: WebSocket, token: string | undefined): void {
+    const c = this.#connection(new WsTransport(ws));
     ws.on('pong', () => (c.alive = true));
-    ws.on('message', (data, isBinary) => this.#frame(c, data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => this.#frame(c, isBinary ? undefined : (data as Buffer).toString('utf8')));
     ws.on('close', () => this.#closed(c));
     ws.on('error', (err) => {
       this.#opts.log.debug({ err: err.message, session: c.session }, 'realtime connection error');
@@ -149,15 +213,65 @@ export class RealtimeGateway {
     else c.authTimer = setTimeout(() => this.#close(c, 4000, 'auth_timeout'), AUTH_TIMEOUT_MS);
   }
 
-  #frame(c: Connection, data: Buffer, isBinary: boolean): void {
+  /**
+   * Opens an SSE connection on `t` for a verified token, subscribed to `subscribe` (with their
+   * recovery positions). Answers its session.
+   */
+  openSse(t: Transport, v: Verified, subscribe: readonly { channel: string; since?: Since }[]): string {
+    const c = this.#connection(t);
+    c.queue = c.queue.then(async () => {
+      this.#welcome(c, v, 'auth');
+      for (const s of subscribe) await this.#subscribe(c, s.channel, s.since);
+    }).catch((err: unknown) => this.#failed(c, err));
+    return c.session;
+  }
+
+  /** The SSE transport saw its stream end. */
+  ended(session: string): void {
+    const c = this.#connections.get(session);
+    if (c) this.#closed(c);
+  }
+
+  /**
+   * A client frame (JSON text, already parsed as valid by the caller) for `session`, from POST
+   * /v1/realtime/send with a token of principal `p`. A session of another node gets it over the
+   * bus (then this answers undefined: whether that node holds the session is not known here).
+   */
+  async clientFrame(session: string, p: ConnectionPrincipal, text: string): Promise<SendRefusal | undefined> {
+    const c = this.#connections.get(session);
+    if (!c) {
+      if (this.#opts.bus.kind === 'in-process') return 'no_session';
+      await this.#opts.bus.publish(SEND_TOPIC, JSON.stringify({ session, org: p.workspaceId, who: who(p), text }));
+      return undefined;
+    }
+    if (!c.principal || c.principal.workspaceId !== p.workspaceId || who(c.principal) !== who(p)) return 'other_principal';
+    this.#frame(c, text);
+    return undefined;
+  }
+
+  #remoteFrame(message: string): void {
+    let m: { session: string; org: string; who: string; text: string };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      return;
+    }
+    const c = this.#connections.get(m.session);
+    if (c?.principal && c.principal.workspaceId === m.org && who(c.principal) === m.who) this.#frame(c, m.text);
+  }
+
+  /** A client frame's text (undefined: a binary WebSocket frame). */
+  #frame(c: Connection, text: string | undefined): void {
     if (c.closed) return;
     if (c.bucket && c.bucket.take(Date.now(), 1) === 0) return this.#close(c, 1008, 'too_many_frames');
-    if (isBinary) return this.#send(c, errorFrame('malformed_frame', 'Frames must be text (JSON)'));
-    const frame = parseClientFrame(data.toString('utf8'));
-    c.queue = c.queue.then(() => this.#handle(c, frame)).catch((err: unknown) => {
-      this.#opts.log.error({ err, session: c.session }, 'realtime frame failed');
-      this.#send(c, errorFrame('internal', 'The frame could not be handled; try again'));
-    });
+    if (text === undefined) return this.#send(c, errorFrame('malformed_frame', 'Frames must be text (JSON)'));
+    const frame = parseClientFrame(text);
+    c.queue = c.queue.then(() => this.#handle(c, frame)).catch((err: unknown) => this.#failed(c, err));
+  }
+
+  #failed(c: Connection, err: unknown): void {
+    this.#opts.log.error({ err, session: c.session }, 'realtime frame failed');
+    this.#send(c, errorFrame('internal', 'The frame could not be handled; try again'));
   }
 
   async #handle(c: Connection, frame: ClientFrame | { error: { code: string; message: string } }): Promise<void> {
@@ -197,6 +311,11 @@ export class RealtimeGateway {
     const v = await this.#opts.service.verify(token);
     if (c.closed) return;
     if ('code' in v) return this.#refuse(c, v);
+    this.#welcome(c, v, how);
+  }
+
+  /** Takes a verified token as the connection's principal (auth) or its renewal (refresh). */
+  #welcome(c: Connection, v: Verified, how: 'auth' | 'refresh'): void {
     const p = v.principal;
     if (how === 'refresh') {
       const same = c.principal && p.kind === c.principal.kind && p.workspaceId === c.principal.workspaceId && who(p) === who(c.principal);
@@ -238,7 +357,7 @@ export class RealtimeGateway {
     const key = this.#channelKey(c, channel);
     if (typeof key !== 'string') return this.#send(c, errorFrame(key.code, key.message));
     if (c.subs.has(key)) this.#unsubscribe(c, channel, false);
-    const sub: Subscription = { sent: 0, epoch: '', held: [] };
+    const sub: Subscription = { sent: 0, epoch: '', held: [], seen: since };
     c.subs.set(key, sub);
     let set = this.#subscribers.get(key);
     if (!set) this.#subscribers.set(key, (set = new Set()));
@@ -256,11 +375,16 @@ export class RealtimeGateway {
     sub.epoch = pos.epoch;
     sub.sent = pos.offset;
     if (since) this.#opts.metrics.realtimeRecoveries.inc({ outcome: pos.recovered ? 'recovered' : 'not_recovered' });
-    this.#send(c, JSON.stringify({ type: 'subscribed', channel, offset: pos.offset, epoch: pos.epoch, recovered: pos.recovered }));
+    // Recovered: the client's position is `since` until the missed publications went out.
+    sub.seen = pos.recovered ? since : { offset: pos.offset, epoch: pos.epoch };
+    this.#send(c, JSON.stringify({ type: 'subscribed', channel, offset: pos.offset, epoch: pos.epoch, recovered: pos.recovered }), true);
     // The inbox's current unread count, so a fresh session shows its badge at once.
     const p = c.principal!;
     if (channel === 'inbox' && p.kind === 'recipient') this.#send(c, JSON.stringify({ type: 'inbox.unread', channel, unread: await this.#opts.inbox.unread(p.workspaceId, p.recipientId) }));
-    for (const p of pos.missed) this.#send(c, publicationFrame(channel, p));
+    for (const p of pos.missed) {
+      sub.seen = { offset: p.offset, epoch: p.epoch };
+      this.#send(c, publicationFrame(channel, p), true);
+    }
     const held = sub.held!;
     sub.held = undefined;
     for (const p of held) this.#deliver(c, channel, sub, p);
@@ -273,7 +397,7 @@ export class RealtimeGateway {
     const set = this.#subscribers.get(key);
     set?.delete(c);
     if (set?.size === 0) this.#subscribers.delete(key);
-    if (answer) this.#send(c, JSON.stringify({ type: 'unsubscribed', channel }));
+    if (answer) this.#send(c, JSON.stringify({ type: 'unsubscribed', channel }), true);
   }
 
   #publication(key: string, p: Publication): void {
@@ -292,36 +416,38 @@ export class RealtimeGateway {
     if (p.epoch === sub.epoch && p.offset <= sub.sent) return;
     sub.epoch = p.epoch;
     sub.sent = p.offset;
+    sub.seen = { offset: p.offset, epoch: p.epoch };
     this.#opts.metrics.realtimePublications.inc();
-    this.#send(c, publicationFrame(channel, p));
+    this.#send(c, publicationFrame(channel, p), true);
   }
 
-  #send(c: Connection, text: string): void {
+  /** `positioned`: the frame changed the client's recovery position (an SSE event id follows it). */
+  #send(c: Connection, text: string, positioned = false): void {
     if (c.closed) return;
-    if (c.ws.bufferedAmount + text.length > this.#opts.sendBufferBytes) {
+    if (c.t.buffered + text.length > this.#opts.sendBufferBytes) {
       this.#opts.metrics.realtimeSlowConsumers.inc();
       this.#close(c, 4004, 'slow_consumer');
       // The close frame waits behind the full buffer; the peer is not reading it.
-      c.ws.terminate();
+      c.t.terminate();
       return;
     }
-    c.ws.send(text);
+    c.t.send(text, positioned ? () => cursorOf(c) : undefined);
   }
 
   #close(c: Connection, code: number, reason: string): void {
     if (c.closed) return;
     try {
-      c.ws.close(code, reason);
+      c.t.close(code, reason);
     } catch {
-      c.ws.terminate();
+      c.t.terminate();
     }
     this.#closed(c);
   }
 
   #closed(c: Connection): void {
-    if (c.closed && !this.#connections.has(c)) return;
+    if (c.closed && this.#connections.get(c.session) !== c) return;
     c.closed = true;
-    if (this.#connections.delete(c)) this.#opts.metrics.realtimeConnections.dec();
+    if (this.#connections.get(c.session) === c && this.#connections.delete(c.session)) this.#opts.metrics.realtimeConnections.dec();
     this.#opts.metrics.realtimeSubscriptions.dec(c.subs.size);
     if (c.expiry) clearTimeout(c.expiry);
     if (c.authTimer) clearTimeout(c.authTimer);
@@ -334,16 +460,24 @@ export class RealtimeGateway {
   }
 
   #beat(): void {
-    for (const c of this.#connections) {
+    for (const c of [...this.#connections.values()]) {
       if (!c.alive) {
-        c.ws.terminate();
+        this.#opts.metrics.realtimeDeadPeers.inc();
+        c.t.terminate();
         this.#closed(c);
         continue;
       }
-      c.alive = false;
-      c.ws.ping();
+      c.alive = !c.t.answersPings;
+      c.t.ping();
     }
   }
+}
+
+/** The SSE event id: every subscription's recovery position (decodeCursor reads it). */
+function cursorOf(c: Connection): string {
+  const positions: Record<string, Since> = {};
+  for (const [key, sub] of c.subs) if (sub.seen) positions[channelOf(key)] = sub.seen;
+  return encodeCursor(positions);
 }
 
 function who(p: ConnectionPrincipal): string {

@@ -5,6 +5,9 @@
 //   POST /v1/realtime/tokens     (send) {recipient, ttl?, rooms?} -> 201 {token, expires_at}
 //   POST /v1/realtime/publish    (send) {channel: "room:<name>", data} -> {channel, offset, epoch}
 //   GET  /v1/realtime            the WebSocket (realtime/gateway.ts); without an Upgrade: 426
+//   GET  /v1/realtime/sse        the same protocol as Server-Sent Events (token by ?token= or
+//                                Bearer; ?channel= subscribes; Last-Event-ID or ?since= recovers)
+//   POST /v1/realtime/send       {session, frame}: a client frame for an SSE session -> 202
 //   GET  /v1/recipients/{id}/inbox  (read) a recipient's inbox items, newest first
 // For the recipient, with a connection token (Authorization: Bearer <token>):
 //   GET  /v1/me/inbox?status=unread|read|archived|all&cursor=   items, newest first (default all)
@@ -15,11 +18,13 @@ import { Type } from 'typebox';
 import { Problem, type FieldError } from '../errors.ts';
 import { actorOf, authenticateRecipient, fromAuthorization, type RecipientPrincipal } from '../auth/principal.ts';
 import { parseDuration } from '../domain/duration.ts';
-import { ROOM_NAME } from '../domain/realtime-protocol.ts';
+import { decodeCursor, MAX_CURSOR_CHANNELS, parseClientFrame, ROOM_NAME, type Since } from '../domain/realtime-protocol.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
 import { Cursor, iso, Limit, problems, RecipientId } from '../http/schemas.ts';
-import { InvalidKeyError, type RealtimeSettingsView } from './service.ts';
+import { InvalidKeyError, type RealtimeSettingsView, type Verified } from './service.ts';
+import { MAX_FRAME_BYTES } from './gateway.ts';
+import { SseTransport } from './sse.ts';
 
 const ROOM_PATTERN = ROOM_NAME.source;
 const MAX_TTL_SEC = 30 * 86_400;
@@ -195,7 +200,87 @@ function realtimeRoutes(app: Api, s: Services): void {
   );
 }
 
-function gatewayRoutes(app: Api): void {
+const CHANNEL_PATTERN = `^(inbox|room:${ROOM_PATTERN.slice(1, -1)})$`;
+const SESSION_PATTERN = '^[A-Za-z0-9_-]{12}$';
+
+/** The connection token or access token of an SSE or send request: `?token=` or `Authorization: Bearer`. */
+async function verifyToken(s: Services, query: string | undefined, authorization: string | undefined): Promise<Verified> {
+  const m = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+  const token = query ?? m?.[1];
+  const headers = { 'www-authenticate': 'Bearer' };
+  if (!token) throw new Problem('unauthorized', 'Send a connection token as ?token= or "Authorization: Bearer <token>" (POST /v1/realtime/tokens)', { headers });
+  const v = await s.realtime.verify(token);
+  if ('code' in v) throw new Problem('unauthorized', `The token is refused (${v.code}): ${v.reason}`, { headers, extensions: { close_code: v.code } });
+  return v;
+}
+
+function gatewayRoutes(app: Api, s: Services): void {
+  app.get(
+    '/realtime/sse',
+    {
+      schema: {
+        summary: 'The real-time protocol as Server-Sent Events (docs/realtime.md)',
+        tags: ['realtime'],
+        querystring: Type.Object(
+          {
+            token: Type.Optional(Type.String({ maxLength: 8192, description: 'A connection token or access token; or send it as Authorization: Bearer' })),
+            channel: Type.Optional(Type.Array(Type.String({ pattern: CHANNEL_PATTERN }), { maxItems: MAX_CURSOR_CHANNELS, description: 'Channels to subscribe to: inbox or room:<name>' })),
+            since: Type.Optional(Type.String({ maxLength: 16_384, description: 'A cursor (an event id this stream gave) to recover from; Last-Event-ID wins over it' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...problems(400, 401, 422, 503) },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      const lastEventId = request.headers['last-event-id'];
+      const cursor = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : q.since;
+      const positions = cursor === undefined ? new Map<string, Since>() : decodeCursor(cursor);
+      if (!positions) throw new Problem('invalid_cursor', 'The recovery cursor (Last-Event-ID or since) is not an event id this stream gave');
+      const v = await verifyToken(s, q.token, request.headers.authorization);
+      if (s.state.stopping) throw new Problem('unavailable', 'The server is shutting down; retry on another instance or later', { headers: { 'retry-after': '1' } });
+      const subscribe: { channel: string; since?: Since }[] = [...positions].map(([channel, since]) => ({ channel, since }));
+      for (const channel of new Set(q.channel ?? [])) if (!positions.has(channel)) subscribe.push({ channel });
+      reply.hijack();
+      const t = new SseTransport(reply.raw);
+      const session = s.gateway.openSse(t, v, subscribe);
+      reply.raw.on('close', () => s.gateway.ended(session));
+    },
+  );
+
+  app.post(
+    '/realtime/send',
+    {
+      bodyLimit: MAX_FRAME_BYTES + 256,
+      schema: {
+        summary: "A client frame for an SSE session; the answer comes on the session's stream",
+        tags: ['realtime'],
+        body: Type.Object(
+          {
+            session: Type.String({ pattern: SESSION_PATTERN, description: 'The session of the stream (its welcome frame)' }),
+            frame: Type.Object({}, { additionalProperties: true, description: 'A client frame (docs/realtime.md), not auth' }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 202: Type.Object({ session: Type.String() }), ...problems(400, 401, 403, 404, 413, 422) },
+      },
+    },
+    async (request, reply) => {
+      const v = await verifyToken(s, undefined, request.headers.authorization);
+      const b = request.body;
+      const text = JSON.stringify(b.frame);
+      const frame = parseClientFrame(text);
+      if ('error' in frame) throw new Problem('validation_failed', `body.frame: ${frame.error.message}`, { errors: [{ path: 'body.frame', message: frame.error.message }], extensions: { frame_error: frame.error.code } });
+      if (frame.type === 'auth') throw new Problem('validation_failed', 'body.frame: an SSE stream is authenticated by its own token; send "refresh" to renew it', { errors: [{ path: 'body.frame.type', message: 'auth is not sent over /send' }] });
+      const refused = await s.gateway.clientFrame(b.session, v.principal, text);
+      if (refused === 'no_session') throw new Problem('not_found', 'No real-time session with this id is open');
+      if (refused === 'other_principal') throw new Problem('forbidden', "The session belongs to another recipient or user than the token's");
+      return reply.code(202).send({ session: b.session });
+    },
+  );
+
+
   app.get(
     '/realtime',
     {

@@ -6,7 +6,8 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeOnStores, startHeraldOn, tempDir, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, request, startHeraldOn, tempDir, waitFor, type TestHerald } from '../helpers/herald.ts';
+import { sse, type SseClient } from './sse-client.ts';
 import { spawnHerald, type HeraldProcess } from '../helpers/process.ts';
 import { connect, type RtClient } from './ws-client.ts';
 
@@ -16,6 +17,7 @@ describeOnStores(
     let a: TestHerald;
     let b: HeraldProcess;
     const clients: RtClient[] = [];
+    const streams: SseClient[] = [];
     const open = async (url: string, token: string) => {
       const c = await connect(url, token);
       clients.push(c);
@@ -36,6 +38,7 @@ describeOnStores(
     });
     after(async () => {
       for (const c of clients) c.ws.terminate();
+      for (const s of streams) s.destroy();
       if (b.child.exitCode === null) b.kill('SIGKILL');
       await a?.stop();
     });
@@ -58,6 +61,28 @@ describeOnStores(
       const sent = await b.api('POST', '/v1/notifications', { to: 'alice', title: 'across', channels: ['inbox'] });
       assert.equal(sent.status, 202, sent.text);
       for (const c of [onA, onB]) await c.next((f) => f.type === 'inbox.item' && f.item.title === 'across', 20_000, 'inbox item on both nodes');
+    });
+
+    it("an SSE session on one node takes client frames POSTed to the other", async () => {
+      const token = await mint('alice', ['lobby']);
+      const s = await sse(b.url, token);
+      streams.push(s);
+      const session = await s.session();
+      const r = await request(a.url, token, 'POST', '/v1/realtime/send', { session, frame: { type: 'subscribe', channel: 'room:lobby' } });
+      assert.equal(r.status, 202, r.text);
+      await s.next((f) => f.type === 'subscribed' && f.channel === 'room:lobby', 15_000, 'subscribed through the other node');
+      const pub = await a.api('POST', '/v1/realtime/publish', { channel: 'room:lobby', data: { sse: true } });
+      assert.equal(pub.status, 200, pub.text);
+      await s.next((f) => f.type === 'publication' && f.data.sse === true, 15_000, 'publication on the SSE stream');
+      // Another recipient's token is not taken for this session, whichever node the request reaches.
+      const other = await request(a.url, await mint('mallory'), 'POST', '/v1/realtime/send', { session, frame: { type: 'ping' } });
+      assert.equal(other.status, 202, other.text);
+      const own = await request(a.url, token, 'POST', '/v1/realtime/send', { session, frame: { type: 'ping' } });
+      assert.equal(own.status, 202, own.text);
+      await s.next((f) => f.type === 'pong', 15_000, 'pong');
+      // Both went over the bus from node A in this order: had mallory's been taken, its pong came first.
+      assert.equal(s.frames.filter((f) => f.type === 'pong').length, 1, "mallory's ping was dropped");
+      s.destroy();
     });
 
     it('a node SIGKILLed: its client reconnects to the other node and recovers every missed publication', async () => {
