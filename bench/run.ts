@@ -7,7 +7,7 @@
 //                                      Herald under --cpu-prof; writes bench/results/herald-*.cpuprofile,
 //                                      prints a summary of each measurement window, writes profile.json
 //   other flags: --duration S --warmup S --connections C --n N --concurrency 16,64,256
-//                --mixed-concurrency C --only receiver,accept,e2e,pg --out FILE --keep
+//                --mixed-concurrency C --only receiver,accept,e2e,pg,realtime --out FILE --keep
 //                --accept-rounds R (bare and Herald --role api measured alternately R times; median ratio;
 //                default 3 in the full run, 1 with --quick or --profile)
 //                --loadgen autocannon|wrk (the accept phase's load generator; wrk must be on PATH)
@@ -24,6 +24,8 @@
 //              of that data dir per webhook concurrency, timed until the receiver has counted N
 //   pg         Herald on PostgreSQL (bench/pg-phase.ts): accept (--role api), e2e with 1, 2 and 4
 //              worker processes, and the queue alone against pg-boss and BullMQ (bench/queue-*.ts)
+//   realtime   idle WebSocket connections and memory per connection, then publish to subscribers
+//              (bench/realtime.ts; alone: node bench/realtime.ts --nodes 3 for the Redis form)
 // All traffic goes to 127.0.0.1. Data dirs are temporary directories, removed at the end; the pg
 // phase's schemas (database `test`, HERALD_BENCH_DATABASE_URL) and BullMQ keys are dropped too.
 
@@ -51,6 +53,7 @@ import {
   type LoadResult,
 } from './lib.ts';
 import { pgPhase, QUEUE_LIBRARIES, type PgParams } from './pg-phase.ts';
+import { realtimeBench, realtimeReport, type RealtimeResult } from './realtime.ts';
 import { NODE_FLAGS, RUNTIME_ENV } from '../bin/runtime.js';
 import { formatSummary, summarise, type ProfileSummary, type Window } from './profile-summary.ts';
 
@@ -106,7 +109,7 @@ const params = {
   preloadCapS: quick ? 15 : 25,
   e2eCapS: quick ? 15 : 20,
   drainCapS: quick ? 10 : 15,
-  phases: (flags.only ?? (flags.profile ? 'accept,e2e' : 'receiver,accept,e2e,pg')).split(','),
+  phases: (flags.only ?? (flags.profile ? 'accept,e2e' : 'receiver,accept,e2e,pg,realtime')).split(','),
   profile: flags.profile,
   // The request every accept measurement sends, to Herald and to the bare server alike.
   body: JSON.stringify({
@@ -522,6 +525,7 @@ type Results = {
   accept?: Awaited<ReturnType<typeof acceptPhase>>;
   e2e?: Awaited<ReturnType<typeof e2ePhase>>;
   pg?: Awaited<ReturnType<typeof pgPhase>>;
+  realtime?: RealtimeResult;
 };
 
 /** Where a run's CPU went per request: the server's threads by role, and the load generator. */
@@ -604,6 +608,10 @@ function report(r: Results): string {
   }
   if (r.pg) {
     lines.push(...pgReport(r.pg, r.accept?.heraldApi.measured.rps));
+    lines.push('');
+  }
+  if (r.realtime) {
+    lines.push(...realtimeReport(r.realtime));
     lines.push('');
   }
   if (r.receiver) {
@@ -740,6 +748,13 @@ async function main(): Promise<void> {
           waitForCount,
         },
         pgParams,
+      );
+    }
+    if (params.phases.includes('realtime')) {
+      results.realtime = await realtimeBench(
+        quick
+          ? { connections: 2000, subscribers: 1000, publications: 5, intervalMs: 500, clients: 2, nodes: 1 }
+          : { connections: 18_000, subscribers: 10_000, publications: 20, intervalMs: 500, clients: 4, nodes: 1 },
       );
     }
   } finally {
