@@ -23,6 +23,7 @@
 //   include the clients' own CPU; the load average at start is recorded.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -107,7 +108,7 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
   try {
     if (schema) {
       await withDb((c) => c.query(`CREATE SCHEMA ${schema}`));
-      const env = { DATABASE_URL: schemaUrl(schema), REDIS_URL: BENCH_REDIS_URL, HERALD_REDIS_PREFIX: `${schema}:` };
+      const env = { DATABASE_URL: schemaUrl(schema), REDIS_URL: BENCH_REDIS_URL, HERALD_REDIS_PREFIX: `${schema}:`, HERALD_SECRET_KEY: randomBytes(32).toString('hex') };
       nodes.push(await startNode('herald-1', env)); // migrates first
       for (let i = 2; i <= p.nodes; i++) nodes.push(await startNode(`herald-${i}`, env));
     } else {
