@@ -33,6 +33,8 @@ import { recipientsModule } from './recipients/routes.ts';
 import { notificationsModule } from './notifications/routes.ts';
 import { NotificationService } from './notifications/service.ts';
 import { dlqModule } from './dlq/routes.ts';
+import { statsModule } from './stats/routes.ts';
+import { StatsService } from './stats/service.ts';
 import { auditModule } from './audit/routes.ts';
 import { keysModule } from './keys/routes.ts';
 import { devicesModule } from './devices/routes.ts';
@@ -117,6 +119,7 @@ const ROUTES: readonly RouteModule[] = [
   recipientsModule,
   notificationsModule,
   dlqModule,
+  statsModule,
   auditModule,
   keysModule,
   devicesModule,
@@ -311,7 +314,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
   const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, subscriptions, state };
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, stats: new StatsService(store.db), apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

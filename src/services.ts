@@ -19,6 +19,7 @@ import type { Accepter } from './queue/accept.ts';
 import type { StoreAdapter } from './store/adapter.ts';
 import type { DlqService } from './dlq/service.ts';
 import type { AuditService } from './audit/service.ts';
+import type { StatsService } from './stats/service.ts';
 import type { KeyService } from './keys/service.ts';
 import type { SettingsService } from './settings/service.ts';
 import type { KindService } from './kinds/service.ts';
@@ -76,6 +77,8 @@ export interface Services {
   readonly accepter: Accepter;
   readonly dlq: DlqService;
   readonly audit: AuditService;
+  /** Operational counts for the dashboard's overview (GET /v1/stats). */
+  readonly stats: StatsService;
   /** API key management (resolving keys is `keys`). */
   readonly apiKeys: KeyService;
   readonly settings: SettingsService;
