@@ -17,3 +17,7 @@ if (!fresh) {
   console.error(`[herald] installing dependencies: ${cmd}`);
   execSync(cmd, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
+
+// The dashboard is built from its sources whenever they (or the lockfile) changed.
+const { buildDashboard } = await import('./build-dashboard.js');
+buildDashboard();

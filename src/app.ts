@@ -27,7 +27,7 @@ import { addressChannels } from './domain/routing.ts';
 import type { Config } from './config.ts';
 import { buildServer, type Api, type RouteModule } from './http/server.ts';
 import { healthModule } from './http/health.ts';
-import { homeModule } from './http/home.ts';
+import { dashboardModule } from './http/dashboard.ts';
 import { metricsModule } from './http/metrics.ts';
 import { recipientsModule } from './recipients/routes.ts';
 import { notificationsModule } from './notifications/routes.ts';
@@ -102,7 +102,7 @@ import { RetentionPurger } from './inbound/jobs.ts';
 
 /** The HTTP API's route modules, mounted in this order. */
 const ROUTES: readonly RouteModule[] = [
-  homeModule,
+  dashboardModule,
   healthModule,
   metricsModule,
   authPublicModule,

@@ -1,12 +1,9 @@
-// GET /: a small page for a person who opened Herald's address in a browser, linking the API
-// reference. The dashboard takes `/` over when it exists (design.md reserves it for the dashboard).
+// The page `/` answers when the dashboard is not built (http/dashboard.ts): for a person who opened
+// Herald's address in a browser, linking the API reference and saying how to get the dashboard.
 // Public and static apart from the version: it reveals nothing a request to /openapi.json does not.
 
-import type { Services } from '../services.ts';
-import type { Api, RouteModule } from './api.ts';
-
 /** Nothing runs on the page and nothing loads from elsewhere; only its own inline style applies. */
-const HOME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const HOME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export function homePage(version: string): string {
   return `<!doctype html>
@@ -33,6 +30,7 @@ pre { background: #f2f2f2; padding: .75rem; overflow-x: auto; }
 create one with</p>
 <pre>npx herald keys create --scope admin --name me</pre>
 <p>or use the admin key Herald printed on its first start.</p>
+<p>The dashboard is not built on this server: <code>npm start</code> builds it (or <code>node scripts/build-dashboard.js</code>, then restart).</p>
 </body>
 </html>
 `;
@@ -41,12 +39,3 @@ create one with</p>
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
-
-function homeRoutes(app: Api, s: Services): void {
-  const page = homePage(s.version);
-  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
-    reply.header('content-security-policy', HOME_CSP).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(page),
-  );
-}
-
-export const homeModule: RouteModule = { name: 'home', prefix: '', auth: 'none', apiRole: false, routes: homeRoutes };

@@ -1,0 +1,177 @@
+// Dead letters (admin): exhausted deliveries, filtered by channel and error class, newest first.
+// "Replay" puts one back to pending. "Replay all matching" first asks for a dry run (the count and a
+// sample of ids, nothing changes); only "Confirm" starts the bulk job, whose progress is polled.
+import { useEffect, useState } from 'preact/hooks';
+import { api, messageOf } from '../api.ts';
+import { PagedList, Status, Time } from '../ui.tsx';
+import type { Delivery } from './notifications.tsx';
+
+const CHANNELS = ['webhook', 'email', 'fcm', 'apns', 'webpush', 'pushover', 'sms', 'kakao', 'slack', 'discord', 'inbox'];
+
+interface Job {
+  id: string;
+  status: 'running' | 'completed' | 'failed';
+  total: number;
+  processed: number;
+}
+
+export function DeadLetters() {
+  const [channel, setChannel] = useState('');
+  const [errorClass, setErrorClass] = useState('');
+  const [filters, setFilters] = useState<{ channel?: string; error?: string }>({});
+  const [refresh, setRefresh] = useState(0);
+  const [message, setMessage] = useState('');
+  const [dry, setDry] = useState<{ count: number; sample: string[] } | null>(null);
+  const [job, setJob] = useState<Job | null>(null);
+
+  useEffect(() => {
+    if (!job || job.status !== 'running') return;
+    const t = setTimeout(() => {
+      api<{ job: Job }>('GET', `v1/dlq/jobs/${encodeURIComponent(job.id)}`).then(
+        (r) => {
+          setJob(r.job);
+          if (r.job.status !== 'running') setRefresh((x) => x + 1);
+        },
+        (err: unknown) => setMessage(messageOf(err)),
+      );
+    }, 1000);
+    return () => clearTimeout(t);
+  }, [job]);
+
+  const replay = async (id: string) => {
+    setMessage('');
+    try {
+      await api('POST', `v1/dlq/${encodeURIComponent(id)}/replay`, { reason: 'replayed from the dashboard' });
+      setMessage(`Replayed ${id}.`);
+    } catch (err) {
+      setMessage(messageOf(err));
+    }
+    setRefresh((x) => x + 1);
+  };
+  const dryRun = async () => {
+    setMessage('');
+    setJob(null);
+    try {
+      setDry(await api<{ count: number; sample: string[] }>('POST', 'v1/dlq/bulk-replay', { ...filters }));
+    } catch (err) {
+      setMessage(messageOf(err));
+    }
+  };
+  const confirm = async () => {
+    try {
+      const r = await api<{ job: Job }>('POST', 'v1/dlq/bulk-replay', { ...filters, confirm: true, reason: 'bulk replay from the dashboard' });
+      setDry(null);
+      setJob(r.job);
+    } catch (err) {
+      setMessage(messageOf(err));
+    }
+  };
+
+  return (
+    <>
+      <h1>Dead letters</h1>
+      <form
+        class="filters"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setDry(null);
+          setFilters({ channel: channel || undefined, error: errorClass.trim() || undefined });
+        }}
+      >
+        <label>
+          Channel
+          <select aria-label="Channel" value={channel} onChange={(e) => setChannel((e.target as HTMLSelectElement).value)}>
+            <option value="">any</option>
+            {CHANNELS.map((c) => (
+              <option key={c}>{c}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Error class
+          <input value={errorClass} placeholder="http_500" onInput={(e) => setErrorClass((e.target as HTMLInputElement).value)} />
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      <div class="actions">
+        <button type="button" onClick={() => void dryRun()}>
+          Replay all matching
+        </button>
+      </div>
+      {dry ? (
+        <section class="result" aria-label="Dry run">
+          <p role="status">
+            {dry.count} {dry.count === 1 ? 'delivery matches' : 'deliveries match'}; nothing has changed yet.
+          </p>
+          {dry.sample.length > 0 ? (
+            <details open>
+              <summary>Sample</summary>
+              <ul class="ids">
+                {dry.sample.map((id) => (
+                  <li key={id}>
+                    <code>{id}</code>
+                  </li>
+                ))}
+              </ul>
+            </details>
+          ) : null}
+          <button type="button" class="primary" disabled={dry.count === 0} onClick={() => void confirm()}>
+            Confirm
+          </button>{' '}
+          <button type="button" onClick={() => setDry(null)}>
+            Cancel
+          </button>
+        </section>
+      ) : null}
+      {job ? (
+        <section class="result" aria-label="Bulk replay">
+          <label>
+            Bulk replay {job.status}: {job.processed} of {job.total}
+            <progress max={Math.max(job.total, 1)} value={job.processed} />
+          </label>
+        </section>
+      ) : null}
+      {message ? <p role="status">{message}</p> : null}
+      <PagedList<Delivery>
+        path="v1/dlq"
+        params={{ ...filters, limit: '25' }}
+        refresh={refresh}
+        label="Dead letters"
+        empty="The dead-letter queue is empty for these filters."
+        head={
+          <tr>
+            <th scope="col">Delivery</th>
+            <th scope="col">Recipient</th>
+            <th scope="col">Channel</th>
+            <th scope="col">Error</th>
+            <th scope="col">Dead since</th>
+            <th scope="col">Action</th>
+          </tr>
+        }
+        row={(d) => (
+          <tr key={d.id}>
+            <td>
+              <a href={`#/notifications/${encodeURIComponent(d.notification_id)}`} title="The notification">
+                <code>{d.id}</code>
+              </a>
+            </td>
+            <td>{d.recipient}</td>
+            <td>{d.channel}</td>
+            <td>
+              <Status value={d.error_class ?? 'error'} /> {d.last_error ?? ''}
+            </td>
+            <td>
+              <Time iso={d.completed_at} />
+            </td>
+            <td>
+              <button type="button" aria-label="Replay" title={`Replay ${d.id}`} onClick={() => void replay(d.id)}>
+                Replay
+              </button>
+            </td>
+          </tr>
+        )}
+      />
+    </>
+  );
+}
