@@ -14,7 +14,7 @@ describeOnStores('real-time heartbeats', (store) => {
   const sockets: WebSocket[] = [];
 
   before(async () => {
-    h = await startHeraldOn(store, { HERALD_REALTIME_HEARTBEAT: '150ms' });
+    h = await startHeraldOn(store, { HERALD_REALTIME_HEARTBEAT: '1s' });
   });
   after(async () => {
     for (const c of clients) c.ws.terminate();

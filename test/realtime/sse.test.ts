@@ -30,7 +30,7 @@ describeOnStores('real-time gateway over SSE', (store) => {
   };
 
   before(async () => {
-    h = await startHeraldOn(store, { HERALD_REALTIME_HEARTBEAT: '200ms' });
+    h = await startHeraldOn(store, { HERALD_REALTIME_HEARTBEAT: '500ms' });
   });
   after(async () => {
     for (const s of streams) s.destroy();
@@ -138,10 +138,10 @@ describeOnStores('real-time gateway over SSE', (store) => {
   });
 
   it('ends the stream with a close frame when the token expires', async () => {
-    const token = await mint('xena', { ttl: 1 });
+    const token = await mint('xena', { ttl: 3 });
     const s = await open(h.url, token);
     await s.next((f) => f.type === 'welcome');
-    const c = await s.next((f) => f.type === 'close', 5_000);
+    const c = await s.next((f) => f.type === 'close', 15_000);
     assert.equal(c.code, 4002);
     await s.ended;
   });
