@@ -95,6 +95,7 @@ import { RealtimeService } from './realtime/service.ts';
 import { InboxService } from './realtime/inbox.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { InProcessStreams, RedisStreams } from './realtime/streams.ts';
+import { InProcessPresence, RedisPresence } from './realtime/presence.ts';
 import { brokerModule, hooksModule } from './inbound/routes.ts';
 import { InboundService } from './inbound/service.ts';
 import { RetentionPurger } from './inbound/jobs.ts';
@@ -313,7 +314,8 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   });
   const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
-  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, state });
+  const presence = config.redisUrl ? new RedisPresence(config.redisUrl.href, { prefix: config.redisPrefix, ttlMs: config.realtimePresenceTtl, log }) : new InProcessPresence(config.realtimePresenceTtl);
+  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, presence, state });
   const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, stats: new StatsService(store.db), apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
@@ -386,6 +388,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
         events.close();
         realtime.close();
         await realtime.streams.close();
+        await presence.close();
         await bus.close();
         await store.close();
         log.info('herald stopped');

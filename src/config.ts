@@ -208,6 +208,7 @@ export const settings = {
   realtimeHistorySize: setting('HERALD_REALTIME_HISTORY_SIZE', '100', int(0, 100_000), 'Publications each real-time channel keeps for recovery after a reconnect (docs/realtime.md).'),
   realtimeHistoryAge: setting('HERALD_REALTIME_HISTORY_AGE', '5m', duration(1000, 7 * 86_400_000), 'How long a real-time channel keeps a publication for recovery.'),
   realtimeHeartbeat: setting('HERALD_REALTIME_HEARTBEAT', '25s', duration(100, 600_000), 'Interval of real-time heartbeats (WebSocket pings, SSE comment lines); a WebSocket that did not answer the previous ping is dropped.'),
+  realtimePresenceTtl: setting('HERALD_REALTIME_PRESENCE_TTL', '20s', duration(1000, 600_000), 'How long a real-time session counts as online after its node last renewed it (every quarter of this): a node that dies without closing its sessions has them go offline within this.'),
   realtimeSendBuffer: setting('HERALD_REALTIME_SEND_BUFFER', '1048576', int(1024, 256 * 1024 * 1024), 'Bytes a real-time connection may have queued for sending; beyond that the client is a slow consumer and is disconnected (close 4004).'),
   realtimeFrameRate: setting('HERALD_REALTIME_FRAME_RATE', '100/10s', requestRate, 'Client frames one real-time connection may send, as <frames>/<window>; beyond that it is closed (1008). Empty: unlimited.'),
   hookBodyLimit: setting('HERALD_HOOK_BODY_LIMIT', '1048576', int(1024, 64 * 1024 * 1024), 'Largest accepted inbound webhook body (POST /hooks/...) in bytes (larger: 413).'),

@@ -73,6 +73,7 @@ export function createMetrics(opts: { version: string; role: string; workerId: s
     realtimePublications: new Counter({ name: 'herald_realtime_publications_total', help: 'Publications delivered to subscribers on this node (one per publication and subscriber)', registers: [registry] }),
     realtimeRecoveries: new Counter({ name: 'herald_realtime_recoveries_total', help: 'Subscriptions with a `since` position, by outcome (recovered or not)', labelNames: ['outcome'], registers: [registry] }),
     realtimeSlowConsumers: new Counter({ name: 'herald_realtime_slow_consumers_total', help: 'Connections closed because their send buffer was full', registers: [registry] }),
+    realtimePresenceOnline: new Gauge({ name: 'herald_realtime_presence_online', help: 'Recipients with at least one real-time session on this node', registers: [registry] }),
     realtimeDeadPeers: new Counter({ name: 'herald_realtime_dead_peers_total', help: 'Connections dropped because they did not answer the previous heartbeat ping', registers: [registry] }),
     realtimeRefused: new Counter({ name: 'herald_realtime_refused_total', help: 'Connections closed for their token, by close code', labelNames: ['code'], registers: [registry] }),
   };

@@ -20,6 +20,16 @@
 // An SSE connection is authenticated before its stream starts (the route answers a refusal with a
 // 401 problem) and is closed by a last `close {code, reason}` frame, then the end of the stream.
 //
+// Presence: a recipient's session joins presence when it is welcomed and leaves when it closes
+// (realtime/presence.ts; this node renews its sessions every ttl/4). `presence {ids}` answers the
+// ids' states and makes the connection a watcher of them: a change (a first session, a last one
+// closing, sessions of a dead node expiring) reaches every watcher as `presence {online}` — at
+// once through the bus topic `realtime.presence`, and by each node's sweep of its watched ids
+// every ttl/4 (for expiries nobody announced, and messages the bus lost).
+// Typing: `typing {to | room, active}` reaches every session of `to` (or the room's subscribers,
+// not the sender) on every node as `typing {from, to | room, active}`; an `active: true` not
+// renewed within TYPING_MS is followed by `active: false`, as is a close of the typing session.
+//
 // Subscriptions: `subscribe {channel, since?}` answers `subscribed {channel, offset, epoch,
 // recovered}`, then the missed publications, then live ones. Publications that arrive while the
 // position is being read are held and sent after it, skipping offsets already sent, so a client
@@ -38,6 +48,7 @@ import type { Bus } from '../bus/bus.ts';
 import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal, type Verified } from './service.ts';
 import type { Publication } from './streams.ts';
 import type { InboxService } from './inbox.ts';
+import type { Presence } from './presence.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 const AUTH_TIMEOUT_MS = 10_000;
@@ -46,6 +57,14 @@ const MAX_TIMER_MS = 2_147_483_647;
 const PATH = '/v1/realtime';
 /** Bus topic of client frames sent by POST /v1/realtime/send to a session of another node. */
 const SEND_TOPIC = 'realtime.send';
+/** Bus topic of presence changes: `{key, online}` (key: `<workspace>/<recipient>`). */
+const PRESENCE_TOPIC = 'realtime.presence';
+/** Bus topic of frames for every session of a recipient (`{key, frame, except?}`) or every subscriber of a stream (`{stream, frame, except?}`). */
+const FANOUT_TOPIC = 'realtime.fanout';
+/** An `active` typing indicator lasts this long unless renewed. */
+export const TYPING_MS = 5_000;
+/** Most ids one connection may watch for presence. */
+const MAX_WATCHED = 1_000;
 
 /**
  * How a connection's frames travel. `send` queues one server frame (with `id`, the SSE event id,
@@ -96,6 +115,7 @@ export interface GatewayOptions {
   readonly sendBufferBytes: number;
   readonly frameRate: { limit: number; periodMs: number } | undefined;
   readonly bus: Bus;
+  readonly presence: Presence;
   /** The process's state: while stopping, upgrades are refused (503). */
   readonly state: { readonly stopping: boolean };
 }
@@ -119,6 +139,12 @@ class Connection {
   alive = true;
   expiry: NodeJS.Timeout | undefined;
   authTimer: NodeJS.Timeout | undefined;
+  /** Presence keys this connection watches. */
+  readonly watching = new Set<string>();
+  /** Typing targets (`to:<id>`, `room:<name>`) -> the timer that ends the indicator. */
+  readonly typing = new Map<string, NodeJS.Timeout>();
+  /** The presence key this connection joined (a recipient's), once joined. */
+  joined: string | undefined;
   /** Frames are handled one at a time, in order. */
   queue: Promise<void> = Promise.resolve();
   closed = false;
@@ -139,14 +165,28 @@ export class RealtimeGateway {
   readonly #connections = new Map<string, Connection>();
   /** Stream key -> the connections subscribed to it on this node. */
   readonly #subscribers = new Map<string, Set<Connection>>();
+  /** Presence key -> this node's sessions of that recipient. */
+  readonly #byRecipient = new Map<string, Set<Connection>>();
+  /** Presence key -> this node's connections watching it. */
+  readonly #watchers = new Map<string, Set<Connection>>();
+  /** Presence key -> its state as last told to its watchers. */
+  readonly #known = new Map<string, boolean>();
+  #sweep: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Presence leaves under way (close waits for them). */
+  readonly #leaving = new Set<Promise<void>>();
   #server: Server | undefined;
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head);
 
   constructor(opts: GatewayOptions) {
     this.#opts = opts;
     opts.service.streams.onPublication((key, p) => this.#publication(key, p));
-    this.#unsubscribeBus = opts.bus.subscribe(SEND_TOPIC, { onMessage: (m) => this.#remoteFrame(m) });
+    const unsubscribe = [
+      opts.bus.subscribe(SEND_TOPIC, { onMessage: (m) => this.#remoteFrame(m) }),
+      opts.bus.subscribe(PRESENCE_TOPIC, { onMessage: (m) => this.#presenceMessage(m) }),
+      opts.bus.subscribe(FANOUT_TOPIC, { onMessage: (m) => this.#fanoutMessage(m) }),
+    ];
+    this.#unsubscribeBus = () => unsubscribe.forEach((u) => u());
   }
   readonly #unsubscribeBus: () => void;
 
@@ -156,6 +196,8 @@ export class RealtimeGateway {
     server.on('upgrade', this.#onUpgrade);
     this.#heartbeat = setInterval(() => this.#beat(), this.#opts.heartbeatMs);
     this.#heartbeat.unref();
+    this.#sweep = setInterval(() => void this.#sweepPresence().catch((err: unknown) => this.#opts.log.warn({ err: (err as Error).message }, 'presence sweep failed')), Math.max(250, this.#opts.presence.ttlMs / 4));
+    this.#sweep.unref();
   }
 
   /** Connections open on this node. */
@@ -167,8 +209,10 @@ export class RealtimeGateway {
   async close(): Promise<void> {
     this.#server?.off('upgrade', this.#onUpgrade);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#sweep) clearInterval(this.#sweep);
     this.#unsubscribeBus();
     for (const c of [...this.#connections.values()]) this.#close(c, 1001, 'server shutting down');
+    await Promise.allSettled(this.#leaving);
     const wss = this.#wss;
     if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
   }
@@ -295,6 +339,24 @@ export class RealtimeGateway {
         return this.#subscribe(c, frame.channel, frame.since);
       case 'unsubscribe':
         return this.#unsubscribe(c, frame.channel);
+      case 'presence':
+        return this.#watch(c, frame.ids);
+      case 'typing': {
+        const p = c.principal;
+        if (p.kind !== 'recipient') return this.#send(c, errorFrame('forbidden', 'Only a recipient types'));
+        if (frame.room !== undefined && !p.rooms.includes(frame.room)) return this.#send(c, errorFrame('forbidden', `The token does not grant room "${frame.room}"`));
+        const target = frame.room !== undefined ? `room:${frame.room}` : `to:${frame.to!}`;
+        const timer = c.typing.get(target);
+        if (timer) clearTimeout(timer);
+        c.typing.delete(target);
+        if (frame.active) {
+          c.typing.set(target, setTimeout(() => {
+            c.typing.delete(target);
+            void this.#typing(c, target, false);
+          }, TYPING_MS));
+        }
+        return this.#typing(c, target, frame.active);
+      }
       case 'inbox.mark': {
         const p = c.principal;
         if (p.kind !== 'recipient') return this.#send(c, errorFrame('forbidden', 'Only a recipient has an inbox'));
@@ -327,6 +389,7 @@ export class RealtimeGateway {
     if (left <= 0) return this.#refuse(c, { code: 4002, reason: 'token_expired: the token has expired' });
     c.expiry = setTimeout(() => this.#refuse(c, { code: 4002, reason: 'token_expired: send a refresh frame with a new token before it expires' }), Math.min(left, MAX_TIMER_MS));
     if (how === 'auth') {
+      if (p.kind === 'recipient') this.#join(c, presenceKey(p.workspaceId, p.recipientId));
       this.#send(c, JSON.stringify({ type: 'welcome', session: c.session, recipient: p.kind === 'recipient' ? p.recipientId : null, ...(p.kind === 'user' && { user: p.userId }), organization: p.workspaceId, expires_at: new Date(v.expiresAt).toISOString() }));
     } else {
       this.#send(c, JSON.stringify({ type: 'refreshed', expires_at: new Date(v.expiresAt).toISOString() }));
@@ -451,12 +514,135 @@ export class RealtimeGateway {
     this.#opts.metrics.realtimeSubscriptions.dec(c.subs.size);
     if (c.expiry) clearTimeout(c.expiry);
     if (c.authTimer) clearTimeout(c.authTimer);
+    for (const [target, timer] of c.typing) {
+      clearTimeout(timer);
+      void this.#typing(c, target, false);
+    }
+    c.typing.clear();
+    for (const key of c.watching) {
+      const set = this.#watchers.get(key);
+      set?.delete(c);
+      if (set?.size === 0) {
+        this.#watchers.delete(key);
+        this.#known.delete(key);
+      }
+    }
+    c.watching.clear();
+    if (c.joined) this.#leave(c, c.joined);
     for (const key of c.subs.keys()) {
       const set = this.#subscribers.get(key);
       set?.delete(c);
       if (set?.size === 0) this.#subscribers.delete(key);
     }
     c.subs.clear();
+  }
+
+  /** Whether each recipient of the organization has a live session on any node. */
+  online(workspaceId: string, ids: readonly string[]): Promise<boolean[]> {
+    return this.#opts.presence.online(ids.map((id) => presenceKey(workspaceId, id)));
+  }
+
+  #join(c: Connection, key: string): void {
+    c.joined = key;
+    let set = this.#byRecipient.get(key);
+    if (!set) this.#byRecipient.set(key, (set = new Set()));
+    set.add(c);
+    this.#opts.metrics.realtimePresenceOnline.set(this.#byRecipient.size);
+    void this.#opts.presence.join(key, c.session).then(
+      (first) => (first ? this.#opts.bus.publish(PRESENCE_TOPIC, JSON.stringify({ key, online: true })) : undefined),
+      (err: unknown) => this.#opts.log.warn({ err: (err as Error).message }, 'presence join failed'),
+    );
+  }
+
+  #leave(c: Connection, key: string): void {
+    c.joined = undefined;
+    const set = this.#byRecipient.get(key);
+    set?.delete(c);
+    if (set?.size === 0) this.#byRecipient.delete(key);
+    this.#opts.metrics.realtimePresenceOnline.set(this.#byRecipient.size);
+    const leaving: Promise<void> = this.#opts.presence.leave(key, c.session).then(
+      (last) => (last ? this.#opts.bus.publish(PRESENCE_TOPIC, JSON.stringify({ key, online: false })) : undefined),
+      (err: unknown) => this.#opts.log.warn({ err: (err as Error).message }, 'presence leave failed'),
+    ).finally(() => this.#leaving.delete(leaving));
+    this.#leaving.add(leaving);
+  }
+
+  async #watch(c: Connection, ids: readonly string[]): Promise<void> {
+    const p = c.principal!;
+    const keys = ids.map((id) => presenceKey(p.workspaceId, id));
+    const added = keys.filter((k) => !c.watching.has(k)).length;
+    if (c.watching.size + added > MAX_WATCHED) return this.#send(c, errorFrame('too_many_ids', `A connection watches at most ${MAX_WATCHED} ids`));
+    let states: boolean[];
+    try {
+      states = await this.#opts.presence.online(keys);
+    } catch (err) {
+      this.#opts.log.warn({ err: (err as Error).message }, 'presence read failed');
+      return this.#send(c, errorFrame('unavailable', 'Presence could not be read; try again'));
+    }
+    if (c.closed) return;
+    keys.forEach((k, i) => {
+      this.#observe(k, states[i]!);
+      c.watching.add(k);
+      let set = this.#watchers.get(k);
+      if (!set) this.#watchers.set(k, (set = new Set()));
+      set.add(c);
+      this.#known.set(k, states[i]!);
+    });
+    this.#send(c, JSON.stringify({ type: 'presence', online: Object.fromEntries(ids.map((id, i) => [id, states[i]])) }));
+  }
+
+  /** A watched key's state as just read or announced: its watchers hear of a change. */
+  #observe(key: string, online: boolean): void {
+    const watchers = this.#watchers.get(key);
+    const known = this.#known.get(key);
+    if (watchers) this.#known.set(key, online);
+    if (!watchers || known === undefined || known === online) return;
+    const frame = JSON.stringify({ type: 'presence', online: { [key.slice(key.indexOf('/') + 1)]: online } });
+    for (const c of watchers) this.#send(c, frame);
+  }
+
+  #presenceMessage(message: string): void {
+    try {
+      const m = JSON.parse(message) as { key: string; online: boolean };
+      this.#observe(m.key, m.online);
+    } catch {
+      // not a message of this node's making
+    }
+  }
+
+  /** Renews this node's sessions' presence and re-reads the watched ids. */
+  async #sweepPresence(): Promise<void> {
+    const entries: { key: string; session: string }[] = [];
+    for (const [key, set] of this.#byRecipient) for (const c of set) entries.push({ key, session: c.session });
+    await this.#opts.presence.refresh(entries);
+    const keys = [...this.#watchers.keys()];
+    for (let i = 0; i < keys.length; i += 500) {
+      const chunk = keys.slice(i, i + 500);
+      const states = await this.#opts.presence.online(chunk);
+      chunk.forEach((k, j) => this.#observe(k, states[j]!));
+    }
+  }
+
+  /** Announces `c`'s typing to `target` (`to:<id>` or `room:<name>`) on every node. */
+  async #typing(c: Connection, target: string, active: boolean): Promise<void> {
+    const p = c.principal;
+    if (p?.kind !== 'recipient') return;
+    const to = target.startsWith('to:') ? target.slice(3) : undefined;
+    const frame = JSON.stringify({ type: 'typing', from: p.recipientId, ...(to !== undefined ? { to } : { room: target.slice(5) }), active });
+    const dest = to !== undefined ? { key: presenceKey(p.workspaceId, to) } : { stream: streamKey(p.workspaceId, target) };
+    await this.#opts.bus.publish(FANOUT_TOPIC, JSON.stringify({ ...dest, frame, except: c.session }));
+  }
+
+  #fanoutMessage(message: string): void {
+    let m: { key?: string; stream?: string; frame: string; except?: string };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      return;
+    }
+    const set = m.key !== undefined ? this.#byRecipient.get(m.key) : m.stream !== undefined ? this.#subscribers.get(m.stream) : undefined;
+    if (!set) return;
+    for (const c of set) if (c.session !== m.except) this.#send(c, m.frame);
   }
 
   #beat(): void {
@@ -471,6 +657,11 @@ export class RealtimeGateway {
       c.t.ping();
     }
   }
+}
+
+/** A recipient's presence key. */
+function presenceKey(workspaceId: string, recipientId: string): string {
+  return `${workspaceId}/${recipientId}`;
 }
 
 /** The SSE event id: every subscription's recovery position (decodeCursor reads it). */

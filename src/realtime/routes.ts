@@ -8,6 +8,7 @@
 //   GET  /v1/realtime/sse        the same protocol as Server-Sent Events (token by ?token= or
 //                                Bearer; ?channel= subscribes; Last-Event-ID or ?since= recovers)
 //   POST /v1/realtime/send       {session, frame}: a client frame for an SSE session -> 202
+//   GET  /v1/presence?ids=a,b    (read) {data: [{id, online}]}
 //   GET  /v1/recipients/{id}/inbox  (read) a recipient's inbox items, newest first
 // For the recipient, with a connection token (Authorization: Bearer <token>):
 //   GET  /v1/me/inbox?status=unread|read|archived|all&cursor=   items, newest first (default all)
@@ -18,7 +19,7 @@ import { Type } from 'typebox';
 import { Problem, type FieldError } from '../errors.ts';
 import { actorOf, authenticateRecipient, fromAuthorization, type RecipientPrincipal } from '../auth/principal.ts';
 import { parseDuration } from '../domain/duration.ts';
-import { decodeCursor, MAX_CURSOR_CHANNELS, parseClientFrame, ROOM_NAME, type Since } from '../domain/realtime-protocol.ts';
+import { decodeCursor, isRecipientId, MAX_CURSOR_CHANNELS, MAX_IDS, parseClientFrame, ROOM_NAME, type Since } from '../domain/realtime-protocol.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
 import { Cursor, iso, Limit, problems, RecipientId } from '../http/schemas.ts';
@@ -196,6 +197,33 @@ function realtimeRoutes(app: Api, s: Services): void {
         throw new Problem('unavailable', 'The publication could not be stored; retry later', { headers: { 'retry-after': '1' } });
       }
       return { channel: b.channel, offset: r.offset, epoch: r.epoch };
+    },
+  );
+
+  app.get(
+    '/presence',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Whether recipients have a live real-time session',
+        tags: ['realtime'],
+        querystring: Type.Object({ ids: Type.String({ minLength: 1, maxLength: 13_000, description: `Comma-separated recipient ids, at most ${MAX_IDS}` }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ data: Type.Array(Type.Object({ id: Type.String(), online: Type.Boolean() })) }), ...problems(401, 403, 422, 503) },
+      },
+    },
+    async (request) => {
+      const ids = [...new Set(request.query.ids.split(','))];
+      const bad = ids.findIndex((id) => !isRecipientId(id));
+      if (bad >= 0) throw new Problem('validation_failed', `query.ids: "${ids[bad]!.slice(0, 64)}" is not a recipient id`, { errors: [{ path: 'query.ids', message: 'must be comma-separated recipient ids' }] });
+      if (ids.length > MAX_IDS) throw new Problem('validation_failed', `query.ids: at most ${MAX_IDS} ids`, { errors: [{ path: 'query.ids', message: `must hold at most ${MAX_IDS} ids` }] });
+      let states: boolean[];
+      try {
+        states = await s.gateway.online(request.principal.workspaceId, ids);
+      } catch (err) {
+        request.log.warn({ err: (err as Error).message }, 'presence read failed');
+        throw new Problem('unavailable', 'Presence could not be read; retry later', { headers: { 'retry-after': '1' } });
+      }
+      return { data: ids.map((id, i) => ({ id, online: states[i]! })) };
     },
   );
 }
