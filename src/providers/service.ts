@@ -4,7 +4,8 @@
 // Cache contract: an entry lives at most `ttlMs`. A change made through `put`/`delete` drops the
 // entry on this node at once and on every other node through the bus (PROVIDERS_INVALIDATE, the
 // message is the workspace id); a node that misses the message converges within ttlMs, and drops
-// everything when its bus reconnects.
+// everything when its bus reconnects. A load that started before an invalidation does not cache
+// what it read, and a read after the invalidation does not wait for that load but reads again.
 
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -32,6 +33,8 @@ export class ProviderRegistry {
   readonly #cache = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Entry>>();
   readonly #unsubscribe: (() => void) | undefined;
+  /** Bumped by every invalidation: a load caches its result only if none happened meanwhile. */
+  #generation = 0;
   /** Channels usable without workspace credentials on this deployment (email with HERALD_SMTP_URL). */
   readonly #global: ReadonlySet<ChannelName>;
 
@@ -44,8 +47,8 @@ export class ProviderRegistry {
     this.#ttlMs = opts.ttlMs ?? 30_000;
     this.#global = new Set(opts.globalChannels ?? []);
     this.#unsubscribe = opts.bus?.subscribe(PROVIDERS_INVALIDATE, {
-      onMessage: (ws) => this.#cache.delete(ws),
-      onGap: () => this.#cache.clear(),
+      onMessage: (ws) => this.#drop(ws),
+      onGap: () => this.#drop(),
     });
   }
 
@@ -54,13 +57,17 @@ export class ProviderRegistry {
     if (hit && this.#now() - hit.at < this.#ttlMs) return hit;
     let loading = this.#loading.get(workspaceId);
     if (!loading) {
-      loading = this.#load(workspaceId).finally(() => this.#loading.delete(workspaceId));
-      this.#loading.set(workspaceId, loading);
+      const started = this.#load(workspaceId).finally(() => {
+        if (this.#loading.get(workspaceId) === started) this.#loading.delete(workspaceId);
+      });
+      this.#loading.set(workspaceId, started);
+      loading = started;
     }
     return loading;
   }
 
   async #load(workspaceId: string): Promise<Entry> {
+    const generation = this.#generation;
     const rows = await listProviders(this.#db, workspaceId);
     const byProvider = new Map<ProviderName, StoredProvider>();
     for (const row of rows) {
@@ -68,7 +75,7 @@ export class ProviderRegistry {
       byProvider.set(row.provider as ProviderName, this.#open(row));
     }
     const entry = { at: this.#now(), byProvider };
-    this.#cache.set(workspaceId, entry);
+    if (generation === this.#generation) this.#cache.set(workspaceId, entry);
     return entry;
   }
 
@@ -121,12 +128,24 @@ export class ProviderRegistry {
 
   /** Drops the workspace's cached credentials here and on every node. */
   invalidate(workspaceId: string): void {
-    this.#cache.delete(workspaceId);
+    this.#drop(workspaceId);
     void this.#bus?.publish(PROVIDERS_INVALIDATE, workspaceId);
   }
 
   close(): void {
     this.#unsubscribe?.();
+  }
+
+  /** Forgets the workspace's entry (every entry without one) and any load under way for it. */
+  #drop(workspaceId?: string): void {
+    this.#generation++;
+    if (workspaceId === undefined) {
+      this.#cache.clear();
+      this.#loading.clear();
+    } else {
+      this.#cache.delete(workspaceId);
+      this.#loading.delete(workspaceId);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // ProviderRegistry (src/providers/service.ts) against a real store, on SQLite and PostgreSQL:
 // credentials are sealed at rest and opened on read; the cache lives `ttlMs` by the injected clock
 // (no sleeps); put/delete drop the entry on this registry at once and on another one through the
-// bus; global channels count as configured without credentials.
+// bus; a load an invalidation overtook is not cached; global channels count as configured without credentials.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,6 +99,17 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(await b.get(w, 'pushover'), undefined);
       a.close();
       await bus.close();
+    });
+
+    it('does not keep a load that an invalidation overtook', async () => {
+      const reg = new ProviderRegistry(store.db, secrets, { now: clock().now });
+      const w = ws();
+      const reading = reg.get(w, 'pushover');
+      reg.invalidate(w); // while the load is in flight
+      assert.equal(await reading, undefined);
+      await writeBehind(w, PUSHOVER);
+      assert.deepEqual((await reg.get(w, 'pushover'))?.config, PUSHOVER, 'the overtaken load was not cached');
+      reg.close();
     });
 
     it('global channels are usable without credentials, in channel order', async () => {
