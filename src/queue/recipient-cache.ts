@@ -23,12 +23,15 @@ export class RecipientCache {
   readonly #store: StoreAdapter;
   readonly #bus: Bus | undefined;
   readonly #ttlMs: number;
+  readonly #now: () => number;
   readonly #entries = new Map<string, { r: RecipientAddresses; until: number }>();
   readonly #unsubscribe: (() => void) | undefined;
   #generation = 0;
 
-  constructor(store: StoreAdapter, opts: { bus?: Bus; ttlMs?: number } = {}) {
+  /** `now`: the clock of the entries' lifetime (tests inject one). */
+  constructor(store: StoreAdapter, opts: { bus?: Bus; ttlMs?: number; now?: () => number } = {}) {
     this.#store = store;
+    this.#now = opts.now ?? Date.now;
     this.#bus = opts.bus;
     this.#ttlMs = opts.ttlMs ?? 10_000;
     this.#unsubscribe = opts.bus?.subscribe(RECIPIENTS_INVALIDATE, {
@@ -39,7 +42,7 @@ export class RecipientCache {
 
   /** The recipients among `ids` that exist, in the order of `ids` (each id once). */
   async find(workspaceId: string, ids: readonly string[]): Promise<RecipientAddresses[]> {
-    const now = Date.now();
+    const now = this.#now();
     const found: (RecipientAddresses | undefined)[] = [];
     let missing: string[] | undefined;
     for (const id of ids) {
