@@ -62,6 +62,7 @@ export async function ensureAdminKey(db: Kysely<Database>, key: string): Promise
 export class KeyResolver implements KeyLookup {
   readonly #db: Kysely<Database>;
   readonly #ttlMs: number;
+  readonly #now: () => number;
   readonly #bus: Bus | undefined;
   readonly #cache = new Map<string, { principal: KeyPrincipal; until: number }>();
   readonly #touched = new Map<string, number>();
@@ -69,9 +70,11 @@ export class KeyResolver implements KeyLookup {
   #generation = 0;
   readonly #unsubscribe: (() => void) | undefined;
 
-  constructor(db: Kysely<Database>, opts: { ttlMs?: number; bus?: Bus } = {}) {
+  /** `now`: the clock of the cache's lifetime and of key expiry (tests inject one). */
+  constructor(db: Kysely<Database>, opts: { ttlMs?: number; bus?: Bus; now?: () => number } = {}) {
     this.#db = db;
     this.#ttlMs = opts.ttlMs ?? 30_000;
+    this.#now = opts.now ?? Date.now;
     this.#bus = opts.bus;
     this.#unsubscribe = opts.bus?.subscribe(KEYS_INVALIDATE, { onMessage: () => this.#clear(), onGap: () => this.#clear() });
   }
@@ -84,13 +87,13 @@ export class KeyResolver implements KeyLookup {
     // Keyed by the key as presented (exact match; no hash per request). The cache holds keys
     // that were used in the last ttlMs, as the requests carrying them did.
     const hit = this.#cache.get(key);
-    return hit && hit.until > Date.now() ? hit.principal : undefined;
+    return hit && hit.until > this.#now() ? hit.principal : undefined;
   }
 
   async resolve(key: string): Promise<KeyPrincipal | undefined> {
     const hit = this.cached(key);
     if (hit) return hit;
-    const now = Date.now();
+    const now = this.#now();
     const hash = hashKey(key);
     const generation = this.#generation;
     const row = await findApiKeyByHash(this.#db, hash);
