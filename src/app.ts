@@ -265,7 +265,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const preferences = new PreferenceService(store, { policy });
   const alerts = new AlertsService({ store, secrets, log, wake, channels: (ws) => providers.channels(ws) });
   const notifications = new NotificationService(store, { accepter, events });
-  const orgs = new OrgService(store.db, { audit });
+  const orgs = new OrgService(store.db, { audit, keysChanged: () => keys.invalidate() });
   const mailer = new AccountMailer({ email: channels.get('email'), smtpConfigured: Boolean(config.smtpUrl), publicUrl: config.publicUrl });
   const invitations = new InvitationService(store.db, { audit, mailer, signup: config.signup });
   const totp = new TotpService(store.db, { secrets, audit });

@@ -72,6 +72,22 @@ function orgRoutes(app: Api, s: Services): void {
     async (request) => view(await s.orgs.update(userOf(request), request.params.org, { name: request.body.name, requireTotp: request.body.require_totp })),
   );
 
+  app.delete(
+    '/orgs/:org',
+    {
+      schema: {
+        summary: 'Delete an organization with its keys, memberships and data (owner; not the default organization)',
+        tags: ['organizations'],
+        params: OrgParam,
+        response: { 204: Type.Null(), ...problems(401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await s.orgs.delete(userOf(request), request.params.org);
+      return reply.code(204).send(null);
+    },
+  );
+
   app.get(
     '/orgs/:org/members',
     { schema: { summary: "An organization's members and their roles", tags: ['organizations'], params: OrgParam, response: { 200: Type.Object({ data: Type.Array(MemberView) }), ...problems(401, 403, 404) } } },

@@ -2,7 +2,7 @@
 // by their membership there (not by the organization their session acts in):
 //   any member     read the organization and its members
 //   admin, owner   rename it; add a user, change a role, remove a member, all below owner
-//   owner          also make, demote and remove owners
+//   owner          also make, demote and remove owners, and delete the organization
 //   anyone         leave (remove themselves)
 // An organization the user is not a member of is 404, whatever it is (never 403).
 // The last owner can neither leave nor be demoted (409 conflict): every organization keeps an
@@ -17,6 +17,7 @@ import { newId } from '../domain/ids.ts';
 import { isRole, roleAllows, type UserRole } from '../domain/roles.ts';
 import { Problem } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
+import { DEFAULT_WORKSPACE_ID, deleteWorkspace } from '../store/workspaces.ts';
 import { countOwners, deleteMembership, getOrganization, listMembers, totpEnabled, updateOrganization, userExists, withMembershipLock, type MemberRow } from './store.ts';
 
 export interface OrgView {
@@ -30,10 +31,13 @@ export interface OrgView {
 export class OrgService {
   readonly #db: Kysely<Database>;
   readonly #audit: AuditService;
+  readonly #keysChanged: () => void;
 
-  constructor(db: Kysely<Database>, deps: { audit: AuditService }) {
+  /** `keysChanged`: drops every node's cache of resolved API keys (the organization's keys go with it). */
+  constructor(db: Kysely<Database>, deps: { audit: AuditService; keysChanged?: () => void }) {
     this.#db = db;
     this.#audit = deps.audit;
+    this.#keysChanged = deps.keysChanged ?? (() => {});
   }
 
   /** The user's role in `org`; 404 when not a member. */
@@ -88,6 +92,23 @@ export class OrgService {
     return this.get(p, org);
   }
 
+
+  /**
+   * DELETE /v1/orgs/{org} (owner): the organization and everything of it go at once
+   * (store/workspaces.ts deleteWorkspace): its keys stop working, its members' sessions acting in
+   * it end, its memberships, invitations and all its data are deleted. The users stay. Its audit
+   * entries stay (append-only; `org.delete` is the last). The default organization is not deleted
+   * (409): configuration keys (HERALD_ADMIN_KEY) and the compatibility endpoints act in it.
+   */
+  async delete(p: UserPrincipal, org: string): Promise<void> {
+    const role = await this.#role(p, org);
+    if (role !== 'owner') throw new Problem('forbidden', `Your role (${role}) cannot delete the organization; only an owner can`);
+    if (org === DEFAULT_WORKSPACE_ID) throw new Problem('conflict', 'The default organization cannot be deleted');
+    const name = (await getOrganization(this.#db, org))?.name ?? null;
+    if (!(await deleteWorkspace(this.#db, org))) throw new Problem('not_found', `No organization "${org}"`);
+    this.#keysChanged();
+    await this.#audit.record({ workspaceId: org, actor: `user:${p.userId}`, action: 'org.delete', target: org, details: { name } });
+  }
 
   async members(p: UserPrincipal, org: string): Promise<MemberRow[]> {
     await this.#role(p, org);

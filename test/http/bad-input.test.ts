@@ -298,6 +298,7 @@ const cases: Case[] = [
   { name: 'verify email confirm: unknown code', method: 'POST', path: '/v1/auth/verify-email/confirm', who: 'none', body: { token: 'hv_nothing' }, status: 400, code: 'invalid_token' },
   { name: 'verify email confirm: token of the wrong type', method: 'POST', path: '/v1/auth/verify-email/confirm', who: 'none', body: { token: 5 }, status: 422, code: 'validation_failed', paths: ['body.token'] },
   { name: 'verify email: an API key has no address', method: 'POST', path: '/v1/auth/verify-email', status: 403, code: 'forbidden' },
+  { name: 'delete an organization with an API key', method: 'DELETE', path: '/v1/orgs/ws_default', status: 403, code: 'forbidden' },
   { name: 'refresh: no token in body or cookie', method: 'POST', path: '/v1/auth/refresh', who: 'none', body: {}, status: 401, code: 'invalid_refresh_token' },
   { name: 'refresh: unknown token', method: 'POST', path: '/v1/auth/refresh', who: 'none', body: { refresh_token: 'hr_unknown' }, status: 401, code: 'invalid_refresh_token' },
   { name: 'refresh: token of the wrong type', method: 'POST', path: '/v1/auth/refresh', who: 'none', body: { refresh_token: 5 }, status: 422, code: 'validation_failed', paths: ['body.refresh_token'] },
