@@ -19,7 +19,9 @@
 //   it pays the first fan-out's compilation and allocation), the orchestrator publishes P times
 //   (POST /v1/realtime/publish, one every MS ms, data {"sent": wall time in ms}); every client
 //   records receipt minus `sent` for every publication it gets. Reported: receipts (of P x M),
-//   and p50/p99/max over all of them. All processes share the machine's cores, so the figures
+//   and p50/p99/max over all of them, and the CPU time Herald and the clients used per publication
+//   (from /proc, the window from the first publish to the last receipt: steadier than latency on a
+//   shared machine). All processes share the machine's cores, so the figures
 //   include the clients' own CPU; the load average at start is recorded.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -29,7 +31,7 @@ import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NODE_FLAGS, RUNTIME_ENV } from '../bin/runtime.js';
-import { http, jsonLine, killChildren, NODE, quantile, round, sleep, spawnNode, wallMs, type Child } from './lib.ts';
+import { http, jsonLine, killChildren, NODE, processCpuS, quantile, round, sleep, spawnNode, wallMs, type Child } from './lib.ts';
 import { BENCH_REDIS_URL, benchName, dropSchemas, schemaUrl, withDb } from './pg-lib.ts';
 
 export interface RealtimeParams {
@@ -55,6 +57,10 @@ export interface RealtimeResult {
   receipts: number;
   expectedReceipts: number;
   latencyMs: { p50: number; p99: number; max: number };
+  /** CPU ms per publication (warm-up excluded) from the first publish until the last receipt, Herald's processes and the clients'. */
+  cpuMsPerPublication: { herald: number; clients: number };
+  /** Wall seconds of that window. */
+  publishWindowS: number;
 }
 
 const ADMIN_KEY = `hk_bench_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
@@ -145,6 +151,9 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
     await http('POST', `${api}/v1/realtime/publish`, { channel: 'room:bench', data: { warmup: true } }, auth);
     await sleep(Math.max(p.intervalMs, 2000));
     for (const w of workers) await w.ask({ cmd: 'collect' });
+    const cpu = () => ({ herald: nodes.reduce((t, n) => t + processCpuS(n.child.pid), 0), clients: workers.reduce((t, w) => t + processCpuS(w.proc.pid!), 0) });
+    const cpu0 = cpu();
+    const w0 = wallMs();
     for (let i = 0; i < p.publications; i++) {
       const res = await http('POST', `${api}/v1/realtime/publish`, { channel: 'room:bench', data: { sent: wallMs() } }, auth);
       if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
@@ -158,6 +167,8 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
       if (lat.length >= expectedReceipts) break;
       await sleep(1000);
     }
+    const cpu1 = cpu();
+    const publishWindowS = round((wallMs() - w0) / 1000, 1);
     const sorted = Float64Array.from(lat).sort();
     const result: RealtimeResult = {
       params: p,
@@ -173,8 +184,10 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
       receipts: lat.length,
       expectedReceipts,
       latencyMs: { p50: round(quantile(sorted, 0.5), 1), p99: round(quantile(sorted, 0.99), 1), max: round(sorted[sorted.length - 1] ?? NaN, 1) },
+      cpuMsPerPublication: { herald: round(((cpu1.herald - cpu0.herald) * 1000) / p.publications, 1), clients: round(((cpu1.clients - cpu0.clients) * 1000) / p.publications, 1) },
+      publishWindowS,
     };
-    log(`receipts ${result.receipts}/${expectedReceipts}; publish->receipt p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, max ${result.latencyMs.max} ms`);
+    log(`receipts ${result.receipts}/${expectedReceipts}; publish->receipt p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, max ${result.latencyMs.max} ms; CPU per publication: Herald ${result.cpuMsPerPublication.herald} ms, clients ${result.cpuMsPerPublication.clients} ms`);
     return result;
   } finally {
     for (const w of workers) w.proc.kill('SIGKILL');
@@ -192,6 +205,7 @@ export function realtimeReport(r: RealtimeResult): string[] {
     `Real time: ${where}, ${p.clients} client processes, load average at start ${r.loadavgAtStart.join(' ')} on ${r.cpus} cores`,
     `  idle connections: ${r.connected} welcomed (${r.failed} failed) in ${r.connectSeconds} s; RSS ${round(r.rssBeforeKb / 1024)} -> ${round(r.rssAfterKb / 1024)} MB, ${r.perConnectionKb} KB per connection`,
     `  publish to ${r.subscribed} subscribers: ${r.receipts}/${r.expectedReceipts} received; publish->receipt p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms`,
+    `  CPU per publication: Herald ${r.cpuMsPerPublication.herald} ms, clients ${r.cpuMsPerPublication.clients} ms (over ${r.publishWindowS} s)`,
   ];
 }
 
