@@ -66,8 +66,10 @@ export interface RealtimeResult {
 const ADMIN_KEY = `hk_bench_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 const log = (msg: string) => process.stderr.write(`[realtime ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** VmRSS of a Herald process; throws with its last output if it has exited. */
+function rssKb(n: { child: Child }): number {
+  if (n.child.proc.exitCode !== null || n.child.proc.signalCode !== null) throw new Error(`${n.child.name} exited (${n.child.proc.exitCode ?? n.child.proc.signalCode}):\n${n.child.tail()}`);
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${n.child.pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
 }
 
@@ -128,7 +130,7 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
     if (!tok?.token) throw new Error(`no connection token: ${JSON.stringify(r)}`);
 
     await sleep(5000);
-    const rssBeforeKb = nodes.reduce((s, n) => s + rssKb(n.child.pid), 0);
+    const rssBeforeKb = nodes.reduce((s, n) => s + rssKb(n), 0);
     for (let i = 0; i < p.clients; i++) workers.push(await startWorker());
     const wsUrls = nodes.map((n) => `${n.url.replace(/^http/, 'ws')}/v1/realtime`);
     const per = Math.ceil(p.connections / p.clients);
@@ -140,7 +142,7 @@ export async function realtimeBench(p: RealtimeParams): Promise<RealtimeResult> 
     const failed = opened.reduce((s, o) => s + o.failed, 0);
     log(`${connected} connected, ${failed} failed, in ${round(connectSeconds, 1)} s`);
     await sleep(5000);
-    const rssAfterKb = nodes.reduce((s, n) => s + rssKb(n.child.pid), 0);
+    const rssAfterKb = nodes.reduce((s, n) => s + rssKb(n), 0);
     const perConnectionKb = round((rssAfterKb - rssBeforeKb) / Math.max(connected, 1), 2);
     log(`RSS ${rssBeforeKb} kB -> ${rssAfterKb} kB: ${perConnectionKb} kB per connection`);
 
