@@ -64,6 +64,11 @@ export type { EventRow, ReadScope, SourceKey, SourceRow, ConsumerRow, Candidate 
  */
 export const CONSUMER_SCAN_SAFETY_MS = 60_000;
 const SCAN_BATCH = 500;
+/**
+ * How long ingest reuses a source read by path. A change made on this node clears it at once; one
+ * made on another node of a cluster (a rotated secret, a deleted source) is seen here within this.
+ */
+const SOURCE_CACHE_MS = 1_000;
 const LONG_POLL_TICK_MS = 250;
 
 /** What the repository read grant needs of GitHub sign-in (auth/oauth/service.ts). */
@@ -164,6 +169,8 @@ export class InboundService {
   /** Long-polls waiting, by organization. */
   readonly #waiting = new Map<string, Set<() => void>>();
   readonly #compiled = new Map<string, CompiledFilter>();
+  /** Sources by path for ingest, each until its time (SOURCE_CACHE_MS). */
+  readonly #byPath = new Map<string, { row: q.SourceRow; until: number }>();
   #unlisten: (() => void) | undefined;
   #stopping = false;
 
@@ -276,6 +283,7 @@ export class InboundService {
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
+    this.#byPath.clear();
     try {
       await q.upsertSource(this.#store.db, row);
     } catch (err) {
@@ -297,6 +305,7 @@ export class InboundService {
   }
 
   async deleteSource(ws: string, id: string): Promise<void> {
+    this.#byPath.clear();
     if (!(await q.deleteSource(this.#store.db, ws, id))) throw new Problem('not_found', `No source "${id}"`);
   }
 
@@ -372,7 +381,7 @@ export class InboundService {
   // Ingest.
 
   async ingest(req: HookRequest): Promise<IngestResult> {
-    const source = await q.sourceByPath(this.#store.db, req.path);
+    const source = await this.#sourceAt(req.path);
     if (!source) throw new Problem('not_found', `No webhook source at ${req.path}`);
     const provider = source.provider as Provider;
     const contentType = req.headers['content-type'];
@@ -433,6 +442,20 @@ export class InboundService {
       { type: 'inbound.received', at: r.received_at, workspace_id: draft.workspace_id, event_id: r.id, source_id: draft.source_id, path: draft.path, provider, event_type: draft.event_type, received_at: r.received_at },
     ]);
     return { kind: 'stored', id: r.id, received_at: r.received_at };
+  }
+
+  async #sourceAt(path: string): Promise<q.SourceRow | undefined> {
+    const now = Date.now();
+    const hit = this.#byPath.get(path);
+    if (hit && hit.until > now) return hit.row;
+    const row = await q.sourceByPath(this.#store.db, path);
+    if (!row) {
+      this.#byPath.delete(path);
+      return undefined;
+    }
+    if (this.#byPath.size >= 10_000) this.#byPath.clear();
+    this.#byPath.set(path, { row, until: now + SOURCE_CACHE_MS });
+    return row;
   }
 
   // Events.

@@ -51,33 +51,41 @@ export async function deleteSource(db: Kysely<Database>, ws: string, id: string)
 }
 
 /**
- * Writes a batch of received events in one transaction (the ingest group commit). Each row is
- * inserted unless its (workspace, source, delivery id) exists; then the existing event's id and
- * received_at are the answer. Returns, per row, the stored id and whether it is new.
+ * Writes a batch of received events in one transaction (the ingest group commit): one multi-row
+ * INSERT … ON CONFLICT (workspace, source, delivery id) DO NOTHING RETURNING id, then one SELECT
+ * for the rows it did not insert (replays of stored deliveries, or of another row of this batch),
+ * whose existing event's id and received_at are the answer. Returns, per row in order, the stored
+ * id and whether it is new.
  */
 export async function insertEvents(store: StoreAdapter, rows: readonly EventRow[]): Promise<{ id: string; received_at: number; created: boolean }[]> {
+  if (rows.length === 0) return [];
   return store.transaction(async (trx) => {
-    const out: { id: string; received_at: number; created: boolean }[] = [];
-    for (const row of rows) {
-      const r = await trx
-        .insertInto('inbound_events')
-        .values(row)
-        .onConflict((oc) => oc.columns(['workspace_id', 'source_id', 'delivery_id']).doNothing())
-        .executeTakeFirst();
-      if (Number(r.numInsertedOrUpdatedRows ?? 0n) > 0) {
-        out.push({ id: row.id, received_at: row.received_at, created: true });
-        continue;
-      }
-      const existing = await trx
+    const inserted = new Set<string>();
+    // At most 256 rows of 16 columns: within both dialects' parameter limits.
+    const returned = await trx
+      .insertInto('inbound_events')
+      .values([...rows])
+      .onConflict((oc) => oc.columns(['workspace_id', 'source_id', 'delivery_id']).doNothing())
+      .returning('id')
+      .execute();
+    for (const r of returned) inserted.add(r.id);
+    // A row without a delivery id always inserts (NULLs never conflict).
+    const replays = rows.filter((r): r is EventRow & { delivery_id: string } => !inserted.has(r.id) && r.delivery_id !== null);
+    const existing = new Map<string, { id: string; received_at: number }>();
+    if (replays.length > 0) {
+      const found = await trx
         .selectFrom('inbound_events')
-        .select(['id', 'received_at'])
-        .where('workspace_id', '=', row.workspace_id)
-        .where('source_id', '=', row.source_id)
-        .where('delivery_id', '=', row.delivery_id)
-        .executeTakeFirstOrThrow();
-      out.push({ ...existing, created: false });
+        .select(['id', 'received_at', 'workspace_id', 'source_id', 'delivery_id'])
+        .where((eb) => eb.or(replays.map((r) => eb.and([eb('workspace_id', '=', r.workspace_id), eb('source_id', '=', r.source_id), eb('delivery_id', '=', r.delivery_id)]))))
+        .execute();
+      for (const f of found) existing.set(`${f.workspace_id}\n${f.source_id}\n${f.delivery_id}`, { id: f.id, received_at: Number(f.received_at) });
     }
-    return out;
+    return rows.map((row) => {
+      if (inserted.has(row.id)) return { id: row.id, received_at: row.received_at, created: true };
+      const e = existing.get(`${row.workspace_id}\n${row.source_id}\n${row.delivery_id}`);
+      if (!e) throw new Error(`event ${row.id} was neither inserted nor found by its delivery id`);
+      return { ...e, created: false };
+    });
   });
 }
 
