@@ -191,6 +191,40 @@ describeOnStores('the dashboard in Chromium', (store) => {
     await waitFor(() => receiver.received.filter((r) => r.path === '/bob').length >= before + 3, 20_000, 'the bulk-replayed deliveries at the receiver');
   });
 
+  it('discards a dead letter with a reason, then a bulk discard through its dry run', async () => {
+    failing = true;
+    const ids: string[] = [];
+    for (const title of ['Receipt 1', 'Receipt 2']) {
+      const r = await api('POST', '/v1/notifications', { to: 'bob', title, body: 'x' });
+      assert.equal(r.status, 202, r.text);
+      ids.push(r.body.deliveries[0].id);
+    }
+    for (const d of ids) await waitFor(async () => (await api('GET', `/v1/dlq/${d}`)).status === 200, 20_000, `${d} in the DLQ`);
+    failing = false;
+    await open(page, 'Overview');
+    await open(page, 'Dead letters');
+    const row = page.getByRole('table', { name: 'Dead letters' }).getByRole('row').filter({ hasText: ids[0] });
+    await row.getByRole('button', { name: 'Discard' }).click();
+    await row.getByLabel('Discard reason').fill('customer closed the account');
+    assert.deepEqual(await axe(page), [], 'dead letters with a discard form');
+    await row.getByRole('button', { name: 'Confirm discard' }).click();
+    await row.waitFor({ state: 'detached' });
+    const one = await api('GET', `/v1/notifications/${(await api('GET', `/v1/notifications?recipient=bob&limit=2`)).body.data.find((n: any) => n.deliveries.some((d: any) => d.id === ids[0])).id}`);
+    assert.equal(one.body.deliveries[0].status, 'discarded');
+
+    await page.getByRole('button', { name: 'Discard all matching' }).click();
+    await page.getByText('A discard needs a reason.').waitFor();
+    await page.getByLabel('Reason', { exact: true }).fill('old invoices');
+    await page.getByRole('button', { name: 'Discard all matching' }).click();
+    const dry = page.getByRole('region', { name: 'Dry run of a bulk discard' });
+    await dry.getByText('1 delivery matches; nothing has changed yet.').waitFor();
+    await dry.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('region', { name: 'Bulk discard' }).getByText('Bulk discard completed: 1 of 1').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await api('GET', `/v1/dlq/${ids[1]}`)).status === 404, 20_000, `${ids[1]} discarded`);
+    const audit = await api('GET', '/v1/audit?action=dlq.discard');
+    assert.ok(audit.body.data.some((a: any) => a.reason === 'customer closed the account'), audit.text);
+  });
+
   it('hostile titles, bodies and template sources stay text', async () => {
     const sent = await api('POST', '/v1/notifications', { to: 'alice', title: XSS_TITLE, body: XSS_BODY, data: { html: XSS_BODY } });
     assert.equal(sent.status, 202, sent.text);
@@ -267,6 +301,23 @@ describeOnStores('the dashboard in Chromium', (store) => {
       assert.deepEqual(vproblems, []);
     } finally {
       await viewerCtx.close();
+    }
+  });
+
+  it('on a phone-sized screen the navigation folds behind Menu', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    try {
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      await nav.waitFor({ state: 'hidden' });
+      await page.getByRole('button', { name: 'Menu' }).click();
+      await nav.getByRole('link', { name: 'Notifications', exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
+      await nav.waitFor({ state: 'hidden' });
+      const overflow = await page.evaluate<boolean>('document.documentElement.scrollWidth > window.innerWidth + 1');
+      assert.equal(overflow, false, 'nothing wider than the screen');
+      assert.deepEqual(await axe(page), [], 'phone layout');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
     }
   });
 

@@ -1,6 +1,7 @@
 // Dead letters (admin): exhausted deliveries, filtered by channel and error class, newest first.
-// "Replay" puts one back to pending. "Replay all matching" first asks for a dry run (the count and a
-// sample of ids, nothing changes); only "Confirm" starts the bulk job, whose progress is polled.
+// "Replay" puts one back to pending; "Discard" asks for a reason first. "Replay all matching" and
+// "Discard all matching" (with a reason) first ask for a dry run (the count and a sample of ids,
+// nothing changes); only "Confirm" starts the bulk job, whose progress is polled.
 import { useEffect, useState } from 'preact/hooks';
 import { api, messageOf } from '../api.ts';
 import { PagedList, Status, Time } from '../ui.tsx';
@@ -10,6 +11,7 @@ const CHANNELS = ['webhook', 'email', 'fcm', 'apns', 'webpush', 'pushover', 'sms
 
 interface Job {
   id: string;
+  action: 'replay' | 'discard';
   status: 'running' | 'completed' | 'failed';
   total: number;
   processed: number;
@@ -21,7 +23,9 @@ export function DeadLetters() {
   const [filters, setFilters] = useState<{ channel?: string; error?: string }>({});
   const [refresh, setRefresh] = useState(0);
   const [message, setMessage] = useState('');
-  const [dry, setDry] = useState<{ count: number; sample: string[] } | null>(null);
+  const [dry, setDry] = useState<{ action: 'replay' | 'discard'; count: number; sample: string[] } | null>(null);
+  const [bulkReason, setBulkReason] = useState('');
+  const [discarding, setDiscarding] = useState<{ id: string; reason: string } | null>(null);
   const [job, setJob] = useState<Job | null>(null);
 
   useEffect(() => {
@@ -48,18 +52,36 @@ export function DeadLetters() {
     }
     setRefresh((x) => x + 1);
   };
-  const dryRun = async () => {
+  const discard = async (id: string, reason: string) => {
+    setMessage('');
+    try {
+      await api('POST', `v1/dlq/${encodeURIComponent(id)}/discard`, { reason });
+      setMessage(`Discarded ${id}.`);
+      setDiscarding(null);
+    } catch (err) {
+      setMessage(messageOf(err));
+    }
+    setRefresh((x) => x + 1);
+  };
+  const reasonFor = (action: 'replay' | 'discard') => (action === 'discard' ? bulkReason.trim() : bulkReason.trim() || 'bulk replay from the dashboard');
+  const dryRun = async (action: 'replay' | 'discard') => {
     setMessage('');
     setJob(null);
+    if (action === 'discard' && !bulkReason.trim()) {
+      setMessage('A discard needs a reason.');
+      return;
+    }
     try {
-      setDry(await api<{ count: number; sample: string[] }>('POST', 'v1/dlq/bulk-replay', { ...filters }));
+      const r = await api<{ count: number; sample: string[] }>('POST', `v1/dlq/bulk-${action}`, { ...filters, ...(action === 'discard' ? { reason: reasonFor(action) } : {}) });
+      setDry({ action, count: r.count, sample: r.sample });
     } catch (err) {
       setMessage(messageOf(err));
     }
   };
   const confirm = async () => {
+    if (!dry) return;
     try {
-      const r = await api<{ job: Job }>('POST', 'v1/dlq/bulk-replay', { ...filters, confirm: true, reason: 'bulk replay from the dashboard' });
+      const r = await api<{ job: Job }>('POST', `v1/dlq/bulk-${dry.action}`, { ...filters, confirm: true, reason: reasonFor(dry.action) });
       setDry(null);
       setJob(r.job);
     } catch (err) {
@@ -95,12 +117,19 @@ export function DeadLetters() {
         <button type="submit">Filter</button>
       </form>
       <div class="actions">
-        <button type="button" onClick={() => void dryRun()}>
+        <button type="button" onClick={() => void dryRun('replay')}>
           Replay all matching
+        </button>
+        <label class="inline-field">
+          Reason
+          <input value={bulkReason} placeholder="vendor outage fixed" onInput={(e) => setBulkReason((e.target as HTMLInputElement).value)} />
+        </label>
+        <button type="button" onClick={() => void dryRun('discard')}>
+          Discard all matching
         </button>
       </div>
       {dry ? (
-        <section class="result" aria-label="Dry run">
+        <section class="result" aria-label={`Dry run of a bulk ${dry.action}`}>
           <p role="status">
             {dry.count} {dry.count === 1 ? 'delivery matches' : 'deliveries match'}; nothing has changed yet.
           </p>
@@ -125,9 +154,9 @@ export function DeadLetters() {
         </section>
       ) : null}
       {job ? (
-        <section class="result" aria-label="Bulk replay">
+        <section class="result" aria-label={`Bulk ${job.action}`}>
           <label>
-            Bulk replay {job.status}: {job.processed} of {job.total}
+            Bulk {job.action} {job.status}: {job.processed} of {job.total}
             <progress max={Math.max(job.total, 1)} value={job.processed} />
           </label>
         </section>
@@ -165,9 +194,28 @@ export function DeadLetters() {
               <Time iso={d.completed_at} />
             </td>
             <td>
-              <button type="button" aria-label="Replay" title={`Replay ${d.id}`} onClick={() => void replay(d.id)}>
+              <button type="button" title={`Replay ${d.id}`} onClick={() => void replay(d.id)}>
                 Replay
-              </button>
+              </button>{' '}
+              {discarding?.id === d.id ? (
+                <form
+                  class="inline-form"
+                  onSubmit={(e) => {
+                    e.preventDefault();
+                    void discard(d.id, discarding.reason.trim());
+                  }}
+                >
+                  <label>
+                    Discard reason
+                    <input required pattern=".*\S.*" value={discarding.reason} onInput={(e) => setDiscarding({ id: d.id, reason: (e.target as HTMLInputElement).value })} />
+                  </label>
+                  <button type="submit">Confirm discard</button>
+                </form>
+              ) : (
+                <button type="button" title={`Discard ${d.id}`} onClick={() => setDiscarding({ id: d.id, reason: '' })}>
+                  Discard
+                </button>
+              )}
             </td>
           </tr>
         )}
