@@ -347,7 +347,10 @@ describe('Redis limiter when Redis is away', () => {
 
   it('fails open at once when cut and within the command timeout when blackholed, warns once, and recovers', async () => {
     const registry = new Registry();
-    const rl = await openRedis({ log, metrics: { registry }, commandTimeoutMs: 300, cooldownMs: 60_000 }, proxiedRedisUrl(proxy));
+    // A command timeout long enough that "at once" (well under it) and "at the timeout" stay apart
+    // on a busy machine without tight bounds on wall time.
+    const COMMAND_TIMEOUT_MS = 2_000;
+    const rl = await openRedis({ log, metrics: { registry }, commandTimeoutMs: COMMAND_TIMEOUT_MS, cooldownMs: 60_000 }, proxiedRedisUrl(proxy));
     try {
       const key = newKey();
       assert.deepEqual(await rl.consume(key, 1, DAY), ok(0, DAY, 1));
@@ -358,7 +361,7 @@ describe('Redis limiter when Redis is away', () => {
       for (let i = 0; i < 3; i++) {
         const started = Date.now();
         const d = await rl.consume(key, 1, DAY);
-        assert.ok(Date.now() - started < 100, 'no waiting on a dead connection');
+        assert.ok(Date.now() - started < COMMAND_TIMEOUT_MS / 2, 'no waiting on a dead connection');
         assert.deepEqual(d, { allowed: true, remaining: 0, resetMs: 0, retryAfterMs: 0, limit: 1, unchecked: true });
       }
       const many = await rl.consumeMany([{ key, limit: 1, periodMs: DAY }]);
@@ -382,11 +385,11 @@ describe('Redis limiter when Redis is away', () => {
       const took = Date.now() - started;
       assert.equal(d.unchecked, true);
       assert.equal(d.allowed, true);
-      assert.ok(took >= 250 && took < 2_000, `answered after ${took} ms: the command timeout, not a hang`);
+      assert.ok(took >= COMMAND_TIMEOUT_MS - 50 && took < 30_000, `answered after ${took} ms: the command timeout, not a hang`);
       // Within the cooldown, Redis is not asked: no second timeout.
       const again = Date.now();
       assert.equal((await rl.consume(key, 1, DAY)).unchecked, true);
-      assert.ok(Date.now() - again < 100);
+      assert.ok(Date.now() - again < COMMAND_TIMEOUT_MS / 2, 'no second command timeout');
       assert.equal((await unchecked(registry))['timeout/allowed'], 2);
       assert.equal(lines.filter((l) => l.level === 40).length, 2, 'the second outage warned once');
     } finally {
