@@ -272,7 +272,7 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const self = new SelfService(store.db, { audit });
   const emailLinks = new EmailLinkService(store.db, { audit, mailer, limiter: rateLimiter, log });
   const accounts = new AccountService(store.db, { tokens: new TokenService(store.db, secrets, config.jwtKey), audit, limiter: rateLimiter, signup: config.signup, log, secondFactor: totp });
-  const oauth = new OAuthService(store.db, { config, secrets, accounts, invitations, audit, log });
+  const oauth = new OAuthService(store.db, { config, secrets, accounts, invitations, audit, limiter: rateLimiter, log });
   await bootstrapOwner(accounts, { email: config.adminEmail, password: config.adminPassword }, log).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
   const providerTests = new ProviderTester({
     channels,

@@ -18,6 +18,13 @@ export interface ThrottleRule {
 export const ACCOUNT_THROTTLE: ThrottleRule = { limit: 5, periodMs: 15 * 60_000, free: 1 };
 export const ADDRESS_THROTTLE: ThrottleRule = { limit: 50, periodMs: 15 * 60_000, free: 20 };
 
+/**
+ * Starts of a sign-in with a provider (GET /v1/auth/oauth/{provider}), per client address: each
+ * start counts (it stores a pending state), as many as the address bucket allows failures; once
+ * empty, starts are refused (429 with Retry-After) until they drain out.
+ */
+export const OAUTH_START_THROTTLE: ThrottleRule = { limit: 50, periodMs: 15 * 60_000, free: 50 };
+
 const BASE_DELAY_MS = 100;
 const MAX_DELAY_MS = 1_000;
 

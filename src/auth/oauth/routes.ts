@@ -58,11 +58,11 @@ function signInRoutes(app: Api, s: Services): void {
         security: [],
         params: ProviderParam,
         querystring: Type.Object({ redirect: Type.Optional(ReturnPath) }),
-        response: { 302: Type.Null({ description: "Location: the provider's authorization URL; sets the herald_oauth cookie" }), ...problems(404, 422, 502) },
+        response: { 302: Type.Null({ description: "Location: the provider's authorization URL; sets the herald_oauth cookie" }), ...problems(404, 422, 429, 502) },
       },
     },
     async (request, reply) => {
-      const { location, binding } = await s.oauth.begin(request.params.provider);
+      const { location, binding } = await s.oauth.begin(request.params.provider, request.ip);
       // The cookie carries the binding and, when asked for, the path to return to (only ever a
       // path on this server, so a changed cookie cannot send the browser elsewhere).
       const value = request.query.redirect === undefined ? binding : `${binding}.${Buffer.from(request.query.redirect).toString('base64url')}`;

@@ -27,6 +27,8 @@
 // GitHub organization memberships and repository access are read with the user's token and cached
 // at most CHECK_TTL_MS (5 minutes) per node.
 
+import { OAUTH_START_THROTTLE } from '../../domain/login-throttle.ts';
+import type { RateLimiter } from '../../ratelimit/limiter.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -111,6 +113,7 @@ export class TtlCache<T> {
 }
 
 export class OAuthService {
+  readonly #limiter: RateLimiter;
   readonly #db: Kysely<Database>;
   readonly #secrets: SecretBox;
   readonly #accounts: AccountService;
@@ -124,8 +127,9 @@ export class OAuthService {
   readonly #orgCache: TtlCache<string[]>;
   readonly #repoCache: TtlCache<boolean>;
 
-  constructor(db: Kysely<Database>, deps: { config: Config; secrets: SecretBox; accounts: AccountService; invitations: InvitationService; audit: AuditService; log?: Logger; now?: () => number }) {
+  constructor(db: Kysely<Database>, deps: { config: Config; secrets: SecretBox; accounts: AccountService; invitations: InvitationService; audit: AuditService; limiter: RateLimiter; log?: Logger; now?: () => number }) {
     this.#db = db;
+    this.#limiter = deps.limiter;
     this.#secrets = deps.secrets;
     this.#accounts = deps.accounts;
     this.#invitations = deps.invitations;
@@ -167,8 +171,13 @@ export class OAuthService {
    * GET /v1/auth/oauth/{provider}: where to send the browser, and the value of the cookie that
    * binds this sign-in to it.
    */
-  async begin(providerId: string): Promise<{ location: string; binding: string }> {
+  async begin(providerId: string, ip: string): Promise<{ location: string; binding: string }> {
     const provider = this.#provider(providerId);
+    const d = await this.#limiter.consume(`oauth:ip:${ip}`, OAUTH_START_THROTTLE.limit, OAUTH_START_THROTTLE.periodMs);
+    if (!d.allowed) {
+      const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+      throw new Problem('rate_limited', `Too many sign-ins started from this address; retry in ${seconds}s`, { headers: { 'retry-after': String(seconds) } });
+    }
     const now = Date.now();
     const state = random();
     const binding = random();
