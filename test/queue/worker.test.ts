@@ -285,7 +285,8 @@ describe('WorkerPool claim/settle loop (sqlite)', () => {
     const ch = new TestChannel('pushover');
     ch.answer = () => 'retryable';
     const ids = await enqueue('pushover', 8);
-    const cooldownMs = 500;
+    // Long enough that the checks below run before a probe is due, even on a busy machine.
+    const cooldownMs = 2_000;
     const p = pool(ch, { concurrency: { pushover: 1 }, circuit: { threshold: 3, cooldownMs }, retrySchedule: [60_000] });
     p.start();
     await waitFor(() => p.circuits().pushover === 'open', 10_000, 'the circuit opens');
