@@ -57,8 +57,10 @@ export interface RealtimeEvents {
   message: { id?: string; from?: string; to?: string; body: string; client_id?: string; created_at?: string; [k: string]: unknown };
   /** The server stored a direct message sent with this `client_id`. */
   ack: { client_id: string; [k: string]: unknown };
-  typing: { from?: string; to?: string; room?: string; active: boolean; [k: string]: unknown };
-  presence: { [k: string]: unknown };
+  /** `from` is typing to this recipient (`to`) or in `room`. */
+  typing: { from: string; to?: string; room?: string; active: boolean };
+  /** Online states of the ids asked with presence(): all of them first, then each change. */
+  presence: { online: Record<string, boolean> };
   /** An `error` frame, or a failure of the client itself (`code: 'client'`). */
   error: { code: string; message: string };
 }

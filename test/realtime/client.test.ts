@@ -4,7 +4,7 @@
 // after Herald restarts on the same port (the in-process streams of a SQLite node lose their
 // history, so the client is told to resync; with Redis the history survives and is recovered);
 // a refused token ends the client instead of retrying; the token callback is asked again on
-// every reconnect. Plus the served bundle (/v1/realtime/inbox.js).
+// every reconnect; presence and typing arrive as typed events. Plus the served bundle (/v1/realtime/inbox.js).
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,6 +130,28 @@ describeOnStores('realtime client', (store) => {
     }
     await publish(11);
     await waitFor(() => seen.publication.some((p) => (p.data as { n: number }).n === 11), 15_000, 'a publication after the restart');
+  });
+
+  it('asks for presence and hears typing, as typed events', async () => {
+    const a = client(h.url, await token('alice'), []);
+    const b = client(h.url, await token('bob'), []);
+    const presence: RealtimeEvents['presence'][] = [];
+    const typing: RealtimeEvents['typing'][] = [];
+    a.on('presence', (e) => presence.push(e));
+    a.on('typing', (e) => typing.push(e));
+    const opened = (c: HeraldRealtime) => new Promise<void>((r) => c.on('open', () => r()));
+    const aOpen = opened(a);
+    a.connect();
+    await aOpen;
+    a.presence(['bob']);
+    await waitFor(() => presence.some((p) => p.online.bob === false), 15_000, 'bob offline');
+    const bOpen = opened(b);
+    b.connect();
+    await bOpen;
+    await waitFor(() => presence.some((p) => p.online.bob === true), 15_000, 'bob online');
+    b.typing({ to: 'alice' }, true);
+    const t = await waitFor(() => typing[0], 15_000, 'typing');
+    assert.deepEqual({ from: t.from, to: t.to, active: t.active }, { from: 'bob', to: 'alice', active: true });
   });
 
   it('stops for good on a refused token instead of retrying', async () => {
