@@ -14,6 +14,7 @@ import { Keys } from './pages/keys.tsx';
 import { Members } from './pages/members.tsx';
 import { Audit } from './pages/audit.tsx';
 import { AcceptInvitation } from './pages/invitation.tsx';
+import { Account } from './pages/account.tsx';
 import { can, Loading, type Role } from './ui.tsx';
 
 export interface Me {
@@ -41,6 +42,7 @@ const NAV: Route[] = [
   { path: 'keys', label: 'Keys', needs: 'admin' },
   { path: 'members', label: 'Members', needs: 'read' },
   { path: 'audit', label: 'Audit log', needs: 'admin' },
+  { path: 'account', label: 'Account', needs: 'read' },
 ];
 
 function useHash(): string[] {
@@ -137,12 +139,12 @@ function Shell({ me, reload, signOut }: { me: Me; reload: () => Promise<void>; s
           ))}
         </ul>
       </nav>
-      <main class="content">{allowed ? <PageFor page={page} rest={rest} me={me} /> : <p class="state">Your role ({role}) cannot open this page.</p>}</main>
+      <main class="content">{allowed ? <PageFor page={page} rest={rest} me={me} signOut={signOut} /> : <p class="state">Your role ({role}) cannot open this page.</p>}</main>
     </div>
   );
 }
 
-function PageFor({ page, rest, me }: { page: string; rest: string[]; me: Me }) {
+function PageFor({ page, rest, me, signOut }: { page: string; rest: string[]; me: Me; signOut: () => void }) {
   const role = me.organization.role;
   switch (page) {
     case 'overview':
@@ -165,6 +167,8 @@ function PageFor({ page, rest, me }: { page: string; rest: string[]; me: Me }) {
       return <Members me={me} />;
     case 'audit':
       return <Audit />;
+    case 'account':
+      return <Account me={me} signOut={signOut} />;
     default:
       return (
         <>

@@ -298,6 +298,24 @@ describeOnStores('the dashboard in Chromium', (store) => {
       await vp.goto(`${h.url}/#/dead-letters`);
       await vp.getByText('Your role (viewer) cannot open this page.').waitFor();
       assert.deepEqual(await axe(vp), [], 'viewer pages');
+
+      // Account: TOTP on (secret shown once, confirmed with a code of it, recovery codes shown once), password change.
+      await open(vp, 'Account');
+      await vp.getByRole('button', { name: 'Turn on TOTP' }).click();
+      const secret = (await vp.locator('.secret').first().textContent())!;
+      const { totp, base32Decode } = await import('../../src/domain/totp.ts');
+      await vp.getByLabel('Code from the app').fill(totp(base32Decode(secret), Date.now()));
+      assert.deepEqual(await axe(vp), [], 'account page, enrolling');
+      await vp.getByRole('button', { name: 'Confirm' }).click();
+      await vp.getByText('TOTP is on; 10 recovery codes left.').waitFor();
+      assert.equal(await vp.getByRole('region', { name: 'Recovery codes' }).getByRole('listitem').count(), 10);
+      await vp.getByLabel('Current password').fill(VIEWER.password);
+      await vp.getByLabel('New password').fill('a brand new passphrase 42');
+      await vp.getByRole('button', { name: 'Change password' }).click();
+      await vp.getByText(/^Password changed; 0 other sessions ended\.$/).waitFor();
+      const relogin = await request(h.url, undefined, 'POST', '/v1/auth/login', { email: VIEWER.email, password: 'a brand new passphrase 42' });
+      assert.equal(relogin.body.code, 'totp_required', 'the new password is taken, and TOTP is asked for');
+      assert.deepEqual(await axe(vp), [], 'account page');
       assert.deepEqual(vproblems, []);
     } finally {
       await viewerCtx.close();
