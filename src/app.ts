@@ -96,6 +96,7 @@ import { InboxService } from './realtime/inbox.ts';
 import { RealtimeGateway } from './realtime/gateway.ts';
 import { InProcessStreams, RedisStreams } from './realtime/streams.ts';
 import { InProcessPresence, RedisPresence } from './realtime/presence.ts';
+import { MessageService } from './realtime/messages.ts';
 import { brokerModule, hooksModule } from './inbound/routes.ts';
 import { InboundService } from './inbound/service.ts';
 import { RetentionPurger } from './inbound/jobs.ts';
@@ -315,8 +316,15 @@ export async function createHerald(config: Config, opts: { roles?: readonly Role
   const inbox = new InboxService({ db: store.db, realtime, report: (id) => deliveries.report(id, 'read', {}, 'inbox_read'), log });
   const state = { started: false, stopping: false };
   const presence = config.redisUrl ? new RedisPresence(config.redisUrl.href, { prefix: config.redisPrefix, ttlMs: config.realtimePresenceTtl, log }) : new InProcessPresence(config.realtimePresenceTtl);
-  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, presence, state });
-  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, stats: new StatsService(store.db), apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, subscriptions, state };
+  const messages = new MessageService({
+    db: store.db,
+    log,
+    // A direct message to a recipient with no live session: a push through the normal pipeline
+    // (data key `sender`: FCM reserves `from`).
+    push: (ws, m) => notifications.send(ws, { to: m.target_id, kind: 'message', title: m.sender_id, body: m.body, data: { message_id: m.id, sender: m.sender_id }, channels: ['fcm', 'apns', 'webpush'] }),
+  });
+  const gateway = new RealtimeGateway({ service: realtime, inbox, log, metrics, heartbeatMs: config.realtimeHeartbeat, sendBufferBytes: config.realtimeSendBuffer, frameRate: config.realtimeFrameRate, bus, presence, messages, state });
+  const services: Services = { config, version: VERSION, roles, workerId, log, store, secrets, keys, bus, events, metrics, channels, providers, callbacks, pool, rateLimiter, policyCache: policy, recipientCache, accepter, dlq, audit, stats: new StatsService(store.db), apiKeys, settings, kinds, templates, recipients, devices, preferences, alerts, deliveries, notifications, accounts, oauth, orgs, invitations, totp, self, emailLinks, providerTests, topics, inbound, realtime, inbox, gateway, messages, subscriptions, state };
   // A server that cannot be built closes the bus it would have used, and fails the start.
   const server = await buildServer(services, ROUTES).catch((err: unknown) => bus.close().then(() => Promise.reject(err as Error)));
 

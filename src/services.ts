@@ -43,6 +43,7 @@ import type { InboundService } from './inbound/service.ts';
 import type { SubscriptionService } from './subscriptions/service.ts';
 import type { InboxService } from './realtime/inbox.ts';
 import type { RealtimeGateway } from './realtime/gateway.ts';
+import type { MessageService } from './realtime/messages.ts';
 
 export const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -117,5 +118,7 @@ export interface Services {
   readonly inbox: InboxService;
   /** The real-time connections of this node (WebSocket and SSE). */
   readonly gateway: RealtimeGateway;
+  /** Direct messages between recipients (their history). */
+  readonly messages: MessageService;
   readonly state: { started: boolean; stopping: boolean };
 }

@@ -69,7 +69,7 @@ export function idFloor(prefix: IdPrefix, time: number): string {
   return `${prefix}_${encode(Math.max(0, Math.floor(time)), new Uint8Array(10))}`;
 }
 
-export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig' | 'usr' | 'ses' | 'evt' | 'inv' | 'acm' | 'sub' | 'run';
+export type IdPrefix = 'ntf' | 'dlv' | 'att' | 'key' | 'ws' | 'aud' | 'job' | 'dev' | 'dig' | 'usr' | 'ses' | 'evt' | 'inv' | 'acm' | 'sub' | 'run' | 'msg';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;

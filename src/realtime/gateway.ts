@@ -30,6 +30,12 @@
 // not the sender) on every node as `typing {from, to | room, active}`; an `active: true` not
 // renewed within TYPING_MS is followed by `active: false`, as is a close of the typing session.
 //
+// Direct messages: `message {to, body, client_id}` is stored once per client_id
+// (realtime/messages.ts), then goes as `message {id, from, to, body, client_id, created_at}` to
+// every session of `to` and every other session of the sender, on every node, and is answered
+// `ack {client_id, id}`; a retry with the same client_id is acknowledged again and delivered no
+// second time. A new message whose target has no live session is pushed to them.
+//
 // Subscriptions: `subscribe {channel, since?}` answers `subscribed {channel, offset, epoch,
 // recovered}`, then the missed publications, then live ones. Publications that arrive while the
 // position is being read are held and sent after it, skipping offsets already sent, so a client
@@ -49,6 +55,7 @@ import { streamKey, type ConnectionPrincipal, type RealtimeService, type Refusal
 import type { Publication } from './streams.ts';
 import type { InboxService } from './inbox.ts';
 import type { Presence } from './presence.ts';
+import { messageView, type MessageService } from './messages.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 const AUTH_TIMEOUT_MS = 10_000;
@@ -116,6 +123,7 @@ export interface GatewayOptions {
   readonly frameRate: { limit: number; periodMs: number } | undefined;
   readonly bus: Bus;
   readonly presence: Presence;
+  readonly messages: MessageService;
   /** The process's state: while stopping, upgrades are refused (503). */
   readonly state: { readonly stopping: boolean };
 }
@@ -341,6 +349,8 @@ export class RealtimeGateway {
         return this.#unsubscribe(c, frame.channel);
       case 'presence':
         return this.#watch(c, frame.ids);
+      case 'message':
+        return this.#message(c, frame.to, frame.body, frame.client_id);
       case 'typing': {
         const p = c.principal;
         if (p.kind !== 'recipient') return this.#send(c, errorFrame('forbidden', 'Only a recipient types'));
@@ -363,8 +373,6 @@ export class RealtimeGateway {
         const changed = await this.#opts.inbox.mark(p.workspaceId, p.recipientId, frame.ids, frame.state);
         return this.#send(c, JSON.stringify({ type: 'inbox.marked', ids: frame.ids, state: frame.state, changed }));
       }
-      default:
-        return this.#send(c, errorFrame('not_supported', `"${frame.type}" frames are not served yet by this server`));
     }
   }
 
@@ -621,6 +629,23 @@ export class RealtimeGateway {
       const states = await this.#opts.presence.online(chunk);
       chunk.forEach((k, j) => this.#observe(k, states[j]!));
     }
+  }
+
+  async #message(c: Connection, to: string, body: string, clientId: string): Promise<void> {
+    const p = c.principal!;
+    if (p.kind !== 'recipient') return this.#send(c, errorFrame('forbidden', 'Only a recipient sends direct messages'));
+    const r = await this.#opts.messages.send(p.workspaceId, p.recipientId, to, body, clientId);
+    if (r === 'off') return this.#send(c, errorFrame('forbidden', 'Direct messages are off in this organization (PUT /v1/realtime/settings {"direct_messages": true})'));
+    if (r.created) {
+      const frame = JSON.stringify({ type: 'message', ...messageView(r.row) });
+      const target = presenceKey(p.workspaceId, to);
+      const sender = presenceKey(p.workspaceId, p.recipientId);
+      await this.#opts.bus.publish(FANOUT_TOPIC, JSON.stringify({ key: target, frame, ...(target === sender && { except: c.session }) }));
+      if (target !== sender) await this.#opts.bus.publish(FANOUT_TOPIC, JSON.stringify({ key: sender, frame, except: c.session }));
+      const [online] = await this.#opts.presence.online([target]).catch(() => [true]);
+      if (!online) void this.#opts.messages.pushOffline(p.workspaceId, r.row);
+    }
+    this.#send(c, JSON.stringify({ type: 'ack', client_id: clientId, id: r.row.id }));
   }
 
   /** Announces `c`'s typing to `target` (`to:<id>` or `room:<name>`) on every node. */

@@ -14,6 +14,7 @@
 //   GET  /v1/me/inbox?status=unread|read|archived|all&cursor=   items, newest first (default all)
 //   GET  /v1/me/inbox/count      {unread}
 //   POST /v1/me/inbox/{id}/read, /v1/me/inbox/{id}/archive, /v1/me/inbox/read-all
+//   GET  /v1/me/conversations/{peer}?cursor=   direct messages with peer, newest first
 
 import { Type } from 'typebox';
 import { Problem, type FieldError } from '../errors.ts';
@@ -409,6 +410,31 @@ function meRoutes(app: Api, s: Services): void {
     async (request) => {
       const p = me(request);
       return changed(p, await s.inbox.mark(p.workspaceId, p.recipientId, undefined, 'read'));
+    },
+  );
+  app.get(
+    '/conversations/:peer',
+    {
+      schema: {
+        summary: 'My direct messages with another recipient, newest first (connection token)',
+        tags: ['me'],
+        params: Type.Object({ peer: RecipientId }),
+        querystring: Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            data: Type.Array(Type.Object({ id: Type.String(), from: Type.String(), to: Type.String(), body: Type.String(), client_id: Type.String(), created_at: Type.String() })),
+            next_cursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...problems(400, 401, 422),
+        },
+      },
+    },
+    async (request) => {
+      const p = me(request);
+      const c = request.query.cursor;
+      if (c !== undefined && !/^msg_[0-9A-Za-z]{1,64}$/.test(c)) throw new Problem('invalid_cursor', 'The cursor is not one this API gave');
+      const page = await s.messages.history(p.workspaceId, p.recipientId, request.params.peer, c, request.query.limit ?? 50);
+      return { data: page.data, next_cursor: page.next };
     },
   );
   for (const [action, state] of [['read', 'read'], ['archive', 'archived']] as const) {

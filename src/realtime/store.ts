@@ -1,8 +1,8 @@
 // Real-time queries (tables of migration 0019): verification keys and settings per organization,
-// inbox items.
+// inbox items, direct messages.
 
 import type { Kysely } from 'kysely';
-import type { Database, InboxItemsTable, RealtimeKeysTable, RealtimeSettingsTable } from '../store/schema.ts';
+import type { Database, InboxItemsTable, RealtimeKeysTable, RealtimeMessagesTable, RealtimeSettingsTable } from '../store/schema.ts';
 
 export type KeyRow = RealtimeKeysTable;
 
@@ -118,4 +118,33 @@ export async function markInbox(db: Kysely<Database>, workspaceId: string, recip
 export async function markUnread(db: Kysely<Database>, workspaceId: string, recipientId: string, ids: readonly string[]): Promise<number> {
   const r = await db.updateTable('inbox_items').set({ read_at: null }).where('workspace_id', '=', workspaceId).where('recipient_id', '=', recipientId).where('id', 'in', ids).where('read_at', 'is not', null).executeTakeFirst();
   return Number(r.numUpdatedRows);
+}
+
+export type MessageRow = RealtimeMessagesTable;
+
+/**
+ * Stores a direct message unless the sender already sent one with its client_id; answers the
+ * stored row (the earlier one on a retry) and whether this call created it.
+ */
+export async function putMessage(db: Kysely<Database>, row: MessageRow): Promise<{ row: MessageRow; created: boolean }> {
+  await db.insertInto('realtime_messages').values(row).onConflict((oc) => oc.columns(['workspace_id', 'sender_id', 'client_id']).doNothing()).execute();
+  const stored = await db
+    .selectFrom('realtime_messages')
+    .selectAll()
+    .where('workspace_id', '=', row.workspace_id)
+    .where('sender_id', '=', row.sender_id)
+    .where('client_id', '=', row.client_id)
+    .executeTakeFirstOrThrow();
+  return { row: stored, created: stored.id === row.id };
+}
+
+/** The messages between `me` and `peer` (either way), newest first, older than the message `before`. */
+export function conversation(db: Kysely<Database>, workspaceId: string, me: string, peer: string, before: string | undefined, limit: number): Promise<MessageRow[]> {
+  let q = db
+    .selectFrom('realtime_messages')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where((eb) => eb.or([eb.and([eb('sender_id', '=', me), eb('target_id', '=', peer)]), eb.and([eb('sender_id', '=', peer), eb('target_id', '=', me)])]));
+  if (before !== undefined) q = q.where('id', '<', before);
+  return q.orderBy('id', 'desc').limit(limit).execute();
 }

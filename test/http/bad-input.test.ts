@@ -223,6 +223,7 @@ const cases: Case[] = [
   { name: 'me inbox: an API key is not a connection token', method: 'GET', path: '/v1/me/inbox', status: 401, code: 'unauthorized' },
   { name: 'me inbox read: an API key is not a connection token', method: 'POST', path: '/v1/me/inbox/inb_x/read', status: 401, code: 'unauthorized' },
   { name: 'realtime gateway: no upgrade', method: 'GET', path: '/v1/realtime', status: 426, code: 'upgrade_required' },
+  { name: 'me conversations: an API key is not a connection token', method: 'GET', path: '/v1/me/conversations/bob', status: 401, code: 'unauthorized' },
   { name: 'presence: no ids', method: 'GET', path: '/v1/presence', status: 422, code: 'validation_failed' },
   { name: 'presence: not recipient ids', method: 'GET', path: '/v1/presence?ids=a,,b', status: 422, code: 'validation_failed', paths: ['query.ids'] },
   { name: 'presence: too many ids', method: 'GET', path: `/v1/presence?ids=${Array.from({ length: 101 }, (_, i) => `r${i}`).join(',')}`, status: 422, code: 'validation_failed', paths: ['query.ids'] },
