@@ -1,6 +1,8 @@
 // The signed-in user's own account (auth/self-service.ts).
 //   POST   /v1/auth/password  {current_password, new_password}  other sessions end
 //   DELETE /v1/auth/me        {password}                         erases the account
+//   GET    /v1/auth/identities                                   linked external identities
+//   DELETE /v1/auth/identities/{provider}                        unlinks (never the last way to sign in)
 
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
@@ -52,4 +54,40 @@ function selfRoutes(app: Api, s: Services): void {
   );
 }
 
-export const selfModule: RouteModule = { name: 'auth-self', prefix: '/v1/auth', auth: 'principal', apiRole: true, routes: selfRoutes };
+function identityRoutes(app: Api, s: Services): void {
+  app.get(
+    '/identities',
+    {
+      schema: {
+        summary: 'The external identities (GitHub, Google, OIDC) linked to the signed-in user',
+        tags: ['auth'],
+        response: {
+          200: Type.Object({ data: Type.Array(Type.Object({ provider: Type.String(), subject: Type.String(), email: Type.Union([Type.String(), Type.Null()]), login: Type.Union([Type.String(), Type.Null()]), created_at: Type.String() })) }),
+          ...problems(401, 403),
+        },
+      },
+    },
+    async (request) => ({ data: (await s.oauth.identities(userOf(request))).map((i) => ({ ...i, created_at: new Date(i.created_at).toISOString() })) }),
+  );
+
+  app.delete(
+    '/identities/:provider',
+    {
+      schema: {
+        summary: "Unlink the user's identity of a provider (refused when it is the last way to sign in)",
+        tags: ['auth'],
+        params: Type.Object({ provider: Type.String({ minLength: 1, maxLength: 64, description: 'A provider id, as GET /v1/auth/identities lists it' }) }),
+        response: { 204: Type.Null(), ...problems(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      await s.oauth.unlink(userOf(request), request.params.provider);
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+export const selfModule: RouteModule = { name: 'auth-self', prefix: '/v1/auth', auth: 'principal', apiRole: true, routes: (app, s) => {
+    selfRoutes(app, s);
+    identityRoutes(app, s);
+  } };

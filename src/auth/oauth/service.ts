@@ -59,6 +59,8 @@ import {
   putGithubLink,
   takeState,
   updateIdentity,
+  listUserIdentities,
+  unlinkIdentities,
 } from './store.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
@@ -165,6 +167,23 @@ export class OAuthService {
   #redirectUri(provider: string): string {
     const base = this.#publicUrl!.href.replace(/\/+$/, '');
     return `${base}/v1/auth/oauth/${provider}/callback`;
+  }
+
+  /** GET /v1/auth/identities: the external identities linked to the user. */
+  async identities(p: UserPrincipal): Promise<{ provider: string; subject: string; email: string | null; login: string | null; created_at: number }[]> {
+    return (await listUserIdentities(this.#db, p.userId)).map((i) => ({ provider: i.provider, subject: i.subject, email: i.email, login: i.login, created_at: i.created_at }));
+  }
+
+  /**
+   * DELETE /v1/auth/identities/{provider}: unlinks the user's identities of that provider (and so
+   * their sealed provider token). 404 when none is linked; 409 when it is the last way to sign in
+   * (no password, no other provider): set a password first (a reset link).
+   */
+  async unlink(p: UserPrincipal, provider: string): Promise<void> {
+    const r = await unlinkIdentities(this.#db, p.userId, provider, Date.now());
+    if (r === 'none') throw new Problem('not_found', `No identity of "${provider}" is linked to you`);
+    if (r === 'last') throw new Problem('conflict', `"${provider}" is your only way to sign in; set a password first (POST /v1/auth/password-reset)`);
+    await this.#audit.record({ workspaceId: p.workspaceId, actor: `user:${p.userId}`, action: 'auth.identity_unlink', target: p.userId, details: { provider } });
   }
 
   /**

@@ -68,3 +68,27 @@ export async function githubLinksFor(db: Kysely<Database>, githubOrgs: string[])
 export async function anyGithubLinks(db: Kysely<Database>): Promise<boolean> {
   return (await db.selectFrom('github_org_links').select('workspace_id').limit(1).executeTakeFirst()) !== undefined;
 }
+
+export async function listUserIdentities(db: Kysely<Database>, userId: string): Promise<IdentityRow[]> {
+  return db.selectFrom('identities').selectAll().where('user_id', '=', userId).orderBy('created_at').orderBy('provider').execute();
+}
+
+/**
+ * Unlinks every identity of `provider` from the user unless that would leave no way to sign in
+ * (no password and no identity of another provider). Contract: the user's row is written first in
+ * the transaction, so concurrent unlinks of one user run one at a time (a row lock on PostgreSQL,
+ * the write lock on SQLite) and cannot together remove the last way. 'none' when nothing of that
+ * provider is linked, 'last' when refused, else how many were unlinked.
+ */
+export async function unlinkIdentities(db: Kysely<Database>, userId: string, provider: string, now: number): Promise<number | 'none' | 'last'> {
+  return db.transaction().execute(async (tx) => {
+    await tx.updateTable('users').set({ updated_at: now }).where('id', '=', userId).execute();
+    const user = await tx.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
+    const ids = await tx.selectFrom('identities').select('provider').where('user_id', '=', userId).execute();
+    const mine = ids.filter((i) => i.provider === provider).length;
+    if (mine === 0) return 'none';
+    if (!user?.password_hash && ids.length === mine) return 'last';
+    await tx.deleteFrom('identities').where('user_id', '=', userId).where('provider', '=', provider).execute();
+    return mine;
+  });
+}
