@@ -7,7 +7,7 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeOnStores, startHeraldOn, tempDir, type TestHerald } from '../helpers/herald.ts';
+import { describeOnStores, request, startHeraldOn, tempDir, waitFor, type TestHerald } from '../helpers/herald.ts';
 import { spawnHerald, type HeraldProcess } from '../helpers/process.ts';
 import { connect, type RtClient } from './ws-client.ts';
 
@@ -22,6 +22,10 @@ async function mint(h: TestHerald, recipient: string, rooms?: string[]): Promise
   const r = await h.api('POST', '/v1/realtime/tokens', { recipient, ...(rooms && { rooms }) });
   assert.equal(r.status, 201, r.text);
   return r.body.token as string;
+}
+async function metric(h: TestHerald, name: string): Promise<number> {
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec((await request(h.url, undefined, 'GET', '/metrics')).text);
+  return Number(m?.[1] ?? NaN);
 }
 const presenceOf = (c: RtClient, id: string, online: boolean, after = 0) => c.next((f) => c.frames.indexOf(f) >= after && f.type === 'presence' && f.online[id] === online, 15_000, `presence ${id}=${online}`);
 
@@ -47,6 +51,7 @@ describeOnStores('real-time presence and typing', (store) => {
     const r = await h.api('GET', '/v1/presence?ids=bob,carol');
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.body.data, [{ id: 'bob', online: true }, { id: 'carol', online: false }]);
+    assert.equal(await metric(h, 'herald_realtime_presence_online'), 2, 'alice and bob have sessions on this node');
 
     const bob2 = await open(h.url, bobToken);
     const mark = alice.frames.length;
@@ -60,6 +65,7 @@ describeOnStores('real-time presence and typing', (store) => {
     bob2.close();
     await presenceOf(alice, 'bob', false, mark);
     assert.equal((await h.api('GET', '/v1/presence?ids=bob')).body.data[0].online, false);
+    await waitFor(async () => (await metric(h, 'herald_realtime_presence_online')) === 1, 5_000, 'presence gauge back to 1');
   });
 
   it('typing reaches every session of the target and ends by itself after 5 s; room typing reaches the room but not the typist', async () => {
