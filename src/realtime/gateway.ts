@@ -261,7 +261,7 @@ export class RealtimeGateway {
       this.#opts.log.debug({ err: err.message, session: c.session }, 'realtime connection error');
       this.#closed(c);
     });
-    if (token !== undefined) c.queue = c.queue.then(() => this.#auth(c, token, 'auth'));
+    if (token !== undefined) c.queue = c.queue.then(() => this.#auth(c, token, 'auth')).catch((err: unknown) => this.#failed(c, err));
     else c.authTimer = setTimeout(() => this.#close(c, 4000, 'auth_timeout'), AUTH_TIMEOUT_MS);
   }
 
@@ -378,7 +378,14 @@ export class RealtimeGateway {
 
   async #auth(c: Connection, token: string, how: 'auth' | 'refresh'): Promise<void> {
     if (c.authTimer) clearTimeout(c.authTimer);
-    const v = await this.#opts.service.verify(token);
+    let v: Verified | Refusal;
+    try {
+      v = await this.#opts.service.verify(token);
+    } catch (err) {
+      // The store or a JWKS could not be read: a server fault, not the token's. The client retries.
+      this.#opts.log.error({ err, session: c.session }, 'realtime token could not be verified');
+      return this.#close(c, 1011, 'unavailable: the token could not be checked; try again');
+    }
     if (c.closed) return;
     if ('code' in v) return this.#refuse(c, v);
     this.#welcome(c, v, how);
