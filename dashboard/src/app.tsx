@@ -15,13 +15,7 @@ import { Members } from './pages/members.tsx';
 import { Audit } from './pages/audit.tsx';
 import { AcceptInvitation } from './pages/invitation.tsx';
 import { Account } from './pages/account.tsx';
-import { can, Loading, type Role } from './ui.tsx';
-
-export interface Me {
-  user: { id: string; email: string; name: string };
-  organization: { id: string; role: Role };
-  organizations: { id: string; name: string; role: Role }[];
-}
+import { can, Loading, type Me } from './ui.tsx';
 
 type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in'; me: Me };
 

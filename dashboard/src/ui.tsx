@@ -111,6 +111,13 @@ export function PagedList<T>(props: {
 }
 
 export type Role = 'viewer' | 'member' | 'admin' | 'owner';
+
+/** The signed-in user as GET /v1/auth/me answers: who, the organization acted in, and all of theirs. */
+export interface Me {
+  user: { id: string; email: string; name: string };
+  organization: { id: string; role: Role };
+  organizations: { id: string; name: string; role: Role }[];
+}
 const RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2, owner: 3 };
 /** The role table of docs/accounts.md: viewer reads, member also sends, admin does everything. */
 export function can(role: Role, action: 'read' | 'send' | 'admin'): boolean {

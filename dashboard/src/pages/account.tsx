@@ -3,7 +3,7 @@
 // password), and signing out every session.
 import { useState } from 'preact/hooks';
 import { api, messageOf } from '../api.ts';
-import type { Me } from '../app.tsx';
+import type { Me } from '../ui.tsx';
 import { ErrorBox, Loading, useGet } from '../ui.tsx';
 
 export function Account({ me, signOut }: { me: Me; signOut: () => void }) {

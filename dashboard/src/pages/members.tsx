@@ -2,7 +2,7 @@
 // role) and change roles (an admin only below owner, as the server enforces).
 import { useState } from 'preact/hooks';
 import { api, messageOf } from '../api.ts';
-import type { Me } from '../app.tsx';
+import type { Me } from '../ui.tsx';
 import { can, Empty, ErrorBox, Loading, Time, useGet, type Role } from '../ui.tsx';
 
 interface Member {
