@@ -34,6 +34,7 @@ const OUT_OF_SCOPE: Record<string, string> = {
   'GET /v1/auth/oauth/{provider}/callback': 'sign-in callback: no principal',
   'POST /v1/invitations/{token}/accept': 'the token is the credential (bound to the invited address, tested in invitations.test.ts)',
   'GET /v1/realtime': 'WebSocket upgrade (tenant checks in test/realtime)',
+  'GET /v1/realtime/sse': 'a stream that stays open: it would hold the matrix forever (the same token checks as the WebSocket form, test/realtime/sse.test.ts and gateway.test.ts)',
 };
 
 /** Upserts: with an id A does not have, they create A's own resource (B's stays untouched). */
@@ -146,7 +147,7 @@ describeOnStores('tenant isolation: organization A against B, every operation of
       recipients: b.recipient, devices: b.device, templates: b.template, topics: b.topic, kinds: b.kind, keys: b.key,
       notifications: b.notification, dlq: b.deliveryId, jobs: b.job, sources: b.source, subscriptions: b.subscription,
       consumers: b.consumer, events: b.event, orgs: b.org, members: b.user, invitations: b.invitation, providers: 'smtp',
-      inbox: `inb_${'0'.repeat(26)}`, identities: 'github',
+      inbox: `inb_${'0'.repeat(26)}`, identities: 'github', conversations: b.recipient,
     };
     return byParent[before!];
   }
