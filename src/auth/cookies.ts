@@ -3,7 +3,8 @@
 // Cookies (all SameSite=Lax, and Secure when the request came over HTTPS or HERALD_PUBLIC_URL is
 // https):
 //   herald_access   the access token; HttpOnly; Path=/; Max-Age = the token's lifetime
-//   herald_refresh  the refresh token; HttpOnly; Path=/v1/auth (only the auth routes see it);
+//   herald_refresh  the refresh token; HttpOnly; Path=/v1/auth (only the auth routes see it),
+//                   under HERALD_PUBLIC_URL's path when Herald is served under one (CookieScope);
 //                   Max-Age = the session's remaining lifetime
 //   herald_csrf     a random token, readable by the page's script (not HttpOnly); Path=/
 //
@@ -86,24 +87,34 @@ export function secureCookies(protocol: string, publicUrl: URL | undefined): boo
   return protocol === 'https' || publicUrl?.protocol === 'https:';
 }
 
+/** Where cookies apply: Secure or not, and the path prefix Herald is served under (HERALD_PUBLIC_URL's path, '' at the root). */
+export interface CookieScope {
+  secure: boolean;
+  prefix: string;
+}
+
+export function cookieScope(protocol: string, publicUrl: URL | undefined): CookieScope {
+  return { secure: secureCookies(protocol, publicUrl), prefix: (publicUrl?.pathname ?? '').replace(/\/+$/, '') };
+}
+
 function cookie(name: string, value: string, o: { path: string; maxAgeS: number; httpOnly: boolean; secure: boolean }): string {
   return `${name}=${value}; Path=${o.path}; Max-Age=${Math.max(0, Math.floor(o.maxAgeS))}; SameSite=Lax${o.httpOnly ? '; HttpOnly' : ''}${o.secure ? '; Secure' : ''}`;
 }
 
 /** The Set-Cookie values of a signed-in browser. */
-export function sessionCookies(t: { accessToken: string; accessTtlS: number; refreshToken: string; refreshTtlS: number }, secure: boolean): string[] {
+export function sessionCookies(t: { accessToken: string; accessTtlS: number; refreshToken: string; refreshTtlS: number }, { secure, prefix }: CookieScope): string[] {
   return [
     cookie(ACCESS_COOKIE, t.accessToken, { path: '/', maxAgeS: t.accessTtlS, httpOnly: true, secure }),
-    cookie(REFRESH_COOKIE, t.refreshToken, { path: REFRESH_COOKIE_PATH, maxAgeS: t.refreshTtlS, httpOnly: true, secure }),
+    cookie(REFRESH_COOKIE, t.refreshToken, { path: prefix + REFRESH_COOKIE_PATH, maxAgeS: t.refreshTtlS, httpOnly: true, secure }),
     cookie(CSRF_COOKIE, randomBytes(18).toString('base64url'), { path: '/', maxAgeS: t.refreshTtlS, httpOnly: false, secure }),
   ];
 }
 
 /** The Set-Cookie values that end a browser session. */
-export function clearedCookies(secure: boolean): string[] {
+export function clearedCookies({ secure, prefix }: CookieScope): string[] {
   return [
     cookie(ACCESS_COOKIE, '', { path: '/', maxAgeS: 0, httpOnly: true, secure }),
-    cookie(REFRESH_COOKIE, '', { path: REFRESH_COOKIE_PATH, maxAgeS: 0, httpOnly: true, secure }),
+    cookie(REFRESH_COOKIE, '', { path: prefix + REFRESH_COOKIE_PATH, maxAgeS: 0, httpOnly: true, secure }),
     cookie(CSRF_COOKIE, '', { path: '/', maxAgeS: 0, httpOnly: false, secure }),
   ];
 }

@@ -18,7 +18,7 @@ import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
 import { problems } from '../http/schemas.ts';
 import type { ClientInfo, IssuedTokens } from './accounts.ts';
-import { checkCsrf, clearedCookies, parseCookies, REFRESH_COOKIE, secureCookies, sessionCookies } from './cookies.ts';
+import { checkCsrf, clearedCookies, parseCookies, REFRESH_COOKIE, cookieScope, sessionCookies } from './cookies.ts';
 import type { UserPrincipal } from './principal.ts';
 
 const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
@@ -40,7 +40,7 @@ function client(request: FastifyRequest): ClientInfo {
 }
 
 export function sendTokens(s: Services, request: FastifyRequest, reply: FastifyReply, t: IssuedTokens) {
-  reply.header('set-cookie', sessionCookies({ accessToken: t.accessToken, accessTtlS: t.expiresIn, refreshToken: t.refreshToken, refreshTtlS: t.refreshExpiresIn }, secureCookies(request.protocol, s.config.publicUrl)));
+  reply.header('set-cookie', sessionCookies({ accessToken: t.accessToken, accessTtlS: t.expiresIn, refreshToken: t.refreshToken, refreshTtlS: t.refreshExpiresIn }, cookieScope(request.protocol, s.config.publicUrl)));
   reply.header('cache-control', 'no-store');
   return { access_token: t.accessToken, refresh_token: t.refreshToken, expires_in: t.expiresIn, token_type: 'Bearer' as const, organization: t.workspaceId };
 }
@@ -131,7 +131,7 @@ function sessionRoutes(app: Api, s: Services): void {
     { schema: { summary: 'End this session', tags: ['auth'], response: { 204: Type.Null(), ...problems(401, 403) } } },
     async (request, reply) => {
       await s.accounts.logout(userOf(request));
-      reply.header('set-cookie', clearedCookies(secureCookies(request.protocol, s.config.publicUrl)));
+      reply.header('set-cookie', clearedCookies(cookieScope(request.protocol, s.config.publicUrl)));
       return reply.code(204).send(null);
     },
   );
@@ -141,7 +141,7 @@ function sessionRoutes(app: Api, s: Services): void {
     { schema: { summary: "End every one of the user's sessions", tags: ['auth'], response: { 200: Type.Object({ sessions_ended: Type.Integer() }), ...problems(401, 403) } } },
     async (request, reply) => {
       const n = await s.accounts.logoutAll(userOf(request));
-      reply.header('set-cookie', clearedCookies(secureCookies(request.protocol, s.config.publicUrl)));
+      reply.header('set-cookie', clearedCookies(cookieScope(request.protocol, s.config.publicUrl)));
       return { sessions_ended: n };
     },
   );

@@ -11,7 +11,7 @@ import { Problem } from '../errors.ts';
 import type { Services } from '../services.ts';
 import type { Api, RouteModule } from '../http/api.ts';
 import { problems } from '../http/schemas.ts';
-import { clearedCookies, secureCookies } from './cookies.ts';
+import { clearedCookies, cookieScope } from './cookies.ts';
 import type { UserPrincipal } from './principal.ts';
 
 const Password = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH * 4 });
@@ -48,7 +48,7 @@ function selfRoutes(app: Api, s: Services): void {
     },
     async (request, reply) => {
       await s.self.erase(userOf(request), request.body.password);
-      reply.header('set-cookie', clearedCookies(secureCookies(request.protocol, s.config.publicUrl)));
+      reply.header('set-cookie', clearedCookies(cookieScope(request.protocol, s.config.publicUrl)));
       return reply.code(204).send(null);
     },
   );

@@ -254,6 +254,27 @@ describeOnStores('accounts', (store) => {
   });
 });
 
+describeOnStores('accounts: behind a path prefix', (store) => {
+  // A proxy serving Herald under /herald/ strips the prefix; the browser sees /herald/v1/auth/…, so
+  // the refresh cookie must name that path or the browser never sends it back.
+  it('the refresh cookie is scoped to HERALD_PUBLIC_URL\'s path, and sign-out clears it there', async () => {
+    const h = await startHeraldOn(store, { HERALD_ADMIN_EMAIL: ADMIN.email, HERALD_ADMIN_PASSWORD: ADMIN.password, HERALD_PUBLIC_URL: 'http://herald.test/herald/' });
+    try {
+      const s = await login(h, ADMIN.email, ADMIN.password);
+      assert.match(s.setCookie.find((c) => c.startsWith('herald_refresh='))!, /Path=\/herald\/v1\/auth;/);
+      assert.match(s.setCookie.find((c) => c.startsWith('herald_access='))!, /Path=\/;/);
+      const out = await request(h.url, undefined, 'POST', '/v1/auth/logout', {}, {
+        cookie: [...s.cookies].map(([k, v]) => `${k}=${v}`).join('; '), origin: 'http://herald.test', 'x-csrf-token': s.cookies.get('herald_csrf')!,
+      });
+      assert.equal(out.status < 300, true, out.text);
+      const cleared = out.headers.getSetCookie();
+      assert.match(cleared.find((c) => c.startsWith('herald_refresh='))!, /Path=\/herald\/v1\/auth;.*Max-Age=0/);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
 describeOnStores('accounts: signup modes', (store) => {
   for (const [mode, code] of [['invite', 'invitation_required'], ['closed', 'signup_closed']] as const) {
     it(`HERALD_SIGNUP=${mode}${mode === 'invite' ? ' (the default)' : ''} refuses registration with ${code}`, async () => {

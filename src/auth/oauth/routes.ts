@@ -13,7 +13,7 @@ import { Problem } from '../../errors.ts';
 import type { Services } from '../../services.ts';
 import type { Api, RouteModule } from '../../http/api.ts';
 import { iso, problems } from '../../http/schemas.ts';
-import { parseCookies, secureCookies } from '../cookies.ts';
+import { cookieScope, parseCookies, type CookieScope } from '../cookies.ts';
 import type { UserPrincipal } from '../principal.ts';
 import { sendTokens, TokensView } from '../routes.ts';
 import { STATE_TTL_MS } from './service.ts';
@@ -31,8 +31,8 @@ const OrgParam = Type.Object({ org: Type.String({ minLength: 1, maxLength: 64 })
 const LinkRole = Type.Union([Type.Literal('viewer'), Type.Literal('member'), Type.Literal('admin')], { description: 'The role members of the GitHub organization join with' });
 const GithubLinkView = Type.Object({ org: Type.String(), default_role: Type.String(), updated_at: Type.String() });
 
-function oauthCookie(value: string, maxAgeS: number, secure: boolean): string {
-  return `${OAUTH_COOKIE}=${value}; Path=${OAUTH_COOKIE_PATH}; Max-Age=${maxAgeS}; SameSite=Lax; HttpOnly${secure ? '; Secure' : ''}`;
+function oauthCookie(value: string, maxAgeS: number, { secure, prefix }: CookieScope): string {
+  return `${OAUTH_COOKIE}=${value}; Path=${prefix}${OAUTH_COOKIE_PATH}; Max-Age=${maxAgeS}; SameSite=Lax; HttpOnly${secure ? '; Secure' : ''}`;
 }
 
 function signInRoutes(app: Api, s: Services): void {
@@ -66,7 +66,7 @@ function signInRoutes(app: Api, s: Services): void {
       // The cookie carries the binding and, when asked for, the path to return to (only ever a
       // path on this server, so a changed cookie cannot send the browser elsewhere).
       const value = request.query.redirect === undefined ? binding : `${binding}.${Buffer.from(request.query.redirect).toString('base64url')}`;
-      reply.header('set-cookie', oauthCookie(value, STATE_TTL_MS / 1000, secureCookies(request.protocol, s.config.publicUrl)));
+      reply.header('set-cookie', oauthCookie(value, STATE_TTL_MS / 1000, cookieScope(request.protocol, s.config.publicUrl)));
       reply.header('cache-control', 'no-store');
       return reply.code(302).header('location', location).send(null);
     },
@@ -95,7 +95,7 @@ function signInRoutes(app: Api, s: Services): void {
       const body = sendTokens(s, request, reply, tokens);
       // The sign-in is over: the binding cookie goes (sendTokens set the session cookies).
       const cookies = reply.getHeader('set-cookie');
-      reply.header('set-cookie', [...(Array.isArray(cookies) ? cookies : cookies === undefined ? [] : [String(cookies)]), oauthCookie('', 0, secureCookies(request.protocol, s.config.publicUrl))]);
+      reply.header('set-cookie', [...(Array.isArray(cookies) ? cookies : cookies === undefined ? [] : [String(cookies)]), oauthCookie('', 0, cookieScope(request.protocol, s.config.publicUrl))]);
       const path = to ? Buffer.from(to, 'base64url').toString('utf8') : undefined;
       if (path !== undefined && RETURN_PATH.test(path)) return reply.code(303).header('location', path).send(null);
       return body;
